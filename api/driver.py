@@ -1,0 +1,212 @@
+"""One sweep's driver process: `python -m api.driver SWEEP_ID [--resume]`.
+
+Runs the sweep with sweep_service's runner on the Ray cluster in RAY_ADDRESS and writes its
+progress, result or failure into the sweep store. A cancel flagged in the store stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from api import store
+from api.db import make_engine, make_sessionmaker
+from api.settings import Settings
+
+log = logging.getLogger("rfsweep.driver")
+HEARTBEAT_S = 1.0
+PROGRESS_MIN_INTERVAL_S = 0.5
+COUNT_KEYS = ("total", "pending", "running", "finished", "stopped_early", "failed", "diverged", "cancelled")
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null (PostgreSQL's json type rejects them), tuples lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return clean(value.item())
+    return str(value)
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def progress_values(progress: Any) -> dict[str, Any]:
+    """SweepProgress → the store's columns."""
+    counts = _get(progress, "counts")
+    if not isinstance(counts, dict):  # SweepProgress carries the counts as its own fields
+        counts = {k: _get(counts if counts is not None else progress, k, 0) for k in COUNT_KEYS}
+    summary = {k: int(counts.get(k) or 0) for k in COUNT_KEYS}
+    summary["epochs_done"] = int(_get(progress, "epochs_done", 0) or 0)
+    summary["max_epochs"] = int(_get(progress, "max_epochs", 0) or 0)
+    values: dict[str, Any] = {"progress": summary}
+    best = _get(progress, "best")
+    if best:
+        values["best"] = clean(best)
+    best_per_algorithm = _get(progress, "best_per_algorithm")
+    if best_per_algorithm:
+        values["best_per_algorithm"] = clean(best_per_algorithm)
+    trials = _get(progress, "trials")
+    if trials is not None:
+        values["trials"] = clean(list(trials))
+    for key in ("experiment_id", "parent_run_id"):
+        if _get(progress, key):
+            values[key] = str(_get(progress, key))
+    return values
+
+
+class StoreLink:
+    """The driver's line to the store: heartbeat, cancel flag, throttled progress."""
+
+    def __init__(self, sessions, sweep_id: str):
+        self.sessions, self.sweep_id = sessions, sweep_id
+        self.cancel = threading.Event()
+        self._pending: dict[str, Any] | None = None
+        self._last_write = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set()
+
+    def on_progress(self, progress: Any) -> None:
+        values = progress_values(progress)
+        with self._lock:
+            self._pending = values
+        if time.monotonic() - self._last_write >= PROGRESS_MIN_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            values, self._pending = self._pending, None
+            if values is None:
+                return
+            self._last_write = time.monotonic()
+            try:
+                with self.sessions() as session:
+                    store.write_progress(session, self.sweep_id, values)
+            except Exception:
+                log.exception("could not write progress")
+                if self._pending is None:
+                    self._pending = values
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                with self.sessions() as session:
+                    if store.heartbeat(session, self.sweep_id):
+                        self.cancel.set()
+                self.flush()
+            except Exception:
+                log.exception("heartbeat failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.driver", description=__doc__)
+    parser.add_argument("sweep_id")
+    parser.add_argument("--resume", action="store_true", help="restore the sweep from Tune's storage")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url, pool_size=2)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        sweep = store.get_sweep(session, args.sweep_id)
+        if sweep is None or sweep.status != "running":
+            log.info("sweep %s is %s; nothing to run", args.sweep_id, sweep.status if sweep else "unknown")
+            return 0
+        store.record_driver(session, sweep.id, os.getpid())
+        spec_data, cancel_requested = sweep.spec, sweep.cancel_requested
+
+    link = StoreLink(sessions, args.sweep_id)
+    if cancel_requested:
+        link.cancel.set()
+    link.start()
+    try:
+        from sweep_service.runner import run_sweep
+        from sweep_service.spec import parse_spec
+
+        spec = parse_spec(spec_data)
+        log.info("running sweep %s (resume=%s) on %s", args.sweep_id, args.resume, os.environ.get("RAY_ADDRESS"))
+        result = run_sweep(
+            spec, sweep_id=args.sweep_id, tracking_uri=settings.resolved_tracking_uri,
+            storage_path=settings.resolved_storage_path, ray_address=settings.ray_address,
+            on_progress=link.on_progress, resume=args.resume, should_stop=link.should_stop,
+        )
+    except BaseException as exc:
+        link.close()
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        traceback.print_exc()
+        with sessions() as session:
+            if link.should_stop():
+                store.finish(session, args.sweep_id, "cancelled")
+            else:
+                store.finish(session, args.sweep_id, "failed", error=reason[:2000])
+        return 1
+    link.close()
+    payload = clean(result.to_json() if hasattr(result, "to_json") else dict(result))
+    final: dict[str, Any] = {"result": payload}
+    if payload.get("best"):
+        final["best"] = payload["best"]
+    if payload.get("best_per_algorithm") is not None:
+        final["best_per_algorithm"] = payload["best_per_algorithm"]
+    if payload.get("trials") is not None:
+        final["trials"] = payload["trials"]
+        final["progress"] = _final_progress(sessions, args.sweep_id, payload["trials"])
+    mlflow_info = payload.get("mlflow") or {}
+    if mlflow_info.get("experiment_id"):
+        final["experiment_id"] = str(mlflow_info["experiment_id"])
+    if mlflow_info.get("parent_run_id"):
+        final["parent_run_id"] = str(mlflow_info["parent_run_id"])
+    status = payload.get("status") if payload.get("status") in ("succeeded", "cancelled") else (
+        "cancelled" if link.should_stop() else "succeeded")
+    with sessions() as session:
+        store.finish(session, args.sweep_id, status, **final)
+    log.info("sweep %s %s", args.sweep_id, status)
+    return 0
+
+
+def _final_progress(sessions, sweep_id: str, trials: list[dict]) -> dict[str, Any]:
+    with sessions() as session:
+        sweep = store.get_sweep(session, sweep_id)
+        previous = dict(sweep.progress or {}) if sweep else {}
+    counts = {k: 0 for k in COUNT_KEYS}
+    counts["total"] = max(len(trials), int(previous.get("total") or 0))
+    for trial in trials:
+        status = trial.get("status")
+        if status in counts and status != "total":
+            counts[status] += 1
+    counts["pending"] = max(0, counts["total"] - sum(counts[k] for k in COUNT_KEYS if k not in ("total", "pending")))
+    counts["epochs_done"] = sum(int(t.get("epochs") or 0) for t in trials)
+    counts["max_epochs"] = int(previous.get("max_epochs") or 0)
+    return counts
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Response bodies of the HTTP API (they are also its OpenAPI schemas)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SweepStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What went wrong, in words.")
+
+
+class Links(BaseModel):
+    self: str
+    best: str
+    trials: str
+    mlflow: str | None = Field(None, description="MLflow UI page of the sweep's parent run, when known.")
+
+
+class SweepCreated(BaseModel):
+    id: str
+    status: SweepStatus
+    links: Links
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    finished: int = 0
+    stopped_early: int = 0
+    failed: int = 0
+    diverged: int = 0
+    cancelled: int = 0
+    epochs_done: int = Field(0, description="Epochs trained so far, over all trials.")
+    max_epochs: int = Field(0, description="The most epochs the sweep can spend (every trial to max_t).")
+
+
+class BestTrial(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    algorithm: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    metric: str | None = None
+    value: float | None = None
+    trial_id: str | None = None
+    mlflow_run_id: str | None = None
+    weights_uri: str | None = None
+
+
+class MlflowInfo(BaseModel):
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    ui_url: str | None = None
+
+
+class SweepSummary(BaseModel):
+    id: str
+    name: str | None = None
+    status: SweepStatus
+    cancel_requested: bool = False
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error: str | None = Field(None, description="Why the sweep failed.")
+    progress: Progress
+    best: BestTrial | None = Field(None, description="Best trial so far.")
+    mlflow: MlflowInfo
+    links: Links
+
+
+class SweepDetail(SweepSummary):
+    spec: dict[str, Any] = Field(description="The spec as submitted.")
+    attempts: int = Field(0, description="Driver processes started for this sweep (more than 1 after a resume).")
+
+
+class SweepPage(BaseModel):
+    items: list[SweepSummary]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next (older) page; null on the last.")
+
+
+class BestResponse(BaseModel):
+    best: BestTrial
+    best_per_algorithm: dict[str, BestTrial] = Field(default_factory=dict)
+
+
+class Trial(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    trial_id: str
+    algorithm: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    status: str
+    epochs: int = 0
+    last_metric: float | None = None
+    best_metric: float | None = None
+    mlflow_run_id: str | None = None
+
+
+class TrialsResponse(BaseModel):
+    sweep_id: str
+    status: SweepStatus
+    trials: list[Trial]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]

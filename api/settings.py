@@ -1,0 +1,145 @@
+"""Server settings, read from the environment and `.env` (pydantic-settings).
+
+Names follow what compose and operators already use: `DATABASE_URL`, `RAY_ADDRESS`,
+`MLFLOW_TRACKING_URI` without prefix; everything specific to rfsweep starts with `RFSWEEP_`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def state_dir() -> Path:
+    """The state folder: RFSWEEP_HOME, else ./.rfsweep (same rule as sweep_service.paths)."""
+    try:
+        from sweep_service import paths  # the sweep layer owns the rule; follow it when present
+
+        for name in ("state_dir", "home", "rfsweep_home"):
+            fn = getattr(paths, name, None)
+            if callable(fn):
+                return Path(fn())
+    except ImportError:
+        pass
+    return Path(os.environ.get("RFSWEEP_HOME") or ".rfsweep")
+
+
+class Settings(BaseSettings):
+    """Everything the API server, its dispatcher and its drivers read."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "RFSWEEP_DATABASE_URL"),
+        description="SQLAlchemy URL of the sweep store; default sqlite:///<state>/api.db.",
+    )
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RAY_ADDRESS"),
+        description="Ray cluster the drivers join; unset: the API starts one local Ray head.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking store; default sqlite:///<state>/mlflow.db.",
+    )
+    mlflow_ui_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RFSWEEP_MLFLOW_UI_URL"),
+        description="Public base URL of the MLflow UI used in links; default the tracking URI when it is http(s).",
+    )
+    storage_path: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RFSWEEP_STORAGE_PATH"),
+        description="Ray Tune storage path (shared folder or S3 URI); default <state>/ray_results.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("RFSWEEP_API_TOKEN"),
+        description="Bearer token required on mutating endpoints (and reads with protect_reads).",
+    )
+    protect_reads: bool = Field(False, validation_alias=AliasChoices("RFSWEEP_PROTECT_READS"))
+    max_running_sweeps: int = Field(
+        1, ge=0, validation_alias=AliasChoices("RFSWEEP_MAX_RUNNING_SWEEPS"),
+        description="Sweeps that run at once; 0 = queue only (nothing executes).",
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES")
+    )
+    # Per-request spec limits, so one request cannot exhaust the cluster.
+    limit_num_samples: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NUM_SAMPLES"))
+    limit_total_trials: int = Field(1000, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_TOTAL_TRIALS"))
+    limit_max_t: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_T"))
+    limit_concurrency: int = Field(
+        16, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
+        description="Largest search.max_concurrent_trials.",
+    )
+    limit_cpu_per_trial: float = Field(8, gt=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_CPU_PER_TRIAL"))
+    limit_gpu_per_trial: float = Field(1, ge=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_GPU_PER_TRIAL"))
+    # Local Ray head (only when RAY_ADDRESS is unset).
+    ray_num_cpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_CPUS"))
+    ray_num_gpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_GPUS"))
+    dispatch_interval_s: float = Field(0.5, gt=0, validation_alias=AliasChoices("RFSWEEP_DISPATCH_INTERVAL_S"))
+    driver_heartbeat_timeout_s: float = Field(
+        60, gt=0, validation_alias=AliasChoices("RFSWEEP_DRIVER_HEARTBEAT_TIMEOUT_S"),
+        description="A driver on another host silent this long counts as dead.",
+    )
+    max_driver_attempts: int = Field(3, ge=1, validation_alias=AliasChoices("RFSWEEP_MAX_DRIVER_ATTEMPTS"))
+    db_pool_size: int = Field(10, ge=1, validation_alias=AliasChoices("RFSWEEP_DB_POOL_SIZE"))
+    home: str | None = Field(None, validation_alias=AliasChoices("RFSWEEP_HOME"))
+
+    @field_validator("api_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.home) if self.home else state_dir()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # compose and most tools write postgresql://; SQLAlchemy needs the driver named.
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://"):]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return url
+        return f"sqlite:///{(self.state_path / 'api.db').resolve()}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.state_path / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_storage_path(self) -> str:
+        if self.storage_path:
+            return self.storage_path
+        return str((self.state_path / "ray_results").resolve())
+
+    @property
+    def resolved_mlflow_ui_url(self) -> str | None:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        uri = self.resolved_tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return uri.rstrip("/")
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,218 @@
+"""Reads and writes of the sweep store, shared by the HTTP handlers, the dispatcher and the drivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.db import LIST_COLUMNS, TERMINAL_STATUSES, Sweep, utcnow
+
+CURSOR_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+INT64_MAX = 2**63 - 1
+
+
+def encode_cursor(seq: int) -> str:
+    """A page cursor: the last row's sequence number in base 36 (opaque to clients)."""
+    digits = []
+    while True:
+        seq, rem = divmod(seq, 36)
+        digits.append(CURSOR_ALPHABET[rem])
+        if seq == 0:
+            return "".join(reversed(digits))
+
+
+def decode_cursor(cursor: str) -> int:
+    # Every string of the documented pattern is a valid cursor; clamp so PostgreSQL's bigint never overflows.
+    return min(int(cursor, 36), INT64_MAX)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different body."""
+
+    def __init__(self, sweep_id: str):
+        super().__init__(sweep_id)
+        self.sweep_id = sweep_id
+
+
+@dataclass
+class Created:
+    sweep: Sweep
+    created: bool
+
+
+def create_sweep(
+    session: Session,
+    *,
+    spec: dict[str, Any],
+    name: str | None,
+    total_trials: int | None,
+    max_epochs: int | None,
+    idempotency_key: str | None,
+    request_hash: str,
+) -> Created:
+    """Insert a queued sweep, or return the sweep an identical earlier request with the same key made."""
+    if idempotency_key is not None:
+        existing = _by_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_hash)
+    now = utcnow()
+    sweep = Sweep(
+        id=str(uuid.uuid4()), name=name, status="queued", spec=spec, idempotency_key=idempotency_key,
+        request_hash=request_hash, total_trials=total_trials, max_epochs=max_epochs,
+        created_at=now, updated_at=now, cancel_requested=False, attempts=0,
+        progress=initial_progress(total_trials, max_epochs),
+    )
+    session.add(sweep)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two requests with the same key raced; the other one won.
+        session.rollback()
+        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, request_hash)
+    return Created(sweep, True)
+
+
+def _by_key(session: Session, key: str) -> Sweep | None:
+    return session.scalar(sa.select(Sweep).where(Sweep.idempotency_key == key))
+
+
+def _replay(existing: Sweep, request_hash: str) -> Created:
+    if existing.request_hash != request_hash:
+        raise IdempotencyConflict(existing.id)
+    return Created(existing, False)
+
+
+def initial_progress(total_trials: int | None, max_epochs: int | None) -> dict[str, Any]:
+    total = total_trials or 0
+    return {
+        "total": total, "pending": total, "running": 0, "finished": 0, "stopped_early": 0,
+        "failed": 0, "diverged": 0, "cancelled": 0, "epochs_done": 0, "max_epochs": max_epochs or 0,
+    }
+
+
+def get_sweep(session: Session, sweep_id: str) -> Sweep | None:
+    if len(sweep_id) > 36:
+        return None
+    return session.scalar(sa.select(Sweep).where(Sweep.id == sweep_id))
+
+
+def list_sweeps(
+    session: Session, *, status: str | None, limit: int, cursor: str | None
+) -> tuple[list[sa.Row], str | None]:
+    """Newest first by keyset on `seq`: one index range scan whatever the page depth."""
+    query = sa.select(*LIST_COLUMNS)
+    if status is not None:
+        query = query.where(Sweep.status == status)
+    if cursor is not None:
+        query = query.where(Sweep.seq < decode_cursor(cursor))
+    rows = session.execute(query.order_by(Sweep.seq.desc()).limit(limit + 1)).all()
+    next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
+    """Queued sweeps are cancelled at once; running ones are flagged for their driver to stop."""
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now)
+    )
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == "running", Sweep.cancel_requested.is_(False))
+        .values(cancel_requested=True, updated_at=now)
+    )
+    session.commit()
+    return get_sweep(session, sweep_id)
+
+
+# --- dispatcher -------------------------------------------------------------------------------
+
+
+def running_sweeps(session: Session) -> list[Sweep]:
+    return list(session.scalars(sa.select(Sweep).where(Sweep.status == "running").order_by(Sweep.seq)))
+
+
+def next_queued(session: Session, count: int) -> list[Sweep]:
+    if count <= 0:
+        return []
+    query = sa.select(Sweep).where(Sweep.status == "queued").order_by(Sweep.seq).limit(count)
+    return list(session.scalars(query))
+
+
+def claim(session: Session, sweep_id: str) -> bool:
+    """queued → running, atomically (a cancel may have won the race)."""
+    now = utcnow()
+    result = session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == "queued")
+        .values(status="running", started_at=now, updated_at=now, attempts=Sweep.attempts + 1,
+                driver_pid=None, driver_host=None, driver_heartbeat_at=None)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def record_driver(session: Session, sweep_id: str, pid: int, *, new_attempt: bool = False) -> None:
+    now = utcnow()
+    values: dict[str, Any] = dict(
+        driver_pid=pid, driver_host=socket.gethostname(), driver_heartbeat_at=now, updated_at=now
+    )
+    if new_attempt:
+        values["attempts"] = Sweep.attempts + 1
+    session.execute(sa.update(Sweep).where(Sweep.id == sweep_id).values(**values))
+    session.commit()
+
+
+def finish(
+    session: Session, sweep_id: str, status: str, *, error: str | None = None, **values: Any
+) -> bool:
+    """Move a running sweep to a terminal status (no-op when it already is terminal)."""
+    assert status in TERMINAL_STATUSES
+    now = utcnow()
+    result = session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL_STATUSES))
+        .values(status=status, error=error, finished_at=now, updated_at=now, **values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def heartbeat(session: Session, sweep_id: str) -> bool:
+    """Touch the driver's heartbeat; returns whether a cancel was requested."""
+    now = utcnow()
+    session.execute(sa.update(Sweep).where(Sweep.id == sweep_id).values(driver_heartbeat_at=now))
+    session.commit()
+    return bool(session.scalar(sa.select(Sweep.cancel_requested).where(Sweep.id == sweep_id)))
+
+
+def write_progress(session: Session, sweep_id: str, values: dict[str, Any]) -> None:
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == "running")
+        .values(updated_at=now, driver_heartbeat_at=now, **values)
+    )
+    session.commit()
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

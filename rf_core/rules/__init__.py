@@ -1,0 +1,24 @@
+"""Learning rules, one module each, found by name."""
+
+from rf_core.config import COMMON_FIELDS
+from rf_core.rules import bp, dfa, fa, pseudobackprop, rf_parallel, rf_two_phase  # noqa: F401  (they register)
+from rf_core.rules.base import LearningRule, registry
+
+
+def available_rules() -> list[str]:
+    return sorted(registry())
+
+
+def get_rule(name: str) -> type[LearningRule]:
+    rules = registry()
+    if name not in rules:
+        raise ValueError(f"algorithm: unknown rule {name!r}; choose one of {sorted(rules)}")
+    return rules[name]
+
+
+def rule_fields(name: str) -> frozenset[str]:
+    """The TrainConfig fields rule `name` reads: the common ones and its own."""
+    return COMMON_FIELDS | get_rule(name).own_fields
+
+
+__all__ = ["LearningRule", "available_rules", "get_rule", "rule_fields"]

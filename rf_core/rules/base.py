@@ -1,0 +1,103 @@
+"""The one interface every learning rule implements, and the registry that finds rules by name."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from rf_core.config import TrainConfig
+from rf_core.model import MLP, ForwardCache
+
+Tensor = torch.Tensor
+
+_REGISTRY: dict[str, type["LearningRule"]] = {}
+
+
+def register(cls: type["LearningRule"]) -> type["LearningRule"]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type["LearningRule"]]:
+    return dict(_REGISTRY)
+
+
+class LearningRule(nn.Module):
+    """Computes each layer's update direction D_l for a batch; the step is W_l ← W_l − lr·D_l.
+
+    Subclasses implement `directions`; rules with feedback matrices keep them as buffers
+    (`register_buffer`), so they travel in state_dict() and never show up as parameters.
+    """
+
+    name: ClassVar[str]
+    default_lr: ClassVar[float]
+    default_feedback_lr: ClassVar[float | None] = None
+    own_fields: ClassVar[frozenset[str]] = frozenset()  # TrainConfig fields this rule reads beyond the common ones
+
+    def __init__(self, model: MLP, config: TrainConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        self.model = [model]  # a list, so the model is not registered as a submodule of the rule
+        self.config = config
+        self.generator = generator
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    @property
+    def net(self) -> MLP:
+        return self.model[0]
+
+    def directions(self, cache: ForwardCache, output_error: Tensor) -> list[tuple[Tensor, Tensor | None]]:
+        """Per layer (weight direction, bias direction or None), for the batch in `cache`.
+
+        `output_error` is e = softmax(logits) − onehot(y), one row per sample (not divided by the batch).
+        """
+        raise NotImplementedError
+
+    def before_step(self) -> None:
+        """Hook run before each training step (the two-phase rule's sleep phase lives here)."""
+
+    def after_step(self, cache: ForwardCache) -> None:
+        """Hook run after the forward weights moved (the parallel rule trains its feedback here)."""
+
+    def feedback_matrices(self) -> dict[int, Tensor]:
+        """Layer index → feedback matrix, for diagnostics (empty for bp)."""
+        return {}
+
+    @torch.no_grad()
+    def step(self, x: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor]:
+        """One training step on a batch; returns (logits, per-sample cross-entropy loss) before the update."""
+        self.before_step()
+        net = self.net
+        cache = net.forward_cached(x)
+        logits = cache.logits
+        log_probs = torch.log_softmax(logits, dim=1)
+        loss = -log_probs.gather(1, y[:, None]).squeeze(1)
+        error = log_probs.exp_()
+        error[torch.arange(len(y), device=y.device), y] -= 1.0
+        for l, (dw, db) in enumerate(self.directions(cache, error)):
+            net.weights[l].sub_(dw, alpha=lr)
+            if db is not None and net.biases is not None:
+                net.biases[l].sub_(db, alpha=lr)
+        self.after_step(cache)
+        self.steps_done += 1
+        return logits, loss
+
+
+def backprop_through(
+    cache: ForwardCache, output_error: Tensor, backward: list[Tensor], net: MLP
+) -> list[tuple[Tensor, Tensor | None]]:
+    """Gradient-style directions with error carried down by `backward[l]` in place of W_l.
+
+    δ_L = e/B; D_l = δ_lᵀ h_{l−1}; δ_{l−1} = (δ_l M_l) ⊙ σ'(a_{l−1}). With M_l = W_l this is backprop;
+    with a fixed random M_l it is feedback alignment.
+    """
+    delta = output_error / output_error.shape[0]
+    out: list[tuple[Tensor, Tensor | None]] = [None] * net.num_layers  # type: ignore[list-item]
+    for l in range(net.num_layers - 1, -1, -1):
+        dw = delta.T @ cache.inputs[l]
+        db = delta.sum(0) if net.biases is not None else None
+        out[l] = (dw, db)
+        if l > 0:
+            delta = (delta @ backward[l]).mul_(net.activation.derivative(cache.pre[l - 1]))
+    return out

@@ -1,0 +1,15 @@
+"""Backpropagation (Rumelhart et al. 1986): the error travels down through the transposes W_lᵀ."""
+
+from rf_core.rules.base import LearningRule, backprop_through, register
+
+
+@register
+class Backprop(LearningRule):
+    """D_l = δ_lᵀ h_{l−1}, δ_{l−1} = (δ_l W_l) ⊙ σ'(a_{l−1}), δ_L = (softmax − onehot)/B: the exact
+    cross-entropy gradient (checked against autograd in tests/rf_core/test_rules_math.py)."""
+
+    name = "bp"
+    default_lr = 0.05
+
+    def directions(self, cache, output_error):
+        return backprop_through(cache, output_error, list(self.net.weights), self.net)

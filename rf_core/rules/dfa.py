@@ -1,0 +1,38 @@
+"""Direct feedback alignment (Nøkland 2016): the output error goes straight to every hidden layer."""
+
+import math
+
+import torch
+
+from rf_core.rules.base import LearningRule, register
+
+
+@register
+class DirectFeedbackAlignment(LearningRule):
+    """δ_L = e/B; for hidden layers δ_l = (δ_L D_l) ⊙ σ'(a_l) with a fixed random D_l (classes × width);
+    direction_l = δ_lᵀ h_{l−1}."""
+
+    name = "dfa"
+    default_lr = 0.05
+    own_fields = frozenset({"feedback_scale"})
+
+    def __init__(self, model, config, generator):
+        super().__init__(model, config, generator)
+        classes = model.sizes[-1]
+        for l in range(model.num_layers - 1):
+            width = model.sizes[l + 1]
+            bound = config.feedback_scale / math.sqrt(classes)
+            d = (torch.rand(classes, width, generator=generator, dtype=model.weights[0].dtype) * 2 - 1) * bound
+            self.register_buffer(f"direct_{l}", d.to(model.weights[0].device))
+
+    def directions(self, cache, output_error):
+        net = self.net
+        top = output_error / output_error.shape[0]
+        out = []
+        for l in range(net.num_layers):
+            if l == net.num_layers - 1:
+                delta = top
+            else:
+                delta = (top @ getattr(self, f"direct_{l}")).mul_(net.activation.derivative(cache.pre[l]))
+            out.append((delta.T @ cache.inputs[l], delta.sum(0) if net.biases is not None else None))
+        return out

@@ -1,0 +1,193 @@
+"""The training loop: `train(config, on_epoch=...) -> TrainResult`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from rf_core.config import TrainConfig
+from rf_core.data import load_dataset
+from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
+from rf_core.model import MLP
+from rf_core.rules import get_rule
+
+EpochCallback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], "bool | None"]
+
+METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+DIVERGENCE_CHECK_EVERY = 50  # steps; a .item() per step would sync for nothing
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | diverged | stopped
+    history: list[dict[str, Any]]
+    config: dict[str, Any]
+    initial_test_accuracy: float
+    seconds: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    model_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def _last(self, key: str) -> float | None:
+        return self.history[-1][key] if self.history else None
+
+    def _best(self, key: str) -> float | None:
+        values = [r[key] for r in self.history if not math.isnan(r[key])]
+        return max(values) if values else None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self._last("test_accuracy")
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self._last("val_accuracy")
+
+    @property
+    def best_test_accuracy(self) -> float | None:
+        return self._best("test_accuracy")
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        return self._best("val_accuracy")
+
+    @property
+    def epochs_to_90(self) -> int | None:
+        return epochs_to_90(1 - self.initial_test_accuracy, [1 - r["test_accuracy"] for r in self.history])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "algorithm": self.config["algorithm"],
+            "dataset": self.config["dataset"],
+            "test_accuracy": self.test_accuracy,
+            "best_test_accuracy": self.best_test_accuracy,
+            "val_accuracy": self.val_accuracy,
+            "best_val_accuracy": self.best_val_accuracy,
+            "epochs": self.epochs,
+            "epochs_to_90": self.epochs_to_90,
+            "initial_test_accuracy": self.initial_test_accuracy,
+            "seconds": self.seconds,
+            "config": self.config,
+            "diagnostics": self.diagnostics,
+            "history": self.history,
+        }
+
+
+def train(
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train one network with one learning rule.
+
+    After every epoch `on_epoch(record, get_state)` receives the epoch's metrics (names in METRIC_NAMES,
+    accuracies as fractions, plus `epoch` and `seconds`) and a function returning a checkpoint; passing that
+    checkpoint back as `resume_state` continues from the next epoch with identical results. Returning
+    False from `on_epoch` stops the run. A NaN/inf loss ends the run with status "diverged" and the last
+    good metrics, never an exception.
+    """
+    config = config.resolved()
+    data = load_dataset(
+        config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
+        device=config.device, train_subset=config.train_subset,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    net = MLP.from_config(config, data.input_dim, data.num_classes, generator)
+    rule = get_rule(config.algorithm)(net, config, generator).to(config.device)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume_state is not None:
+        net.load_state_dict(resume_state["model"])
+        rule.load_state_dict(resume_state["rule"])
+        generator.set_state(resume_state["generator"])
+        history = list(resume_state["history"])
+        start_epoch = resume_state["epoch"]
+        initial_test_accuracy = resume_state["initial_test_accuracy"]
+    else:
+        initial_test_accuracy = evaluate(net, data.x_test, data.y_test)[1]
+
+    def get_state() -> dict[str, Any]:
+        return {
+            "epoch": len(history),
+            "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "rule": {k: v.detach().clone() for k, v in rule.state_dict().items()},
+            "generator": generator.get_state(),
+            "history": list(history),
+            "initial_test_accuracy": initial_test_accuracy,
+            "config": config.to_dict(),
+        }
+
+    status = "completed"
+    started = time.perf_counter()
+    n_train, batch = len(data.y_train), config.batch_size
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(n_train, generator=generator).to(config.device)
+        x_epoch, y_epoch = data.x_train[order], data.y_train[order]
+        loss_sum = torch.zeros((), device=config.device)
+        correct = torch.zeros((), dtype=torch.long, device=config.device)
+        diverged = False
+        for step, begin in enumerate(range(0, n_train, batch), start=1):
+            xb, yb = x_epoch[begin : begin + batch], y_epoch[begin : begin + batch]
+            logits, loss = rule.step(xb, yb, config.lr)
+            loss_sum += loss.sum()
+            correct += (logits.argmax(1) == yb).sum()
+            if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                diverged = True
+                break
+        seconds = time.perf_counter() - epoch_start
+        val_loss, val_acc = evaluate(net, data.x_val, data.y_val)
+        test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
+        train_loss = float(loss_sum) / n_train
+        if diverged or not all(math.isfinite(v) for v in (train_loss, test_loss)) or (
+            data.x_val.numel() and not math.isfinite(val_loss)
+        ):
+            status = "diverged"
+            last_good = dict(history[-1]) if history else _untrained_record(initial_test_accuracy)
+            last_good.update(epoch=epoch, seconds=seconds, diverged=True)
+            if on_epoch is not None:
+                on_epoch(last_good, get_state)
+            break
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": int(correct) / n_train,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "seconds": seconds,
+        }
+        history.append(record)
+        if on_epoch is not None and on_epoch(dict(record), get_state) is False:
+            status = "stopped"
+            break
+
+    diagnostics: dict[str, float] = {}
+    if config.diagnostics and status != "diverged":
+        probe = min(256, len(data.y_test))
+        diagnostics = rule_diagnostics(rule, data.x_test[:probe], data.y_test[:probe])
+        diagnostics.update({k: float(v) for k, v in rule.state_dict().items() if v.ndim == 0})
+    return TrainResult(
+        status=status,
+        history=history,
+        config=config.to_dict(),
+        initial_test_accuracy=initial_test_accuracy,
+        seconds=time.perf_counter() - started,
+        diagnostics=diagnostics,
+        model_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+    )
+
+
+def _untrained_record(initial_test_accuracy: float) -> dict[str, Any]:
+    nan = float("nan")
+    return {"train_loss": nan, "train_accuracy": nan, "val_loss": nan, "val_accuracy": nan,
+            "test_loss": nan, "test_accuracy": initial_test_accuracy}

@@ -1,0 +1,159 @@
+"""`rfsweep train`, `rfsweep data fetch`, `rfsweep pinv-demo`: rf_core on the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+data_app = typer.Typer(help="Datasets: download, or check the files already on disk.", no_args_is_help=True)
+
+
+def _parse_assignment(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise typer.BadParameter(f"{text!r}: expected FIELD=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _show_progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def train_command(
+    dataset: str = typer.Option("digits", help="digits | synthetic | mnist | fashion_mnist | cifar10"),
+    algorithm: str = typer.Option("bp", help="bp | fa | dfa | rf_two_phase | rf_parallel | pseudobackprop"),
+    epochs: int = typer.Option(10),
+    lr: Optional[float] = typer.Option(None, help="forward learning rate (default: the rule's tuned default)"),
+    feedback_lr: Optional[float] = typer.Option(None, help="rf_parallel's feedback learning rate"),
+    batch_size: int = typer.Option(32),
+    hidden: Optional[str] = typer.Option(None, help="hidden widths, e.g. 400,200,100,50 (default: per dataset)"),
+    activation: Optional[str] = typer.Option(None, help="leaky_relu | leaky_softplus | tanh"),
+    data_dir: Optional[str] = typer.Option(None, help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+    seed: int = typer.Option(0),
+    set_: list[str] = typer.Option([], "--set", help="any other training-config field, e.g. --set pinv_every=10"),
+    tracking_uri: Optional[str] = typer.Option(None, help="log this run to MLflow at this URI"),
+    experiment: str = typer.Option("rfsweep-train", help="MLflow experiment for --tracking-uri"),
+    save: Optional[Path] = typer.Option(None, help="write the final weights (state dict) here"),
+    as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
+) -> None:
+    """Train one network with one learning rule."""
+    from rf_core import TrainConfig, train
+
+    values: dict[str, Any] = {
+        "dataset": dataset, "algorithm": algorithm, "epochs": epochs, "lr": lr, "feedback_lr": feedback_lr,
+        "batch_size": batch_size, "data_dir": data_dir, "device": device, "seed": seed,
+    }
+    if hidden:
+        values["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
+    if activation:
+        values["activation"] = activation
+    values.update(dict(_parse_assignment(s) for s in set_))
+    try:
+        config = TrainConfig.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2)
+
+    progress = None
+    if _show_progress():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(), transient=False)
+        progress.start()
+        task = progress.add_task(f"{algorithm} on {dataset}", total=epochs, metrics="")
+
+    def on_epoch(record: dict, _state) -> None:
+        if progress is not None:
+            progress.update(task, advance=1, metrics=(
+                f"train {record['train_loss']:.3f}  val acc {record['val_accuracy']:.4f}  "
+                f"test acc {record['test_accuracy']:.4f}"))
+
+    try:
+        result = train(config, on_epoch=on_epoch)
+    except FileNotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1)
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    summary = result.summary()
+    if save is not None:
+        import torch
+
+        torch.save(result.model_state, save)
+        summary["weights_path"] = str(save)
+    if tracking_uri:
+        from sweep_service.tracking import log_single_run
+
+        summary["mlflow_run_id"] = log_single_run(result, tracking_uri=tracking_uri, experiment=experiment)
+    if as_json:
+        typer.echo(json.dumps(summary, default=float))
+    else:
+        typer.echo(
+            f"{summary['status']}: {algorithm} on {dataset}, {summary['epochs']} epochs in {summary['seconds']:.1f} s — "
+            f"test accuracy {summary['test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f}), "
+            f"val accuracy {summary['val_accuracy']:.4f}, epochs to 90 % {summary['epochs_to_90']}"
+        )
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="mnist | fashion_mnist | cifar10 (digits and synthetic need nothing)"),
+    data_dir: Optional[str] = typer.Option(None, help="default: RFSWEEP_DATA_DIR, else a user cache folder"),
+    no_download: bool = typer.Option(False, "--no-download", help="only check the files already there"),
+) -> None:
+    """Download a dataset where the network allows, or check the files already there."""
+    from rf_core.data import DatasetNotFound, fetch_dataset, locate
+
+    try:
+        folder = fetch_dataset(name, data_dir, download=not no_download)
+    except DatasetNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1)
+    except Exception as exc:  # a failed download: say what is missing instead of a traceback
+        try:
+            locate(name, data_dir)
+        except DatasetNotFound as missing:
+            typer.echo(f"download failed ({type(exc).__name__}: {exc}).\n{missing}", err=True)
+            raise typer.Exit(1)
+        raise
+    typer.echo(f"{name}: files present in {folder}")
+
+
+def pinv_demo_command(
+    out: Optional[Path] = typer.Option(None, help="write fig2.png (and pinv_demo.json) here"),
+    pairs: int = typer.Option(100),
+    steps: int = typer.Option(5000),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The paper's Figure 2: pairs of matrices learning to be each other's pseudoinverse."""
+    from rf_core.pinv_demo import pinv_demo
+
+    report = pinv_demo(pairs=pairs, seed=seed, steps=steps, out_dir=out)
+    if out is not None:
+        (out / "pinv_demo.json").write_text(json.dumps(report, indent=2))
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    for s in report["settings"]:
+        typer.echo(f"{s['converged']:>4}/{s['total']} converged  {s['setting']}")
+    if out is not None:
+        typer.echo(f"plot: {report['plot']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("pinv-demo")(pinv_demo_command)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,177 @@
+"""`rfsweep` commands of the sweep layer: sweep, validate, schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _load_spec_or_exit(spec_path: Path, console) -> Any:
+    from sweep_service.spec import SpecError, SweepSpec
+
+    try:
+        return SweepSpec.from_file(spec_path)
+    except SpecError as exc:
+        console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
+        for err in exc.errors:
+            console.print(f"  [red]{err['loc'] or '(document)'}[/]: {err['msg']}", markup=True, highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _progress_view(progress, spec_name: str):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    head = Text.assemble(
+        ("sweep ", "bold"), (spec_name, "bold cyan"), f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
+    )
+    counts = Text.assemble(
+        f"trials {progress.total}: ",
+        (f"running {progress.running}", "yellow"), "  ",
+        (f"finished {progress.finished}", "green"), "  ",
+        (f"stopped early {progress.stopped_early}", "cyan"), "  ",
+        (f"failed {progress.failed}", "red"), "  ",
+        (f"diverged {progress.diverged}", "magenta"), "  ",
+        f"cancelled {progress.cancelled}  pending {progress.pending}   ",
+        f"epochs {progress.epochs_done}/{progress.max_epochs}",
+    )
+    best = progress.best
+    best_line = Text(
+        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {json.dumps(best['params'])} ({best['trial_id']})"
+        if best else "best so far: –"
+    )
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("trial", "algorithm", "status", "epochs", f"last {progress.metric}", "params"):
+        table.add_column(column)
+    order = {"running": 0, "pending": 1}
+    trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
+    for t in trials[:14]:
+        table.add_row(t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), json.dumps(t["params"]))
+    if len(trials) > 14:
+        table.add_row("…", f"{len(trials) - 14} more", "", "", "", "")
+    return Group(head, counts, best_line, table)
+
+
+def sweep(
+    spec_path: Path = typer.Argument(..., help="sweep spec (YAML or JSON)", exists=False),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
+    json_output: bool = typer.Option(False, "--json", help="print the result as one JSON object on the last stdout line"),
+    storage_path: Optional[str] = typer.Option(None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"),
+    sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
+    resume: bool = typer.Option(False, "--resume", help="restore the sweep SWEEP_ID from its storage path"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"),
+) -> None:
+    """Run a sweep to completion with a live progress display, then print the best configuration per rule."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=json_output)
+    spec = _load_spec_or_exit(spec_path, console)
+    if resume and not sweep_id:
+        console.print("[red]--resume needs --sweep-id[/]")
+        raise typer.Exit(code=2)
+    from sweep_service.runner import run_sweep
+
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
+
+        def on_progress(progress) -> None:
+            live.update(_progress_view(progress, spec.name))
+
+        result = run_sweep(
+            spec, sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage_path,
+            ray_address=ray_address, on_progress=on_progress, resume=resume,
+        )
+    _print_summary(console, result, time.monotonic() - started)
+    if json_output:
+        sys.stdout.flush()
+        print(json.dumps(result.to_json(), default=str), flush=True)
+    if result.status == "cancelled":
+        raise typer.Exit(code=130)
+
+
+def _print_summary(console, result, seconds: float) -> None:
+    from rich.table import Table
+
+    counts = result.counts
+    console.print(
+        f"[bold]sweep {result.sweep_id}[/] {result.status} in {seconds:.1f}s — "
+        f"{counts['finished']} finished, {counts['stopped_early']} stopped early, {counts['failed']} failed, "
+        f"{counts['diverged']} diverged, {counts['cancelled']} cancelled"
+    )
+    table = Table(title=f"best configuration per algorithm ({result.metric}, {result.mode})")
+    for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
+        table.add_column(column)
+    for rule, best in result.best_per_algorithm.items():
+        table.add_row(rule, f"{best['value']:.4f}", best["trial_id"], str(best["epochs"]), json.dumps(best["params"]), best["mlflow_run_id"] or "–")
+    console.print(table)
+    if result.best:
+        best = result.best
+        console.print(
+            f"[bold green]best[/]: {best['algorithm']} {result.metric}={best['value']:.4f} "
+            f"{json.dumps(best['params'])}  weights: {best['weights_uri']}"
+        )
+    console.print(
+        f"MLflow: {result.tracking_uri}  experiment {result.experiment_id}, parent run {result.parent_run_id}"
+    )
+
+
+def validate(
+    spec_path: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
+    json_output: bool = typer.Option(False, "--json", help="print the budget as JSON"),
+) -> None:
+    """Check a spec and preview its budget: trials, ASHA rungs, the most epochs the sweep can spend."""
+    from rich.console import Console
+
+    console = Console()
+    spec = _load_spec_or_exit(spec_path, console)
+    from sweep_service.budget import budget_summary
+
+    summary = budget_summary(spec)
+    if json_output:
+        print(json.dumps({"valid": True, **summary}))
+        return
+    console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
+    console.print(f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, {summary['total_trials']} in all")
+    console.print(f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, at most {summary['max_concurrent_trials'] or 'as many as fit'} at once")
+    if summary["asha_rungs"]:
+        console.print(f"  scheduler: ASHA, max_t {summary['max_t']} epochs, rungs at epochs {summary['asha_rungs']}")
+    else:
+        console.print(f"  scheduler: {summary['scheduler']}, every trial trains {summary['max_t']} epochs")
+    console.print(
+        f"  epochs: at most {summary['max_epochs']} (every trial to max_t), at least {summary['min_epochs']}, "
+        f"about {summary['expected_epochs_with_asha']} if ASHA keeps its 1/reduction_factor per rung"
+    )
+    for rule in spec.algorithms:
+        params = spec.rule_parameters(rule)
+        shown = {k: (v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v) for k, v in params.items()}
+        console.print(f"  {rule}: {json.dumps(shown)}", highlight=False)
+
+
+def schema() -> None:
+    """Print the sweep spec's JSON Schema."""
+    from sweep_service.spec import spec_json_schema
+
+    print(json.dumps(spec_json_schema(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this layer's commands to the CLI."""
+    app.command("sweep")(sweep)
+    app.command("validate")(validate)
+    app.command("schema")(schema)

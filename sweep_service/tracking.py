@@ -1,0 +1,286 @@
+"""MLflow logging of our own, keyed by tags instead of in-memory maps.
+
+Runs are found again by tags (`rfsweep.sweep_id`, `rfsweep.trial_id`, `rfsweep.role`), so a trial that is
+retried from a checkpoint, or a sweep restored after its driver died, writes into the run it already has:
+exactly one MLflow run per trial. (Ray's MLflowLoggerCallback keeps its trial→run map in memory, loses it
+on restore and creates runs without a parent.)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from sweep_service import paths
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from rf_core import TrainResult
+
+TAG_SWEEP_ID = "rfsweep.sweep_id"
+TAG_TRIAL_ID = "rfsweep.trial_id"
+TAG_ROLE = "rfsweep.role"  # "sweep" (the parent) | "trial" | "train" (a single `rfsweep train` run)
+TAG_ALGORITHM = "rfsweep.algorithm"
+TAG_ALGORITHMS = "rfsweep.algorithms"
+TAG_STATUS = "rfsweep.status"
+TAG_PARENT = "mlflow.parentRunId"
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+WEIGHTS_ARTIFACT = "weights/state_dict.pt"
+
+
+def resolve_tracking_uri(*candidates: str | None) -> str:
+    """The first of the explicit URIs, else $MLFLOW_TRACKING_URI, else the local SQLite store."""
+    for uri in candidates:
+        if uri:
+            return uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or paths.default_tracking_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def make_client(tracking_uri: str) -> "MlflowClient":
+    from mlflow.tracking import MlflowClient
+
+    db = _sqlite_path(tracking_uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> str:
+    """The experiment's id, creating it (artifacts beside a SQLite store, not in ./mlruns) if needed."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            client.restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    artifact_location = None
+    db = _sqlite_path(tracking_uri)
+    if db is not None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
+        artifact_location = (db.parent / "mlartifacts" / slug).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # created concurrently by another driver
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def find_runs(client: "MlflowClient", experiment_id: str, **tags: str) -> list:
+    """All runs of the experiment carrying these tags (any status)."""
+    from mlflow.entities import ViewType
+
+    clauses = " and ".join(f"tags.`{_tag_key(k)}` = '{v}'" for k, v in tags.items())
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string=clauses, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _tag_key(short: str) -> str:
+    return {"sweep_id": TAG_SWEEP_ID, "trial_id": TAG_TRIAL_ID, "role": TAG_ROLE}.get(short, short)
+
+
+def params_from_config(config: Mapping[str, Any]) -> dict[str, str]:
+    return {k: _param_text(v) for k, v in config.items()}
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+
+def log_epoch(client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None) -> None:
+    """One epoch's metrics with step=epoch under rf_core's names."""
+    from mlflow.entities import Metric
+
+    step = int(record["epoch"])
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(record[k]), now, step) for k in EPOCH_METRICS if record.get(k) is not None]
+    if record.get("seconds") is not None:
+        metrics.append(Metric("epoch_seconds", float(record["seconds"]), now, step))
+    for key, value in (extra or {}).items():
+        metrics.append(Metric(key, float(value), now, step))
+    client.log_batch(run_id, metrics=metrics)
+
+
+def log_weights(client: "MlflowClient", run_id: str, state: Mapping[str, Any]) -> str:
+    """Save a state dict as the run's `weights/state_dict.pt`; returns its `runs:/` URI."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state_dict.pt"
+        torch.save(dict(state), path)
+        client.log_artifact(run_id, str(path), artifact_path="weights")
+    return weights_uri(run_id)
+
+
+def weights_uri(run_id: str) -> str:
+    return f"runs:/{run_id}/{WEIGHTS_ARTIFACT}"
+
+
+def log_text(client: "MlflowClient", run_id: str, text: str, artifact_file: str) -> None:
+    client.log_text(run_id, text, artifact_file)
+
+
+def metric_history(client: "MlflowClient", run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of one metric, by step, one per step (the last logged wins)."""
+    by_step: dict[int, float] = {}
+    for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
+        by_step[int(m.step)] = float(m.value)
+    return sorted(by_step.items())
+
+
+# ---- sweep summaries on the parent run -------------------------------------------------------------
+
+
+def trials_csv(trials: Iterable[Mapping[str, Any]], parameter_names: list[str]) -> str:
+    out = io.StringIO()
+    columns = ["trial_id", "algorithm", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"]
+    writer = csv.writer(out)
+    writer.writerow(columns + parameter_names)
+    for t in trials:
+        params = t.get("params") or {}
+        writer.writerow([_cell(t.get(c)) for c in columns] + [_cell(params.get(p)) for p in parameter_names])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def plot_learning_curves(
+    curves: Mapping[str, list[tuple[str, list[tuple[int, float]], str]]], metric: str, path: Path, title: str
+) -> Path:
+    """One panel per algorithm; a line per trial (curves[algorithm] = [(trial_id, [(epoch, value)], status)])."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    algorithms = list(curves) or ["(no trials)"]
+    fig, axes = plt.subplots(1, len(algorithms), figsize=(6 * len(algorithms), 4.2), squeeze=False)
+    styles = {"finished": "-", "stopped_early": "--", "diverged": ":", "failed": ":", "cancelled": "-."}
+    for ax, algorithm in zip(axes[0], algorithms):
+        for trial_id, points, status in curves.get(algorithm, []):
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, styles.get(status, "-"), marker="o", markersize=2.5, linewidth=1.2, label=f"{trial_id} ({status})")
+        ax.set_title(f"{algorithm}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if curves.get(algorithm):
+            ax.legend(fontsize=6, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---- a single training run (`rfsweep train --tracking-uri`) ----------------------------------------
+
+
+def log_single_run(
+    result: "TrainResult",
+    tracking_uri: str | None = None,
+    experiment: str = "rfsweep-train",
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Log one finished `rf_core.train` result as an MLflow run: params, per-epoch metrics, curves, weights.
+
+    Returns {"experiment_id", "run_id", "weights_uri", "tracking_uri"}.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = make_client(uri)
+    experiment_id = ensure_experiment(client, experiment, uri)
+    config = result.config
+    status = {"completed": "finished", "stopped": "finished", "diverged": "diverged"}.get(result.status, result.status)
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name or f"{config.get('algorithm')}-{config.get('dataset')}",
+        tags={TAG_ROLE: "train", TAG_ALGORITHM: str(config.get("algorithm")), TAG_STATUS: status, **(tags or {})},
+    )
+    run_id = run.info.run_id
+    try:
+        log_params(client, run_id, params_from_config(config))
+        for record in result.history:
+            log_epoch(client, run_id, record)
+        summary = {k: v for k, v in result.summary().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        finals = {f"final_{k}": float(v) for k, v in summary.items() if math.isfinite(float(v)) and k != "epochs"}
+        if finals:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, v, now, result.epochs) for k, v in finals.items()])
+        diagnostics = {k: v for k, v in (result.diagnostics or {}).items() if finite_or_none(v) is not None}
+        if diagnostics:
+            log_tags(client, run_id, {f"rfsweep.diagnostics.{k}": f"{v:.6g}" for k, v in diagnostics.items()})
+        log_text(client, run_id, json.dumps(result.summary(), indent=2, default=str), "summary.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "learning_curve.png"
+            points = {m: [(r["epoch"], r[m]) for r in result.history if r.get(m) is not None] for m in ("train_accuracy", "val_accuracy", "test_accuracy")}
+            plot_learning_curves(
+                {str(config.get("algorithm")): [(m, pts, status) for m, pts in points.items()]},
+                "accuracy",
+                png,
+                f"{config.get('algorithm')} on {config.get('dataset')}",
+            )
+            client.log_artifact(run_id, str(png))
+        weights = log_weights(client, run_id, result.model_state)
+        if result.status == "diverged":
+            log_tags(client, run_id, {"rfsweep.failure_reason": "loss became NaN/inf"})
+        client.set_terminated(run_id, "FAILED" if result.status == "diverged" else "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return {"experiment_id": experiment_id, "run_id": run_id, "weights_uri": weights, "tracking_uri": uri}

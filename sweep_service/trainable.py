@@ -1,0 +1,98 @@
+"""The Tune trainable: one trial = one `rf_core.train` run reporting every epoch.
+
+Runs in Ray's worker processes. Actors are reused across trials (TuneConfig.reuse_actors), so torch,
+rf_core and the dataset (rf_core caches it per process) are loaded once per worker, not once per trial.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep_service.faults import CrashPlan, maybe_crash
+from sweep_service.space import RuleSpace
+
+STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a sweep needs besides its sampled config."""
+
+    spaces: dict[str, RuleSpace]
+    metric: str
+    mode: str
+    max_t: int
+    checkpoint_every: int
+    checkpoint_epochs: frozenset[int]  # ASHA's rungs: a trial stopped there keeps its final weights
+    cpus: float
+    gpus: float
+    crash_plan: CrashPlan | None = None
+
+
+def worst_value(metric: str, mode: str) -> float:
+    """What a diverged trial reports: the worst its metric can be (finite, HyperOpt sorts by it)."""
+    if metric.endswith("accuracy"):
+        return 0.0 if mode == "max" else 1.0
+    return -1e30 if mode == "max" else 1e30
+
+
+def decode_trial_config(settings: TrialSettings, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    rule = config["algorithm"]
+    sampled = {k: v for k, v in config.items() if k != "algorithm"}
+    return rule, settings.spaces[rule].decode(sampled)
+
+
+def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+    import torch
+    from ray import tune
+
+    from rf_core import TrainConfig, train
+
+    _, values = decode_trial_config(settings, config)
+    device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
+    values.update(epochs=settings.max_t, device=device)
+    if isinstance(values.get("hidden"), list):
+        values["hidden"] = tuple(values["hidden"])
+    train_config = TrainConfig.from_dict(values)
+    torch.set_num_threads(max(1, int(settings.cpus)))
+
+    trial_id = tune.get_context().get_trial_id()
+    resume_state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume_state = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=False)
+    resumed_from = int(resume_state["epoch"]) if resume_state else 0
+    worst = worst_value(settings.metric, settings.mode)
+
+    def on_epoch(record: dict[str, Any], get_state) -> bool | None:
+        epoch = int(record["epoch"])
+        maybe_crash(settings.crash_plan, trial_id, epoch)
+        diverged = bool(record.get("diverged"))
+        report: dict[str, Any] = {
+            k: float(record[k]) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+            if record.get(k) is not None
+        }
+        value = report.get(settings.metric, float("nan"))
+        if diverged or not math.isfinite(value):
+            report[settings.metric] = worst
+        report.update(
+            epoch=epoch, epoch_seconds=float(record["seconds"]), diverged=diverged, device=device,
+            resumed_from_epoch=resumed_from,
+        )
+        keep = not diverged and (
+            epoch % settings.checkpoint_every == 0 or epoch in settings.checkpoint_epochs or epoch >= settings.max_t
+        )
+        if keep:
+            with tempfile.TemporaryDirectory(prefix="rfsweep-ckpt-") as folder:
+                torch.save(get_state(), Path(folder) / STATE_FILE)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(report)
+        return False if diverged else None
+
+    train(train_config, on_epoch=on_epoch, resume_state=resume_state)

@@ -1,0 +1,206 @@
+"""Sweeps really run: the API's dispatcher starts driver processes on a shared Ray head; MLflow is real.
+
+CI time is precious, so each store gets what matters most for it: lifecycle, cancel and restart on
+PostgreSQL (what compose deploys); lifecycle with queueing, and the resume of a dead driver, on the
+embedded SQLite default."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from api_helpers import TINY_SPEC, ApiServer, mlflow_runs, wait_for
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+LONG_TRIALS = {  # trials that keep running long enough to cancel or restart mid-sweep
+    "dataset": {"name": "digits"},
+    "model": {"hidden": [64, 32]},
+    "scheduler": {"type": "fifo", "max_t": 30},
+}
+
+
+def spec(name: str, **changes) -> dict:
+    data = copy.deepcopy(TINY_SPEC)
+    data["name"] = name
+    data.update(copy.deepcopy(changes))
+    return data
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    """One MLflow store for the session (creating one costs seconds); runs are found by sweep id."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def start_server(backend, ray_env, tracking_uri, tmp_path, request):
+    """Start (and restart) API servers on one state folder and one store."""
+    env = {**ray_env, "RFSWEEP_MAX_RUNNING_SWEEPS": "1", "MLFLOW_TRACKING_URI": tracking_uri}
+    if backend == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("make_pg_database")()
+    started: list[ApiServer] = []
+
+    def start() -> ApiServer:
+        server = ApiServer(tmp_path / "home", env).start()
+        started.append(server)
+        return server
+
+    start.tracking_uri = env["MLFLOW_TRACKING_URI"]
+    yield start
+    for server in started:
+        server.stop()
+    for pid in _driver_pids():  # a failed test must not leave drivers training into the next one
+        os.kill(pid, signal.SIGKILL)
+
+
+def _driver_pids(sweep_id: str = "") -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if "api.driver" in cmdline and sweep_id in cmdline and b"test-token-" in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+def wait_status(client, sweep_id: str, statuses, timeout: float = 240) -> dict:
+    def check():
+        sweep = client.get(f"/sweeps/{sweep_id}").json()
+        return sweep if sweep["status"] in statuses else None
+
+    return wait_for(check, timeout, what=f"sweep {sweep_id} to reach {statuses}")
+
+
+def assert_one_run_per_trial(tracking_uri: str, sweep_id: str, trials: list[dict]) -> list:
+    runs = mlflow_runs(tracking_uri, sweep_id)
+    assert len(runs["sweep"]) == 1, "exactly one parent run"
+    children = runs["trial"]
+    trial_ids = [run.data.tags["rfsweep.trial_id"] for run in children]
+    assert len(trial_ids) == len(set(trial_ids)), f"duplicate MLflow runs for a trial: {sorted(trial_ids)}"
+    assert {t["mlflow_run_id"] for t in trials if t["mlflow_run_id"]} == {run.info.run_id for run in children}
+    parent_id = runs["sweep"][0].info.run_id
+    assert all(run.data.tags["mlflow.parentRunId"] == parent_id for run in children)
+    assert not [r for r in children if r.info.status == "RUNNING"], "orphan RUNNING runs"
+    return children
+
+
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_lifecycle_and_queueing(start_server, backend):
+    """queued → running → succeeded; /best is the best child run in MLflow; /trials lists every trial
+    with its run; with RFSWEEP_MAX_RUNNING_SWEEPS=1 the second sweep waits for the first."""
+    server = start_server()
+    with server.client() as client:
+        first = client.post("/sweeps", json=spec("life-1")).json()["id"]
+        second_spec = spec("life-2", search={**TINY_SPEC["search"], "num_samples": 2}) if backend == "sqlite" else None
+        second = client.post("/sweeps", json=second_spec).json()["id"] if second_spec else None
+        seen = []
+
+        def observe():
+            sweep = client.get(f"/sweeps/{first}").json()
+            if not seen or seen[-1] != sweep["status"]:
+                seen.append(sweep["status"])
+            if second and sweep["status"] == "running":
+                assert client.get(f"/sweeps/{second}").json()["status"] == "queued"
+            return sweep if sweep["status"] in TERMINAL else None
+
+        done = wait_for(observe, 240, interval=0.1, what="the first sweep to end")
+        assert done["status"] == "succeeded", done.get("error")
+        assert seen[-2:] == ["running", "succeeded"] and set(seen) <= {"queued", "running", "succeeded"}
+        assert done["progress"]["total"] == 3 and done["progress"]["finished"] == 3
+        assert done["progress"]["epochs_done"] == done["progress"]["max_epochs"] == 9
+        assert done["mlflow"]["experiment_id"] and done["mlflow"]["parent_run_id"]
+
+        trials = client.get(f"/sweeps/{first}/trials").json()["trials"]
+        assert len(trials) == 3 and all(t["status"] == "finished" and t["epochs"] == 3 for t in trials)
+        children = assert_one_run_per_trial(start_server.tracking_uri, first, trials)
+        assert done["mlflow"]["parent_run_id"] == mlflow_runs(start_server.tracking_uri, first)["sweep"][0].info.run_id
+
+        best = client.get(f"/sweeps/{first}/best").json()
+        best_child = max(children, key=lambda run: run.data.metrics["val_accuracy"])
+        assert best["best"]["mlflow_run_id"] == best_child.info.run_id
+        assert best["best"]["value"] == pytest.approx(best_child.data.metrics["val_accuracy"])
+        assert best["best"]["metric"] == "val_accuracy"
+        assert best["best_per_algorithm"]["bp"]["trial_id"] == best["best"]["trial_id"]
+        assert best["best"]["weights_uri"]
+
+        if second:
+            later = wait_status(client, second, TERMINAL)
+            assert later["status"] == "succeeded", later.get("error")
+            assert later["started_at"] >= done["finished_at"], "the second sweep started before the first ended"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_cancel_running_sweep(start_server):
+    server = start_server()
+    with server.client() as client:
+        sweep_id = client.post("/sweeps", json=spec("cancel-me", **LONG_TRIALS,
+                                                     search={**TINY_SPEC["search"], "num_samples": 4})).json()["id"]
+        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
+                 what="a trial to train")
+        answer = client.post(f"/sweeps/{sweep_id}/cancel")
+        assert answer.status_code == 200 and answer.json()["cancel_requested"] is True
+        done = wait_status(client, sweep_id, TERMINAL, timeout=120)
+        assert done["status"] == "cancelled", done.get("error")
+        assert client.post(f"/sweeps/{sweep_id}/cancel").json()["status"] == "cancelled"  # idempotent
+        trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+        assert trials and not [t for t in trials if t["status"] in ("running", "pending")]
+        assert any(t["status"] == "cancelled" for t in trials)
+    children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
+    by_trial = {t["mlflow_run_id"]: t for t in trials}
+    for run in children:
+        if by_trial[run.info.run_id]["status"] == "cancelled":
+            assert run.info.status == "KILLED"
+    assert not _driver_pids(sweep_id)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_restart_with_sigkill_follows_the_live_driver(start_server):
+    """kill -9 the API mid-sweep and start it again: the sweep ends succeeded, one MLflow run per trial."""
+    server = start_server()
+    with server.client() as client:
+        sweep_id = client.post("/sweeps", json=spec("restart-me", **LONG_TRIALS)).json()["id"]
+        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1, 240,
+                 what="a trial to train")
+    server.kill()
+    assert _driver_pids(sweep_id), "the driver should outlive the API"
+    server = start_server()
+    with server.client() as client:
+        assert client.get(f"/sweeps/{sweep_id}").json()["status"] == "running"
+        done = wait_status(client, sweep_id, TERMINAL)
+        assert done["status"] == "succeeded", done.get("error")
+        assert done["attempts"] == 1, "a live driver is followed, not restarted"
+        trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+    assert len(trials) == 3 and all(t["status"] == "finished" for t in trials)
+    assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_restart_resumes_a_dead_driver(start_server):
+    """kill -9 the API and the sweep's driver: the next start resumes the sweep from Tune's storage."""
+    server = start_server()
+    with server.client() as client:
+        sweep_id = client.post("/sweeps", json=spec("resume-me", **LONG_TRIALS)).json()["id"]
+        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
+                 what="a trial to train")
+    server.kill()
+    for pid in _driver_pids(sweep_id):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    server = start_server()
+    with server.client() as client:
+        done = wait_status(client, sweep_id, TERMINAL)
+        assert done["status"] == "succeeded", done.get("error")
+        assert done["attempts"] == 2
+        trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+    assert len(trials) == 3 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials)
+    assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)

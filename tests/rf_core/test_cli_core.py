@@ -1,0 +1,43 @@
+"""`rfsweep train`, `rfsweep pinv-demo` and `rfsweep data fetch` as a user runs them."""
+
+import json
+import subprocess
+import sys
+
+RFSWEEP = [sys.executable, "-m", "rfsweep_cli.main"]
+
+
+def run(*args, timeout=300):
+    return subprocess.run([*RFSWEEP, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_json_last_line_has_the_contracted_fields():
+    done = run("train", "--dataset", "digits", "--algorithm", "rf_parallel", "--epochs", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "epochs_to_90", "status", "seconds", "history"):
+        assert key in summary, key
+    assert summary["status"] == "completed" and summary["epochs"] == 3 and len(summary["history"]) == 3
+    assert summary["config"]["feedback_lr"] is not None  # the rule's default was filled in
+
+
+def test_train_rejects_an_invalid_field_with_its_name():
+    done = run("train", "--set", "pinv_every=0")
+    assert done.returncode == 2
+    assert "pinv_every: must be >= 1" in done.stderr
+
+
+def test_pinv_demo_json_reports_default_and_paper_settings(tmp_path):
+    done = run("pinv-demo", "--json", "--pairs", "20", "--steps", "1000", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["total"] == 20 and report["converged"] >= 19
+    assert report["paper_setting"]["total"] == 20
+    assert report["paper_setting"]["converged"] < report["converged"]
+    assert (tmp_path / "fig2.png").stat().st_size > 10_000
+
+
+def test_data_fetch_without_network_names_the_missing_files(tmp_path):
+    done = run("data", "fetch", "mnist", "--data-dir", str(tmp_path), "--no-download")
+    assert done.returncode == 1
+    assert "train-images-idx3-ubyte" in done.stderr

@@ -1,0 +1,74 @@
+"""The training loop: every rule learns, divergence is a result, checkpoints resume exactly."""
+
+import math
+
+import pytest
+
+from rf_core import TrainConfig, available_rules, train
+from rf_core.metrics import epochs_to_90
+
+
+@pytest.mark.parametrize("rule", available_rules())
+def test_every_rule_learns_digits_with_its_defaults(rule):
+    result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=8))
+    assert result.status == "completed"
+    assert result.test_accuracy > 0.8, result.summary()
+    assert result.test_accuracy > result.initial_test_accuracy + 0.5
+
+
+def test_epoch_records_carry_the_contracted_metric_names():
+    seen = []
+    result = train(TrainConfig(dataset="synthetic", epochs=2, train_subset=500), on_epoch=lambda r, s: seen.append(r))
+    assert [r["epoch"] for r in seen] == [1, 2]
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "seconds"):
+        assert all(math.isfinite(r[key]) for r in seen), key
+    assert 0 <= seen[-1]["test_accuracy"] <= 1
+    assert result.history == seen
+
+
+def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics():
+    records = []
+    result = train(TrainConfig(algorithm="bp", dataset="digits", epochs=5, lr=1e6), on_epoch=lambda r, s: records.append(r))
+    assert result.status == "diverged"
+    assert records[-1]["diverged"] is True
+    assert all(math.isfinite(r["test_accuracy"]) for r in records)
+    assert result.summary()["status"] == "diverged"
+
+
+@pytest.mark.parametrize("rule", ["bp", "rf_two_phase", "rf_parallel"])
+def test_resuming_from_a_checkpoint_gives_identical_results(rule):
+    config = TrainConfig(algorithm=rule, dataset="digits", epochs=4, pinv_every=7)
+    straight = train(config)
+    checkpoints = {}
+    train(config.replace(epochs=2), on_epoch=lambda r, get_state: checkpoints.update({r["epoch"]: get_state()}))
+    resumed = train(config, resume_state=checkpoints[2])
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(straight.history, resumed.history):
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-6)
+
+
+def test_returning_false_from_on_epoch_stops_the_run():
+    result = train(TrainConfig(dataset="synthetic", epochs=5, train_subset=300), on_epoch=lambda r, s: r["epoch"] < 2)
+    assert result.status == "stopped" and result.epochs == 2
+
+
+def test_epochs_to_90_is_the_first_epoch_within_90_percent_of_the_total_fall():
+    # E_0 = 0.9, E_min = 0.1, fall 0.8: the first epoch with E_0 − E_t ≥ 0.72 (E_t ≤ 0.18) is epoch 3.
+    assert epochs_to_90(0.9, [0.5, 0.2, 0.15, 0.1, 0.12]) == 3
+    assert epochs_to_90(0.9, [0.9, 0.95]) is None
+
+
+def test_rf_diagnostics_report_pinv_distance_moore_penrose_and_angle_to_bp():
+    result = train(TrainConfig(algorithm="rf_two_phase", dataset="digits", epochs=1, pinv_every=1))
+    d = result.diagnostics
+    assert d["layer2_pinv_distance"] < 1e-2  # refreshed before the last step, moved by one step since
+    assert {"layer2_mp1_axa", "layer2_mp2_xax", "layer2_mp3_ax_sym", "layer2_mp4_xa_sym"} <= set(d)
+    assert 0 <= d["layer1_angle_to_bp_deg"] <= 180
+    assert d["layer3_angle_to_bp_deg"] < 90  # the output layer's Newton step points downhill
+
+
+def test_invalid_configuration_names_the_field_and_reason():
+    with pytest.raises(ValueError, match="lr: must be > 0"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="unknown training-config fields"):
+        TrainConfig.from_dict({"learning_rate": 0.1})

@@ -1,0 +1,62 @@
+"""Shared fixtures: one real local Ray for the whole session, one MLflow SQLite store, tiny specs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A real local Ray (2 CPUs) shared by every sweep test of the session."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        started = True
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rfsweep-state")
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'mlflow.db'}"
+
+
+@pytest.fixture
+def storage_path(state_dir: Path) -> str:
+    path = state_dir / "ray_results"
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+@pytest.fixture
+def unique_name(request) -> str:
+    """A sweep name (and so an MLflow experiment) of the test's own."""
+    return f"{request.node.name.replace('[', '-').replace(']', '')[:60]}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def mlflow_client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+@pytest.fixture(autouse=True)
+def _no_fault_injection(monkeypatch):
+    monkeypatch.delenv("RFSWEEP_INJECT_CRASH", raising=False)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
