@@ -2,6 +2,7 @@
 
 
 import hmac
+import threading
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -10,9 +11,8 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import store
@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         import anyio
 
         await anyio.to_thread.run_sync(upgrade, engine)
+        # In the background: readiness is not delayed by torch's import, and the first POST still finds
+        # the spec model imported and the schema compiled (or waits only for what is left of it).
+        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
         dispatcher = None
         if run_dispatcher and settings.max_running_sweeps > 0:
             from api.dispatcher import Dispatcher
@@ -135,10 +138,8 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         return _error(500, "internal server error")
 
     # --- dependencies -----------------------------------------------------------------------
-
-    def db():
-        with sessions() as session:
-            yield session
+    # Dependencies are async and each route makes exactly one trip to the thread pool (session, query and
+    # JSON together): every extra hop costs latency under load.
 
     def _check(credentials: HTTPAuthorizationCredentials | None) -> None:
         if token is None:
@@ -147,16 +148,24 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         if not hmac.compare_digest(given, token):
             raise HTTPError(401, "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
 
-    def write_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def write_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         _check(credentials)
 
-    def read_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def read_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         _check(credentials)
 
-    DB = Annotated[Session, Depends(db)]
     # Reads carry the bearer requirement (and document it) only when RFSWEEP_PROTECT_READS is on.
     read_guard = [Depends(read_access)] if settings.protect_reads and token is not None else []
     ui = settings.resolved_mlflow_ui_url
+
+    def json_response(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(model.__pydantic_serializer__.to_json(model), status_code=status_code, headers=headers,
+                        media_type="application/json")
+
+    async def in_thread(fn, *args):
+        import anyio
+
+        return await anyio.to_thread.run_sync(fn, *args)
 
     def links(sweep_id: str, experiment_id: str | None, parent_run_id: str | None) -> Links:
         base = f"/sweeps/{sweep_id}"
@@ -183,7 +192,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             links=links(row.id, row.experiment_id, row.parent_run_id),
         )
 
-    def found(session: Session, sweep_id: str) -> Sweep:
+    def found(session, sweep_id: str) -> Sweep:
         sweep = store.get_sweep(session, sweep_id)
         if sweep is None:
             raise HTTPError(404, f"no sweep with id {sweep_id!r}")
@@ -225,12 +234,10 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             data = parse_body(raw, request.headers.get("content-type"))
         except UnsupportedMediaType as exc:
             raise HTTPError(415, f"unsupported Content-Type {exc}; send {JSON_TYPES[0]} or {YAML_TYPES[0]}")
-        import anyio
-
         # YAML is for people: its loose scalars (1e-3 is a string to YAML 1.1) go to the spec model's
         # coercion; JSON bodies are held to the published schema's types.
         is_yaml = (request.headers.get("content-type") or "").split(";")[0].strip().lower() in YAML_TYPES
-        return await anyio.to_thread.run_sync(_submit, data, idempotency_key, not is_yaml)
+        return await in_thread(_submit, data, idempotency_key, not is_yaml)
 
     def _submit(data: Any, idempotency_key: str | None, strict_types: bool) -> JSONResponse:
         checked = check_spec(data, settings, strict_types=strict_types)
@@ -249,59 +256,75 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         headers = {"Location": f"/sweeps/{sweep.id}"}
         if not created.created:
             headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+        return json_response(body, 201, headers)
 
     @app.get("/sweeps", response_model=SweepPage, tags=["sweeps"], dependencies=read_guard,
              responses=_responses(401), summary="Sweeps, newest first, keyset-paginated.")
-    def list_sweeps(
-        session: DB,
+    async def list_sweeps(
         status: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
                           Query(description="Only sweeps in this status.")] = None,
         limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 20,
         cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN,
                                             description="next_cursor of the previous page.")] = None,
-    ) -> SweepPage:
-        rows, next_cursor = store.list_sweeps(session, status=status, limit=limit, cursor=cursor)
-        return SweepPage(items=[SweepSummary(**summary_fields(r)) for r in rows], next_cursor=next_cursor)
+    ):
+        return await in_thread(_list, status, limit, cursor)
+
+    def _list(status: str | None, limit: int, cursor: str | None) -> Response:
+        with sessions() as session:
+            rows, next_cursor = store.list_sweeps(session, status=status, limit=limit, cursor=cursor)
+        return json_response(SweepPage(items=[SweepSummary(**summary_fields(r)) for r in rows],
+                                       next_cursor=next_cursor))
 
     @app.get("/sweeps/{sweep_id}", response_model=SweepDetail, tags=["sweeps"],
              dependencies=read_guard, responses=_responses(401, 404),
              summary="A sweep's status, progress, best so far and MLflow links.")
-    def get_sweep(sweep_id: SweepId, session: DB) -> SweepDetail:
-        sweep = found(session, sweep_id)
-        return SweepDetail(**summary_fields(sweep), spec=sweep.spec, attempts=sweep.attempts)
+    async def get_sweep(sweep_id: SweepId):
+        return await in_thread(_detail, sweep_id, False)
+
+    def _detail(sweep_id: str, cancel: bool) -> Response:
+        with sessions() as session:
+            sweep = found(session, sweep_id)
+            if cancel:
+                sweep = store.request_cancel(session, sweep_id)
+            return json_response(SweepDetail(**summary_fields(sweep), spec=sweep.spec, attempts=sweep.attempts))
 
     @app.get("/sweeps/{sweep_id}/best", response_model=BestResponse, tags=["sweeps"],
              dependencies=read_guard, responses=_responses(401, 404, 409),
              summary="The best configuration so far (409 while no trial has reported).")
-    def get_best(sweep_id: SweepId, session: DB) -> BestResponse:
-        sweep = found(session, sweep_id)
+    async def get_best(sweep_id: SweepId):
+        return await in_thread(_best, sweep_id)
+
+    def _best(sweep_id: str) -> Response:
+        with sessions() as session:
+            sweep = found(session, sweep_id)
         if not sweep.best:
             raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; no trial has reported a metric yet")
-        return BestResponse(
+        return json_response(BestResponse(
             best=BestTrial.model_validate(sweep.best),
             best_per_algorithm={k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items()
                                 if v},
-        )
+        ))
 
     @app.get("/sweeps/{sweep_id}/trials", response_model=TrialsResponse, tags=["sweeps"],
              dependencies=read_guard, responses=_responses(401, 404),
              summary="Every trial: config, status, epochs, last and best metric, MLflow run.")
-    def get_trials(sweep_id: SweepId, session: DB) -> TrialsResponse:
-        sweep = found(session, sweep_id)
+    async def get_trials(sweep_id: SweepId):
+        return await in_thread(_trials, sweep_id)
+
+    def _trials(sweep_id: str) -> Response:
+        with sessions() as session:
+            sweep = found(session, sweep_id)
         trials = [Trial.model_validate(t) for t in (sweep.trials or []) if isinstance(t, dict)]
-        return TrialsResponse(sweep_id=sweep.id, status=sweep.status, trials=trials)
+        return json_response(TrialsResponse(sweep_id=sweep.id, status=sweep.status, trials=trials))
 
     @app.post("/sweeps/{sweep_id}/cancel", response_model=SweepDetail, tags=["sweeps"],
               dependencies=[Depends(write_access)], responses=_responses(401, 404),
               summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.")
-    def cancel(sweep_id: SweepId, session: DB) -> SweepDetail:
-        found(session, sweep_id)
-        sweep = store.request_cancel(session, sweep_id)
-        return SweepDetail(**summary_fields(sweep), spec=sweep.spec, attempts=sweep.attempts)
+    async def cancel(sweep_id: SweepId):
+        return await in_thread(_detail, sweep_id, True)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process answers.")
-    def healthz() -> Health:
+    async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Readiness, tags=["health"], responses={503: {"model": Readiness}},
@@ -351,6 +374,17 @@ def _spec_schemas() -> dict[str, Any]:
                 if target is not None and prop and prop not in target.setdefault("required", []):
                     target["required"].append(prop)
     return out
+
+
+def _warm_up() -> None:
+    """Import the spec model (and torch under rf_core) and compile the schema before the first request,
+    not during it: the first POST would otherwise take seconds."""
+    from api.validation import _schema_validator
+
+    import sweep_service.budget  # noqa: F401
+    import sweep_service.spec  # noqa: F401
+
+    _schema_validator()
 
 
 def _walk(node: Any):

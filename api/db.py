@@ -89,9 +89,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+    # No pool_pre_ping: it costs a round trip per request; after a database restart SQLAlchemy drops the
+    # whole pool on the first disconnect error, so at most one request per process sees it.
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -99,29 +99,32 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-async def fire(client: httpx.AsyncClient, kind: str, ids: list[str], scheduled: float, run: Run,
-               rng: random.Random) -> None:
+async def fire(session, kind: str, ids: list[str], scheduled: float, run: Run, rng: random.Random) -> None:
+    import aiohttp
+
     now = time.perf_counter()
     lag = (now - scheduled) * 1000
     try:
         if kind == "get_sweep":
-            response = await client.get(f"/sweeps/{rng.choice(ids)}")
+            request = session.get(f"/sweeps/{rng.choice(ids)}")
         elif kind == "get_best":
-            response = await client.get(f"/sweeps/{rng.choice(ids)}/best")
+            request = session.get(f"/sweeps/{rng.choice(ids)}/best")
         elif kind == "list":
-            params = {"limit": 20}
+            params = {"limit": "20"}
             if rng.random() < 0.3:
                 params["status"] = rng.choice(["queued", "succeeded", "cancelled"])
-            response = await client.get("/sweeps", params=params)
+            request = session.get("/sweeps", params=params)
         elif kind == "post_valid":
-            response = await client.post("/sweeps", json={**VALID_SPEC, "name": f"load-{uuid.uuid4().hex[:8]}"},
-                                         headers={"Idempotency-Key": str(uuid.uuid4())})
-            if response.status_code == 201:
-                run.created_ids.append(response.json()["id"])
+            body = {**VALID_SPEC, "name": f"load-{uuid.uuid4().hex[:8]}"}
+            request = session.post("/sweeps", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
         else:
-            response = await client.post("/sweeps", json=INVALID_SPEC)
-        status = response.status_code
-    except httpx.HTTPError:
+            request = session.post("/sweeps", json=INVALID_SPEC)
+        async with request as response:
+            payload = await response.read()
+            status = response.status
+        if kind == "post_valid" and status == 201:
+            run.created_ids.append(json.loads(payload)["id"])
+    except (aiohttp.ClientError, asyncio.TimeoutError):
         status = 0
     end = time.perf_counter()
     run.samples.append(Sample(kind, status, (end - scheduled) * 1000, (end - now) * 1000, lag))
@@ -129,15 +132,23 @@ async def fire(client: httpx.AsyncClient, kind: str, ids: list[str], scheduled: 
 
 async def open_model(url: str, token: str | None, rate: float, duration: float, ids: list[str],
                      mix: dict[str, float], seed: int = 0) -> Run:
-    """Send round(rate*duration) requests at t0 + i/rate, never waiting for answers before sending."""
+    """Send round(rate*duration) requests at t0 + i/rate, never waiting for answers before sending.
+    (aiohttp: httpx's client costs several times more CPU per request, enough to make the generator,
+    not the server, the bottleneck on a small machine.)"""
+    import aiohttp
+
     rng = random.Random(seed)
     kinds, weights = list(mix), list(mix.values())
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     run = Run(rate, duration)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as client:
-        # warm the connection pool so the measurement does not start with TCP handshakes
-        await asyncio.gather(*(client.get("/healthz") for _ in range(min(64, int(rate // 4) + 1))))
+    connector = aiohttp.TCPConnector(limit=1024, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url=url, headers=headers, connector=connector, timeout=timeout) as session:
+        async def warm():
+            async with session.get("/healthz") as response:
+                await response.read()
+
+        await asyncio.gather(*(warm() for _ in range(min(64, int(rate // 4) + 1))))
         tasks = []
         total = int(round(rate * duration))
         t0 = time.perf_counter() + 0.2
@@ -147,9 +158,18 @@ async def open_model(url: str, token: str | None, rate: float, duration: float, 
             if delay > 0:
                 await asyncio.sleep(delay)
             kind = rng.choices(kinds, weights)[0]
-            tasks.append(asyncio.create_task(fire(client, kind, ids, scheduled, run, rng)))
+            tasks.append(asyncio.create_task(fire(session, kind, ids, scheduled, run, rng)))
         await asyncio.gather(*tasks)
     return run
+
+
+def run_open_model(*args, **kwargs) -> Run:
+    try:
+        import uvloop
+
+        return uvloop.run(open_model(*args, **kwargs))
+    except ImportError:
+        return asyncio.run(open_model(*args, **kwargs))
 
 
 def all_listed_ids(url: str, token: str | None) -> set[str]:
@@ -222,7 +242,7 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         model = "unknown CPU"
-    return f"{os.cpu_count()} cores, {model}"
+    return f"{os.cpu_count()} cores, {model}; load average at start {os.getloadavg()[0]:.1f}"
 
 
 def main() -> int:
@@ -239,6 +259,7 @@ def main() -> int:
     parser.add_argument("--find-max", action="store_true", help="then raise the rate until GET p99 > --p99-ms")
     parser.add_argument("--step-duration", type=float, default=20)
     parser.add_argument("--p99-ms", type=float, default=50)
+    parser.add_argument("--max-rate", type=float, default=1000, help="--find-max stops here")
     parser.add_argument("--json", dest="json_out", help="write the results here")
     args = parser.parse_args()
 
@@ -258,26 +279,27 @@ def main() -> int:
                      "store": "postgresql" if (args.database_url or "").startswith("postgres") else "sqlite"}
     try:
         ids = seed_sweeps(url, token, args.seed_sweeps)
-        run = asyncio.run(open_model(url, token, args.rate, args.duration, ids, DEFAULT_MIX))
+        run = run_open_model(url, token, args.rate, args.duration, ids, DEFAULT_MIX)
         summary = run.summary()
         listed = all_listed_ids(url, token)
         summary["lost_sweeps"] = len(set(run.created_ids) - listed)
         summary["pass"] = (summary["server_errors_5xx"] == 0 and summary["transport_errors"] == 0
                            and summary["get_p99_ms"] is not None and summary["get_p99_ms"] <= args.p99_ms
                            and summary["lost_sweeps"] == 0)
+        summary["load_average_1m_after"] = round(os.getloadavg()[0], 1)
         results["main"] = summary
         print(json.dumps({k: v for k, v in summary.items() if k != "by_kind"}), flush=True)
         print(json.dumps(summary["by_kind"]), flush=True)
         if args.find_max:
             steps, rate, best = [], args.rate, None
             while True:
-                step = asyncio.run(open_model(url, token, rate, args.step_duration, ids, DEFAULT_MIX, seed=int(rate)))
+                step = run_open_model(url, token, rate, args.step_duration, ids, DEFAULT_MIX, seed=int(rate))
                 s = step.summary()
                 ok = s["server_errors_5xx"] == 0 and s["transport_errors"] == 0 and (s["get_p99_ms"] or 1e9) <= args.p99_ms
                 steps.append({k: s[k] for k in ("offered_rate", "get_p50_ms", "get_p99_ms", "post_p99_ms",
                                                  "server_errors_5xx", "generator_lag_p99_ms")} | {"ok": ok})
                 print(json.dumps(steps[-1]), flush=True)
-                if not ok:
+                if not ok or rate >= args.max_rate:
                     break
                 best = rate
                 rate = rate * 1.25 if rate < 400 else rate + 100

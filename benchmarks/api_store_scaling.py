@@ -19,8 +19,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_load import Server, _drop_database, _fresh_database, machine, percentile  # noqa: E402
 
@@ -79,23 +77,31 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
 
 
 async def fixed_rate(url: str, paths: list[str], rate: float, duration: float) -> list[float]:
-    """GET the given paths round-robin at a fixed schedule; latencies from the scheduled times (ms)."""
+    """GET the given paths round-robin on a fixed schedule; latencies from the scheduled times (ms)."""
+    import aiohttp
+
     latencies: list[float] = []
     errors = 0
 
-    async def one(client, path, scheduled):
+    async def one(session, path, scheduled):
         nonlocal errors
         try:
-            response = await client.get(path)
-            if response.status_code != 200:
-                errors += 1
-        except httpx.HTTPError:
+            async with session.get(path) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             errors += 1
         latencies.append((time.perf_counter() - scheduled) * 1000)
 
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(client.get("/healthz") for _ in range(32)))
+    connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=60)
+    async with aiohttp.ClientSession(base_url=url, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async def warm():
+            async with session.get("/healthz") as response:
+                await response.read()
+
+        await asyncio.gather(*(warm() for _ in range(32)))
         tasks, total = [], int(rate * duration)
         t0 = time.perf_counter() + 0.2
         for i in range(total):
@@ -103,11 +109,20 @@ async def fixed_rate(url: str, paths: list[str], rate: float, duration: float) -
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, paths[i % len(paths)], scheduled)))
+            tasks.append(asyncio.create_task(one(session, paths[i % len(paths)], scheduled)))
         await asyncio.gather(*tasks)
     if errors:
         raise RuntimeError(f"{errors} requests failed")
     return latencies
+
+
+def run_fixed_rate(*args) -> list[float]:
+    try:
+        import uvloop
+
+        return uvloop.run(fixed_rate(*args))
+    except ImportError:
+        return asyncio.run(fixed_rate(*args))
 
 
 def deep_cursor(url: str, depth_fraction: float, n: int) -> str:
@@ -148,7 +163,7 @@ def main() -> int:
                 }
                 row = {"fill_seconds": round(fill_s, 1)}
                 for kind, paths in kinds.items():
-                    lat = asyncio.run(fixed_rate(server.url, paths, args.rate, args.duration))
+                    lat = run_fixed_rate(server.url, paths, args.rate, args.duration)
                     row[kind] = {"p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
                                  "n": len(lat)}
                 results["sizes"][str(n)] = row

@@ -23,6 +23,7 @@ DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
 ACTIVATIONS = ("leaky_relu", "leaky_softplus", "tanh")
 PINV_METHODS = ("newton_schulz", "exact", "recirculation")
 RF_FORMS = ("newton", "paper")
+RF_BATCH_MODES = ("per_sample", "joint")
 FEEDBACK_INITS = ("pinv", "transpose", "random")
 LAYER_STEP_SCALES = ("uniform", "inverse_depth")
 
@@ -43,7 +44,7 @@ class TrainConfig:
     activation: str = "leaky_relu"
     activation_slope: float = 0.1  # negative-side slope of leaky ReLU / leaky softplus
     bias: bool = False
-    init_gain: float = 1.0  # weights ~ U(-g/sqrt(fan_in), g/sqrt(fan_in))
+    init_gain: float = 2.45  # weights ~ U(-g/√fan_in, g/√fan_in); √6 ≈ 2.45 keeps ‖h‖ from shrinking layer to layer
 
     # optimisation (plain SGD, as in the paper)
     lr: float | None = None
@@ -60,6 +61,8 @@ class TrainConfig:
     inv_slope_clamp: float = 2.0  # largest factor 1/σ'(a) may apply to a displacement
     norm_eps: float = 1.0  # ε in ΔW = Δa hᵀ / (‖h‖² + ε)
     layer_step_scale: str = "inverse_depth"  # each of L layers fixes 1/L of the error (see rules/_rf.py)
+    rf_batch: str = "joint"  # per_sample: mean of each sample's Newton step; joint: one step for the batch
+    joint_ridge: float = 0.1  # joint: ridge added to the batch Gram matrix, relative to its mean diagonal
     hidden_step_scale: float = 1.0  # extra factor on the hidden layers' steps (the output layer keeps 1)
     pinv_damping: float = 0.0  # μ: feedback Wᵀ(WWᵀ + μ·mean σ²·I)⁻¹ (Levenberg–Marquardt), 0 = W⁺
     max_gain: float | None = None  # per layer, ‖Δh_{l−1}‖ ≤ max_gain·‖Δa_l‖ for each sample (None: off)
@@ -106,6 +109,10 @@ class TrainConfig:
             bad("pinv_method", f"must be one of {list(PINV_METHODS)}")
         if self.rf_form not in RF_FORMS:
             bad("rf_form", f"must be one of {list(RF_FORMS)}")
+        if self.rf_batch not in RF_BATCH_MODES:
+            bad("rf_batch", f"must be one of {list(RF_BATCH_MODES)}")
+        if self.joint_ridge < 0:
+            bad("joint_ridge", "must be >= 0")
         if self.feedback_init not in FEEDBACK_INITS:
             bad("feedback_init", f"must be one of {list(FEEDBACK_INITS)}")
         if self.layer_step_scale not in LAYER_STEP_SCALES:
@@ -188,7 +195,8 @@ COMMON_FIELDS: frozenset[str] = frozenset(
     }
 )
 RF_FIELDS: frozenset[str] = frozenset(
-    {"rf_form", "inv_slope_clamp", "norm_eps", "layer_step_scale", "max_gain", "pinv_damping", "hidden_step_scale"}
+    {"rf_form", "inv_slope_clamp", "norm_eps", "layer_step_scale", "max_gain", "pinv_damping", "hidden_step_scale",
+     "rf_batch", "joint_ridge"}
 )
 SLEEP_FIELDS: frozenset[str] = frozenset(
     {"pinv_every", "pinv_method", "pinv_tol", "pinv_max_iter", "sleep_damping", "sleep_steps", "sleep_noise_batch"}

@@ -39,21 +39,30 @@ def _print_best(best: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Best configuration" + (" per algorithm" if best.get("best_per_algorithm") else ""))
-    for col in ("algorithm", "metric", "value", "config", "trial", "MLflow run"):
-        table.add_column(col)
-    rows = dict(best.get("best_per_algorithm") or {})
-    if not rows and best.get("best"):
-        rows = {best["best"].get("algorithm") or "-": best["best"]}
+    overall = best.get("best") or {}
+    table = Table(title=f"Best configuration per algorithm ({overall.get('metric')})")
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("value", no_wrap=True)
+    table.add_column("searched parameters", min_width=18)
+    table.add_column("trial", no_wrap=True)
+    table.add_column("MLflow run", overflow="fold")
+    rows = dict(best.get("best_per_algorithm") or {}) or {overall.get("algorithm") or "-": overall}
     for algorithm, entry in rows.items():
         value = entry.get("value")
-        table.add_row(str(algorithm), str(entry.get("metric")), f"{value:.4f}" if isinstance(value, float) else str(value),
-                      json.dumps(entry.get("config"), sort_keys=True), str(entry.get("trial_id")),
+        params = entry.get("params") or entry.get("config") or {}
+        table.add_row(str(algorithm), f"{value:.4f}" if isinstance(value, float) else str(value),
+                      ", ".join(f"{k}={_short(v)}" for k, v in params.items()), str(entry.get("trial_id")),
                       str(entry.get("mlflow_run_id")))
-    Console().print(table)
-    overall = best.get("best") or {}
-    typer.echo(f"overall best: {overall.get('algorithm')} {overall.get('metric')}={overall.get('value')} "
-               f"config={json.dumps(overall.get('config'), sort_keys=True)}")
+    console = Console()
+    console.print(table)
+    console.print(f"overall best: {overall.get('algorithm')} {overall.get('metric')}={overall.get('value')}")
+    console.print(f"  config: {json.dumps(overall.get('config'), sort_keys=True)}", soft_wrap=True)
+    if overall.get("weights_uri"):
+        console.print(f"  weights: {overall['weights_uri']}", soft_wrap=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
 
 def _progress_line(sweep: dict[str, Any]) -> str:
@@ -73,6 +82,17 @@ def follow(client, sweep_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console()
+    if not console.is_terminal:  # logs and pipes: one plain line per change
+        last = None
+        while True:
+            sweep = client.get(sweep_id)
+            line = _progress_line(sweep)
+            if line != last:
+                print(line, flush=True)
+                last = line
+            if sweep["status"] in ("succeeded", "failed", "cancelled"):
+                return sweep
+            time.sleep(poll_s)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
                   TimeElapsedColumn(), TextColumn("{task.fields[detail]}"), console=console, transient=False) as bar:
         task = bar.add_task("sweep", total=None, detail="queued")

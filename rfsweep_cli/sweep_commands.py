@@ -31,6 +31,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _short(params: dict[str, Any]) -> str:
+    """Parameters for display: floats to 4 significant digits."""
+    return json.dumps({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in params.items()})
+
+
 def _progress_view(progress, spec_name: str):
     from rich.console import Group
     from rich.table import Table
@@ -51,7 +56,7 @@ def _progress_view(progress, spec_name: str):
     )
     best = progress.best
     best_line = Text(
-        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {json.dumps(best['params'])} ({best['trial_id']})"
+        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} ({best['trial_id']})"
         if best else "best so far: –"
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -60,7 +65,7 @@ def _progress_view(progress, spec_name: str):
     order = {"running": 0, "pending": 1}
     trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
     for t in trials[:14]:
-        table.add_row(t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), json.dumps(t["params"]))
+        table.add_row(t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"]))
     if len(trials) > 14:
         table.add_row("…", f"{len(trials) - 14} more", "", "", "", "")
     return Group(head, counts, best_line, table)
@@ -118,13 +123,13 @@ def _print_summary(console, result, seconds: float) -> None:
     for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
         table.add_column(column)
     for rule, best in result.best_per_algorithm.items():
-        table.add_row(rule, f"{best['value']:.4f}", best["trial_id"], str(best["epochs"]), json.dumps(best["params"]), best["mlflow_run_id"] or "–")
+        table.add_row(rule, f"{best['value']:.4f}", best["trial_id"], str(best["epochs"]), _short(best["params"]), best["mlflow_run_id"] or "–")
     console.print(table)
     if result.best:
         best = result.best
         console.print(
             f"[bold green]best[/]: {best['algorithm']} {result.metric}={best['value']:.4f} "
-            f"{json.dumps(best['params'])}  weights: {best['weights_uri']}"
+            f"{_short(best['params'])}  weights: {best['weights_uri']}"
         )
     console.print(
         f"MLflow: {result.tracking_uri}  experiment {result.experiment_id}, parent run {result.parent_run_id}"

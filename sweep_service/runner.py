@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -108,9 +109,12 @@ class TrialRecord:
     retries: int = 0
     resumed_from_epoch: int | None = None
     device: str | None = None
+    node_id: str | None = None
     diverged_at: int | None = None
     early_stop: dict[str, Any] | None = None
     reason: str | None = None
+    started_at: float | None = None  # driver clock (monotonic), first start
+    ended_at: float | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -125,7 +129,10 @@ class TrialRecord:
             "mlflow_run_id": self.mlflow_run_id,
             "weights_uri": self.weights_uri,
             "training_seconds": round(sum(self.epoch_seconds.values()), 4),
+            "started_at": self.started_at, "ended_at": self.ended_at, "wall_seconds": None if self.started_at is None or self.ended_at is None else round(self.ended_at - self.started_at, 4),
             "retries": self.retries,
+            "device": self.device,
+            "node_id": self.node_id,
             "reason": self.reason,
         }
 
@@ -235,13 +242,16 @@ class SweepMonitor:
             self.records[trial.trial_id] = rec
         return rec
 
-    def _ensure_run(self, rec: TrialRecord) -> str:
+    def _ensure_run(self, rec: TrialRecord, tune_trials: list | None = None) -> str:
         if rec.mlflow_run_id:
             return rec.mlflow_run_id
         found = tracking.find_runs(self.client, self.experiment_id, sweep_id=self.sweep_id, trial_id=rec.trial_id)
         if found:
             rec.mlflow_run_id = found[0].info.run_id
             return rec.mlflow_run_id
+        orphan = self._orphan_like(rec, tune_trials)
+        if orphan is not None:
+            return self._adopt(rec, orphan)
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"{rec.algorithm}-{rec.trial_id}",
@@ -260,9 +270,41 @@ class SweepMonitor:
         tracking.log_params(self.client, rec.mlflow_run_id, tracking.params_from_config(rec.config))
         return rec.mlflow_run_id
 
-    def _set_status(self, rec: TrialStatus | Any, status: TrialStatus, extra_tags: dict[str, Any] | None = None) -> None:
+    def _orphan_like(self, rec: TrialRecord, tune_trials: list | None) -> TrialRecord | None:
+        """A run left open by a dead driver for a trial Tune never saved, with this trial's config.
+
+        Tune snapshots its experiment every few seconds; a trial created after the last snapshot is
+        forgotten on restore and the restored (seeded) searcher suggests the same configuration again
+        under a new trial id. That trial takes over the old run, so the configuration keeps one run.
+        """
+        if tune_trials is None:
+            return None
+        live_ids = {t.trial_id for t in tune_trials}
+        for other in self.records.values():
+            if (
+                other.trial_id not in live_ids and other.mlflow_run_id and not other.status.terminal
+                and other.algorithm == rec.algorithm and json.dumps(other.params, sort_keys=True) == json.dumps(rec.params, sort_keys=True)
+            ):
+                return other
+        return None
+
+    def _adopt(self, rec: TrialRecord, orphan: TrialRecord) -> str:
+        del self.records[orphan.trial_id]
+        rec.mlflow_run_id = orphan.mlflow_run_id
+        rec.logged_epoch = orphan.logged_epoch
+        tracking.log_tags(self.client, rec.mlflow_run_id, {
+            tracking.TAG_TRIAL_ID: rec.trial_id,
+            "rfsweep.previous_trial_id": orphan.trial_id,
+            "rfsweep.config": json.dumps(rec.config),
+        })
+        log.info("trial %s continues the run of unsaved trial %s", rec.trial_id, orphan.trial_id)
+        return rec.mlflow_run_id
+
+    def _set_status(self, rec: TrialRecord, status: TrialStatus, extra_tags: dict[str, Any] | None = None) -> None:
         rec.status = status
         self._dirty = True
+        if status.terminal and rec.ended_at is None:
+            rec.ended_at = time.monotonic()
         if rec.mlflow_run_id is None:
             return
         tags = {tracking.TAG_STATUS: status.value, **(extra_tags or {})}
@@ -288,9 +330,11 @@ class SweepMonitor:
 
     # ---- Tune events -------------------------------------------------------------------------------
 
-    def trial_started(self, trial) -> None:
+    def trial_started(self, trial, tune_trials: list | None = None) -> None:
         rec = self._record(trial)
-        self._ensure_run(rec)
+        if rec.started_at is None:
+            rec.started_at = time.monotonic()
+        self._ensure_run(rec, tune_trials)
         if rec.status is not TrialStatus.RUNNING:
             self._set_status(rec, TrialStatus.RUNNING)
 
@@ -305,7 +349,8 @@ class SweepMonitor:
         self._dirty = True
         if result.get("device") and rec.device is None:
             rec.device = str(result["device"])
-            tracking.log_tags(self.client, run_id, {"rfsweep.device": rec.device})
+            rec.node_id = str(result.get("node_id") or "")
+            tracking.log_tags(self.client, run_id, {"rfsweep.device": rec.device, "rfsweep.node_id": rec.node_id})
         resumed = int(result.get("resumed_from_epoch") or 0)
         if resumed and rec.resumed_from_epoch != resumed:
             rec.resumed_from_epoch = resumed
@@ -369,15 +414,19 @@ class SweepMonitor:
         if checkpoint is None or rec.mlflow_run_id is None:
             return
         try:
-            import torch
-
-            from sweep_service.trainable import STATE_FILE
+            from sweep_service.trainable import STATE_FILE, WEIGHTS_FILE
 
             with checkpoint.as_directory() as folder:
-                state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
-            weights = {k: v.cpu() for k, v in state["model"].items()}
-            rec.weights_uri = tracking.log_weights(self.client, rec.mlflow_run_id, weights)
-            tracking.log_tags(self.client, rec.mlflow_run_id, {"rfsweep.weights_epoch": state.get("epoch")})
+                weights_file = Path(folder) / WEIGHTS_FILE
+                if weights_file.exists():  # written by the worker: a plain copy, no torch.load here
+                    self.client.log_artifact(rec.mlflow_run_id, str(weights_file), artifact_path="weights")
+                    rec.weights_uri = tracking.weights_uri(rec.mlflow_run_id)
+                else:
+                    import torch
+
+                    state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+                    weights = {k: v.cpu() for k, v in state["model"].items()}
+                    rec.weights_uri = tracking.log_weights(self.client, rec.mlflow_run_id, weights)
         except Exception as exc:  # weights are a convenience; never fail the sweep over them
             log.warning("trial %s: could not log weights: %s", rec.trial_id, exc)
 
@@ -486,6 +535,9 @@ class SweepMonitor:
                 self._set_status(rec, TrialStatus.CANCELLED)
             elif error is not None:
                 rec.reason = f"the sweep failed: {error}"
+                self._set_status(rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason})
+            elif rec.trial_id not in tune_status and rec.mlflow_run_id is not None:
+                rec.reason = "lost: the driver died before Ray Tune saved this trial, and no restored trial took it over"
                 self._set_status(rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason})
             elif tune_status.get(rec.trial_id) == "ERROR":
                 rec.reason = rec.reason or "errored"
@@ -635,13 +687,29 @@ def run_sweep(
     uri = tracking.resolve_tracking_uri(tracking_uri, spec.tracking.uri)
 
     spaces = build_spaces(spec)
-    monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
-    monitor.open()
-    tune_glue.register_monitor(sweep_id, monitor)
+    # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
+    opened: dict[str, Any] = {}
+    opener = threading.Thread(target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True)
+    opener.start()
     started_ray = False
     error: str | None = None
     try:
         started_ray = _connect_ray(ray_address)
+        warm = _warm_workers(spec)
+        opener.join()
+        if "error" in opened:
+            raise opened["error"]
+        monitor = opened["monitor"]
+    except BaseException:
+        opener.join()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+        raise
+    tune_glue.register_monitor(sweep_id, monitor)
+    try:
+        _wait_warm(warm)
         rungs = frozenset(budget.asha_rungs(spec))
         settings = TrialSettings(
             spaces=spaces, metric=spec.metric, mode=spec.mode, max_t=spec.max_t,
@@ -703,6 +771,41 @@ def run_sweep(
     if on_progress is not None:
         on_progress(monitor.progress())
     return result
+
+
+def _open_monitor(out: dict, spec, sweep_id, spaces, uri, on_progress, should_stop) -> None:
+    try:
+        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
+        monitor.open()
+        out["monitor"] = monitor
+    except BaseException as exc:  # re-raised in the caller's thread
+        out["error"] = exc
+
+
+def _warm_workers(spec: SweepSpec) -> list:
+    """Import torch/rf_core and load the data set in as many workers as trials will run at once.
+
+    Tune then places its (reused) trial actors on these warm worker processes, so the first trials do not
+    pay the imports while the driver waits.
+    """
+    import ray
+
+    from sweep_service.trainable import warm_up
+
+    slots = spec.search.max_concurrent_trials or max(1, int(ray.available_resources().get("CPU", 1) // spec.resources.cpu))
+    task = ray.remote(num_cpus=spec.resources.cpu)(warm_up)
+    args = (spec.dataset.name, spec.dataset.data_dir, spec.dataset.train_subset,
+            spec.dataset.val_fraction if spec.dataset.val_fraction is not None else 0.1)
+    return [task.remote(*args) for _ in range(min(slots, budget.total_trials(spec)))]
+
+
+def _wait_warm(refs: list) -> None:
+    import ray
+
+    try:
+        ray.get(refs, timeout=120)
+    except Exception as exc:  # warming is an optimisation only
+        log.debug("worker warm-up: %s", exc)
 
 
 def _local_fault_dir(storage: str, sweep_id: str) -> str:

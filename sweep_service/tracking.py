@@ -210,7 +210,7 @@ def plot_learning_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        if curves.get(algorithm):
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="best")
     fig.suptitle(title)
     fig.tight_layout()

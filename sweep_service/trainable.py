@@ -16,6 +16,7 @@ from sweep_service.faults import CrashPlan, maybe_crash
 from sweep_service.space import RuleSpace
 
 STATE_FILE = "state.pt"
+WEIGHTS_FILE = "state_dict.pt"  # the model's weights alone, written where a trial may end (the driver copies it)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,19 @@ def decode_trial_config(settings: TrialSettings, config: dict[str, Any]) -> tupl
     return rule, settings.spaces[rule].decode(sampled)
 
 
+def warm_up(dataset: str, data_dir: str | None, train_subset: int | None, val_fraction: float) -> None:
+    """Load torch, rf_core and the dataset into a worker before its first trial (a Ray task)."""
+    import torch  # noqa: F401
+
+    from rf_core.data import load_dataset
+    from rf_core.train import train  # noqa: F401
+
+    try:
+        load_dataset(dataset, data_dir, val_fraction=val_fraction, seed=0, train_subset=train_subset)
+    except Exception:  # a missing data set is the trial's error to report, not the warm-up's
+        pass
+
+
 def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
     from ray import tune
@@ -60,7 +74,10 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     train_config = TrainConfig.from_dict(values)
     torch.set_num_threads(max(1, int(settings.cpus)))
 
+    import ray
+
     trial_id = tune.get_context().get_trial_id()
+    node_id = ray.get_runtime_context().get_node_id()
     resume_state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -81,7 +98,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
         report.update(
-            epoch=epoch, epoch_seconds=float(record["seconds"]), diverged=diverged, device=device,
+            epoch=epoch, epoch_seconds=float(record["seconds"]), diverged=diverged, device=device, node_id=node_id,
             resumed_from_epoch=resumed_from,
         )
         keep = not diverged and (
@@ -89,7 +106,10 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         )
         if keep:
             with tempfile.TemporaryDirectory(prefix="rfsweep-ckpt-") as folder:
-                torch.save(get_state(), Path(folder) / STATE_FILE)
+                state = get_state()
+                torch.save(state, Path(folder) / STATE_FILE)
+                if epoch in settings.checkpoint_epochs or epoch >= settings.max_t:
+                    torch.save({k: v.detach().cpu() for k, v in state["model"].items()}, Path(folder) / WEIGHTS_FILE)
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(report)

@@ -236,12 +236,12 @@ class MonitorCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
-            monitor.trial_started(trial)
+            monitor.trial_started(trial, trials)
 
     def on_trial_restore(self, iteration: int, trials: list, trial, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
-            monitor.trial_started(trial)
+            monitor.trial_started(trial, trials)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         monitor = self._monitor()

@@ -44,13 +44,19 @@ def reciprocal_feedback_directions(
     norm_offset = config.norm_eps + (1.0 if net.biases is not None else 0.0)
     out: list[tuple[Tensor, Tensor | None]] = [None] * num_layers  # type: ignore[list-item]
 
+    joint = config.rf_batch == "joint" and batch > 1
+    if joint:
+        step_weights = _joint_step_weights(cache, config, norm_offset)
     d_pre = output_error  # Δa_L
     d_h = output_error  # Δh_L (= Δa_L: the last layer is linear)
     for l in range(num_layers - 1, -1, -1):
         h = cache.inputs[l]
         layer_share = share if l == num_layers - 1 else share * config.hidden_step_scale
-        weight = (layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset)
-        moved = (d_h if paper_form else d_pre) * weight
+        moved = d_h if paper_form else d_pre
+        if joint:
+            moved = step_weights[l] @ moved * layer_share
+        else:
+            moved = moved * ((layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset))
         out[l] = (moved.T @ h, moved.sum(0) if net.biases is not None else None)
         if l > 0:
             d_h = d_pre @ feedback[l].T
@@ -59,3 +65,20 @@ def reciprocal_feedback_directions(
                 d_h = d_h * (config.max_gain / gain.clamp_min(1e-12)).clamp(max=1.0)
             d_pre = d_h * net.activation.inverse_derivative(cache.pre[l - 1], config.inv_slope_clamp)
     return out
+
+
+def _joint_step_weights(cache: ForwardCache, config, norm_offset: float) -> list[Tensor]:
+    """(H Hᵀ + ρI)⁻¹ per layer, all layers in one batched Cholesky solve.
+
+    The minimum-norm ΔW that moves every sample's pre-activation by its own displacement at once is
+    ΔW = ΔAᵀ (H Hᵀ)⁻¹ H. The per-sample mean instead moves sample c by Σ_b Δa_b (h_b·h_c)/(B‖h_b‖²):
+    with the strongly correlated inputs of ReLU layers, the batch's common direction gets nearly all of
+    the step and each sample's own part a 1/B share.
+    """
+    grams = torch.stack([h @ h.T for h in cache.inputs])
+    mean_diag = grams.diagonal(dim1=1, dim2=2).mean(1)
+    ridge = config.joint_ridge * mean_diag + norm_offset
+    eye = torch.eye(grams.shape[1], dtype=grams.dtype, device=grams.device)
+    grams = grams + ridge[:, None, None] * eye
+    chol = torch.linalg.cholesky(grams)
+    return list(torch.cholesky_inverse(chol))

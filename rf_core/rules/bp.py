@@ -9,7 +9,7 @@ class Backprop(LearningRule):
     cross-entropy gradient (checked against autograd in tests/rf_core/test_rules_math.py)."""
 
     name = "bp"
-    default_lr = 0.05
+    default_lr = 0.03
 
     def directions(self, cache, output_error):
         return backprop_through(cache, output_error, list(self.net.weights), self.net)

@@ -13,7 +13,7 @@ class DirectFeedbackAlignment(LearningRule):
     direction_l = δ_lᵀ h_{l−1}."""
 
     name = "dfa"
-    default_lr = 0.05
+    default_lr = 0.03
     own_fields = frozenset({"feedback_scale"})
 
     def __init__(self, model, config, generator):

@@ -14,6 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
+CLUSTER_OVERRIDE = REPO / "compose.cluster.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
 CODE_PACKAGES = ("api", "sweep_service", "rf_core", "rfsweep_cli")
@@ -87,13 +88,69 @@ def load_compose(env: dict[str, str]) -> dict[str, Any]:
     return interpolate(raw_compose(), env)
 
 
-def referenced_variables() -> set[str]:
-    """Every variable compose.yaml interpolates (escaped `$$NAME` is the container's, not compose's)."""
+def referenced_variables(*files: Path) -> set[str]:
+    """Every variable the compose files interpolate (escaped `$$NAME` is the container's, not compose's)."""
     names = set()
-    for match in _INTERPOLATION.finditer(COMPOSE_FILE.read_text()):
-        if match.group(0) != "$$":
-            names.add(match.group("name") or match.group("bare"))
+    for path in files or (COMPOSE_FILE, CLUSTER_OVERRIDE):
+        for match in _INTERPOLATION.finditer(path.read_text()):
+            if match.group(0) != "$$":
+                names.add(match.group("name") or match.group("bare"))
     return names
+
+
+class _Reset:
+    """`!reset` in an override file: drop the base file's value."""
+
+
+class _Override:
+    """`!override`: replace the base file's value instead of merging with it."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
+_ComposeLoader.add_constructor(
+    "!override", lambda loader, node: _Override(
+        loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node, deep=True)))
+_MERGED_SEQUENCES = ("ports", "volumes", "expose", "dns", "env_file")  # compose appends these across files
+
+
+def merge_override(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's rules for `-f base -f override`: mappings merge by key, most lists are replaced,
+    ports/volumes/... append, `!reset` removes and `!override` replaces."""
+    if isinstance(override, _Override):
+        return override.value
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            if isinstance(v, _Reset):
+                merged.pop(k, None)
+            else:
+                merged[k] = merge_override(base.get(k), v, k) if k in base else _plain(v)
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key in _MERGED_SEQUENCES:
+        return base + [item for item in override if item not in base]
+    return _plain(override)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Override):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not isinstance(v, _Reset)}
+    return value
+
+
+def load_cluster_compose(env: dict[str, str]) -> dict[str, Any]:
+    """compose.yaml with compose.cluster.yaml on top, interpolated."""
+    override = yaml.load(CLUSTER_OVERRIDE.read_text(), Loader=_ComposeLoader)
+    return interpolate(merge_override(raw_compose(), override), env)
 
 
 def environment_of(service: dict[str, Any]) -> dict[str, str]:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,17 +151,23 @@ class NativeService:
                                             start_new_session=True)
 
     def check_health(self) -> bool:
+        # Its own process group, killed whole on timeout: `ray health-check` retries for minutes while the
+        # GCS is not up, and a surviving grandchild would hold the output pipe open.
+        check = subprocess.Popen(["sh", "-c", self.health_script], env=self.env, cwd=self.cwd, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            result = subprocess.run(["sh", "-c", self.health_script], env=self.env, cwd=self.cwd,
-                                    capture_output=True, text=True, timeout=self.health_timeout_s)
+            output, _ = check.communicate(timeout=self.health_timeout_s)
+            returncode = check.returncode
         except subprocess.TimeoutExpired:
-            self.last_health_output = f"healthcheck timed out after {self.health_timeout_s} s"
-            return False
-        self.last_health_output = (result.stdout + result.stderr)[-2000:]
-        last_line = (self.last_health_output.strip().splitlines() or [""])[-1]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(check.pid, signal.SIGKILL)
+            output, _ = check.communicate()
+            returncode = f"timeout after {self.health_timeout_s:.0f} s"
+        self.last_health_output = output[-2000:]
+        last_line = (output.strip().splitlines() or [""])[-1]
         with open(self.log, "a") as out:
-            out.write(f"[healthcheck {time.strftime('%H:%M:%S')}] exit {result.returncode} {last_line}\n")
-        return result.returncode == 0
+            out.write(f"[healthcheck {time.strftime('%H:%M:%S')}] exit {returncode} {last_line}\n")
+        return returncode == 0
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -171,7 +178,7 @@ class NativeService:
 
 
 
-def stop_all(services: list[NativeService], grace_s: float = 15.0) -> None:
+def stop_all(services: list[NativeService], grace_s: float = 5.0) -> None:
     """SIGTERM every service's process group (`ray start --block` stops its node on it), then SIGKILL."""
     groups = [s.process.pid for s in services if s.process is not None]
     for pgid in groups:
@@ -224,9 +231,8 @@ class StackPlan:
         http = set()
         for name, service in services.items():
             listened = {int(p) for _, p in LISTEN_FLAG.findall(command_text(service))}
-            if name == "postgres":
+            if name == "postgres":  # the real PostgreSQL on this machine stands in for it, on its own port
                 listened.add(5432)
-            # The real PostgreSQL on this machine stands in for the postgres service.
             self.own_ports[name] = {p: (5432 if name == "postgres" else free_port()) for p in listened}
             http |= {(name, int(p)) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", healthcheck_text(service))}
         for name, ports in self.own_ports.items():
@@ -279,13 +285,11 @@ class StackPlan:
         no_proxy = ",".join(local_addresses())
         env.update({"HOME": str(home), "LANG": "C.UTF-8", "http_proxy": proxy.url, "HTTP_PROXY": proxy.url,
                     "no_proxy": no_proxy, "NO_PROXY": no_proxy})
-        for key in ("RAY_TMPDIR", "TMPDIR"):
-            env.pop(key, None)
         command = spec.get("command") or []
         script = command[2] if command[:2] == ["sh", "-c"] else "exec " + shlex.join(command)
         script = self.localize(script, name, paths)
         if "ray start" in script:
-            node_dir = Path(f"/tmp/rfc{os.getpid() % 100000}{name[:6]}")  # Ray's socket paths must stay short
+            node_dir = tempfile.mkdtemp(prefix="rfsc-", dir="/tmp")  # Ray's socket paths must stay short
             extra = [f"--temp-dir={node_dir}"] + [f"{flag}={free_port()}" for flag in RAY_NODE_PORT_FLAGS]
             script = script.replace("ray start ", "ray start " + " ".join(extra) + " ", 1)
         health = spec.get("healthcheck", {})

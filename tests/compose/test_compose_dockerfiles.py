@@ -89,7 +89,11 @@ def test_every_copy_source_exists_in_its_build_context(dockerfiles):
 def _pip_install_args(line: str) -> list[str]:
     words = shlex.split(line)
     start = next(i for i, w in enumerate(words) if w == "install" and i and words[i - 1].endswith("pip"))
-    return words[start + 1:]
+    args = words[start + 1:]
+    for i, word in enumerate(args):  # a README line may chain more commands after the install
+        if word in ("&&", ";", "||", "|"):
+            return args[:i]
+    return args
 
 
 def test_app_image_installs_with_the_readme_command():

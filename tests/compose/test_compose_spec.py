@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import jsonschema
 import pytest
@@ -24,6 +25,7 @@ from compose_model import (
     environment_of,
     healthcheck_text,
     image_env,
+    load_cluster_compose,
     load_compose,
     raw_compose,
     read_env_file,
@@ -31,6 +33,7 @@ from compose_model import (
 )
 
 TOKENS = {"RFSWEEP_API_TOKEN": "test-api-token", "RAY_AUTH_TOKEN": "test-ray-token"}
+CLUSTER_ENV = {"RAY_NODE_IP": "10.1.2.3"}
 # Read by the code but deliberately neither set nor listed in .env.example, with the reason.
 NOT_DEPLOYMENT_SETTINGS = {
     "XDG_CACHE_HOME": "rf_core's fallback data folder when RFSWEEP_DATA_DIR is unset; compose sets RFSWEEP_DATA_DIR",
@@ -65,6 +68,19 @@ def test_the_stack_refuses_to_start_without_either_token():
     for missing in TOKENS:
         with pytest.raises(InterpolationError, match=missing):
             load_compose({**env, **TOKENS, missing: ""})
+
+
+@pytest.mark.parametrize("loader", [load_compose, lambda env: load_cluster_compose({**env, **CLUSTER_ENV})],
+                         ids=["compose.yaml", "with compose.cluster.yaml"])
+@pytest.mark.parametrize("token, refused", [("  ", True), ("", True), ("s3cret", False)])
+def test_api_command_refuses_a_blank_token(loader, token, refused):
+    script = loader({**read_env_file(), **TOKENS})["services"]["api"]["command"][2]
+    guard = script.split("ray start")[0].rstrip("; &")
+    assert guard.startswith("test -n")
+    result = subprocess.run(["sh", "-c", guard], env={"RFSWEEP_API_TOKEN": token, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=10)
+    assert (result.returncode != 0) == refused
+    assert ("RFSWEEP_API_TOKEN is blank" in result.stderr) == refused
 
 
 def test_every_dependency_exists_and_is_health_gated(compose):
@@ -243,3 +259,56 @@ def test_raw_compose_keeps_secrets_out_of_the_file():
     for name in ("RAY_AUTH_TOKEN", "RFSWEEP_API_TOKEN"):
         assert re.search(rf"\$\{{{name}:\?", text), f"{name} must be required (${{{name}:?...}})"
     assert "x-ray-env" in raw and raw["x-ray-env"]["RAY_AUTH_MODE"] == "token"
+
+
+# ---- compose.cluster.yaml: the head host of a multi-host cluster ----------------------------------------
+
+RAY_PORT_FLAG = re.compile(r"--([a-z-]+-port)=(\d+)")
+
+
+def _fixed_ports(command: str) -> tuple[set[int], range]:
+    flags = dict(RAY_PORT_FLAG.findall(command))
+    flags.pop("dashboard-port", None)  # the head's published dashboard, counted with the GCS port
+    workers = range(int(flags.pop("min-worker-port")), int(flags.pop("max-worker-port")) + 1)
+    return {int(v) for v in flags.values()}, workers
+
+
+def test_cluster_override_is_valid_and_puts_the_ray_nodes_on_the_host_network():
+    cluster = load_cluster_compose({**read_env_file(), **TOKENS, **CLUSTER_ENV})
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(cluster))
+    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    services = cluster["services"]
+    for name in ("ray-head", "api"):
+        assert services[name]["network_mode"] == "host" and "ports" not in services[name], name
+        assert "--node-ip-address=10.1.2.3" in command_text(services[name]), name
+        for value in environment_of(services[name]).values():
+            assert not re.search(r"\b(mlflow|postgres|ray-head):\d", value), f"{name}: {value} needs compose DNS"
+    assert environment_of(services["api"])["RAY_ADDRESS"] == "10.1.2.3:6379"
+    assert services["postgres"]["ports"] == ["127.0.0.1:5432:5432"]
+    assert all("bridge-workers" in services[w]["profiles"] for w in ("ray-worker", "ray-worker-gpu"))
+    with pytest.raises(InterpolationError, match="RAY_NODE_IP"):
+        load_cluster_compose({**read_env_file(), **TOKENS})
+
+
+def test_fixed_ray_ports_of_head_api_and_documented_worker_do_not_collide():
+    """All three may run on the head host, each with the host's network."""
+    cluster = load_cluster_compose({**read_env_file(), **TOKENS, **CLUSTER_ENV})
+    worker_command = re.search(r"ray start --address=HEAD_HOST:6379.*?--disable-usage-stats",
+                               (REPO / "docs" / "README_stack_sections.md").read_text(), flags=re.S)
+    assert worker_command, "README sections lost the worker's `ray start` command"
+    commands = {"ray-head": command_text(cluster["services"]["ray-head"]),
+                "api": command_text(cluster["services"]["api"]), "worker (README)": worker_command.group(0)}
+    used: dict[int, str] = {}
+    for node, command in commands.items():
+        ports, workers = _fixed_ports(command)
+        assert len(ports) == 6, f"{node}: fix all six per-node ports, found {sorted(ports)}"
+        if node == "ray-head":
+            ports |= {6379, 8265}
+        for port in [*ports, *workers]:
+            assert port not in used, f"{node} and {used[port]} both use port {port}"
+            used[port] = node
+    deploy = (REPO / "docs" / "DEPLOY.md").read_text()
+    for node, command in commands.items():
+        for port in _fixed_ports(command)[0]:
+            assert str(port) in deploy, f"docs/DEPLOY.md's port table misses {node}'s {port}"

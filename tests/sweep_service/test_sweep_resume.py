@@ -1,0 +1,74 @@
+"""A sweep whose driver is SIGKILLed mid-run is restored (Tuner.restore) into the same MLflow runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from sweep_helpers import ROOT, children_and_parent, steps_of
+
+from sweep_service.runner import run_sweep
+from sweep_service.spec import parse_spec
+
+pytestmark = pytest.mark.slow
+
+
+def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_uri, state_dir, unique_name, mlflow_client, tmp_path):
+    data = {
+        "name": unique_name,
+        "dataset": {"name": "synthetic", "train_subset": 2000},
+        "model": {"hidden": [256, 256]},
+        "algorithm": "bp",
+        "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
+        "search": {"method": "random", "num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy", "seed": 2},
+        "scheduler": {"type": "fifo", "max_t": 12},
+    }
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(data))
+    storage = str(state_dir / "resume_results")
+    sweep_id = f"resume-{unique_name[-6:]}"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json", "--sweep-id", sweep_id,
+         "--storage-path", storage, "--tracking-uri", tracking_uri],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        experiment = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # kill once a trial has finished and others are mid-run
+            experiment = experiment or mlflow_client.get_experiment_by_name(unique_name)
+            if experiment is not None:
+                _, children = children_and_parent(mlflow_client, experiment.experiment_id)
+                done = [c for c in children if c.data.tags.get("rfsweep.status") == "finished"]
+                running = [c for c in children if c.info.status == "RUNNING" and steps_of(mlflow_client, c.info.run_id, "test_accuracy")]
+                if done and running:
+                    break
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.3)
+        else:
+            pytest.fail("no trial finished within 240 s")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as after `kill -9`
+        driver.wait()
+    _, before = children_and_parent(mlflow_client, experiment.experiment_id)
+    assert any(c.info.status == "RUNNING" for c in before), "the kill left runs open (that resume must close)"
+
+    result = run_sweep(parse_spec(data), sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage, resume=True)
+
+    assert result.status == "succeeded"
+    parents, children = children_and_parent(mlflow_client, experiment.experiment_id)
+    assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
+    trial_ids = [c.data.tags["rfsweep.trial_id"] for c in children]
+    assert len(trial_ids) == len(set(trial_ids)) == 4, "exactly one MLflow run per trial"
+    assert {c.info.run_id for c in before} <= {c.info.run_id for c in children}, "resumed trials kept their runs"
+    assert all(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        assert steps_of(mlflow_client, child.info.run_id, "test_accuracy") == list(range(1, 13))
+    assert sorted(t["trial_id"] for t in result.trials) == sorted(trial_ids)
+    assert result.counts["finished"] == 4

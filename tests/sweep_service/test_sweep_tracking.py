@@ -1,0 +1,74 @@
+"""MLflow logging of a single training run (`rfsweep train --tracking-uri`) and the sweep CLI's quick commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from sweep_helpers import ROOT, steps_of
+
+from rf_core import TrainConfig, train
+from sweep_service.tracking import log_single_run, resolve_tracking_uri
+
+
+def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlflow_client, tmp_path, unique_name):
+    result = train(TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, hidden=(16,), epochs=3, lr=0.05))
+    logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
+    run = mlflow_client.get_run(logged["run_id"])
+    assert run.info.status == "FINISHED" and run.info.experiment_id == logged["experiment_id"]
+    assert run.data.params["algorithm"] == "bp" and run.data.params["lr"] == "0.05" and run.data.params["hidden"] == "[16]"
+    assert run.data.tags["rfsweep.role"] == "train" and run.data.tags["rfsweep.status"] == "finished"
+    for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
+        assert steps_of(mlflow_client, logged["run_id"], key) == [1, 2, 3]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result.test_accuracy)
+    names = {a.path for a in mlflow_client.list_artifacts(logged["run_id"])}
+    assert {"learning_curve.png", "summary.json", "weights"} <= names
+    weights = mlflow_client.download_artifacts(logged["run_id"], "weights/state_dict.pt", dst_path=str(tmp_path))
+    state = torch.load(weights, weights_only=True)
+    assert all(torch.equal(state[k], v) for k, v in result.model_state.items())
+
+
+def test_a_diverged_single_run_ends_failed(tracking_uri, mlflow_client, unique_name):
+    result = train(TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, hidden=(16,), epochs=2, lr=1e6))
+    assert result.status == "diverged"
+    logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
+    run = mlflow_client.get_run(logged["run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["rfsweep.status"] == "diverged"
+
+
+def test_tracking_uri_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("RFSWEEP_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(None, None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert resolve_tracking_uri(None, None) == "http://127.0.0.1:5999"
+    assert resolve_tracking_uri(None, "sqlite:////x.db") == "sqlite:////x.db"
+    assert resolve_tracking_uri("file:///cli", "sqlite:////x.db") == "file:///cli"
+
+
+def rfsweep(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rfsweep_cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_validate_previews_the_budget_and_rejects_bad_specs(tmp_path):
+    ok = rfsweep("validate", "examples/digits_quick.yaml", "--json")
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["asha_rungs"] == [1, 4] and summary["max_epochs"] == 120 and summary["total_trials"] == 12
+    text = rfsweep("validate", "examples/digits_quick.yaml")
+    assert "rungs at epochs [1, 4]" in text.stdout and "at most 120" in text.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nparameters: {lr: {distribution: loguniform, low: 0, high: 1}}\n")
+    out = rfsweep("validate", str(bad))
+    assert out.returncode == 2
+    assert "parameters.lr.low: must be > 0 for loguniform" in out.stdout
+
+
+def test_cli_schema_prints_the_json_schema():
+    out = rfsweep("schema")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    assert schema["additionalProperties"] is False and "parameters" in schema["properties"]
