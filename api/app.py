@@ -1,13 +1,11 @@
 """The HTTP API: FastAPI app factory, routes, auth, limits, error bodies."""
 
-
 import hmac
-import threading
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -116,8 +114,20 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         return _error(exc.status, exc.detail, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _starlette_error(_request: Request, exc: StarletteHTTPException):
-        return _error(exc.status_code, exc.detail, getattr(exc, "headers", None))
+    async def _starlette_error(request: Request, exc: StarletteHTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; one path has several routes here.
+            from starlette.routing import Match
+
+            methods = set()
+            for route in app.router.routes:
+                match, _ = route.matches(request.scope)
+                if match is not Match.NONE and getattr(route, "methods", None):
+                    methods |= set(route.methods)
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return _error(exc.status_code, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError):
@@ -407,4 +417,4 @@ def ensure_schema(settings: Settings | None = None) -> None:
         engine.dispose()
 
 
-__all__ = ["create_app", "ensure_schema", "sa"]
+__all__ = ["create_app", "ensure_schema"]

@@ -10,7 +10,6 @@ driver joins; drivers that each called `ray.init()` locally would start competin
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -383,4 +382,4 @@ def _end_mlflow_runs(settings: Settings, sweep: Sweep, status: str) -> None:
         log.exception("could not end the MLflow runs of sweep %s", sweep.id)
 
 
-__all__ = ["Dispatcher", "LocalRayHead", "read_head_address", "dt"]
+__all__ = ["Dispatcher", "LocalRayHead", "read_head_address"]

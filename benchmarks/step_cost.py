@@ -24,7 +24,8 @@ VARIANTS = {
     "fa": {},
     "dfa": {},
     "rf_parallel": {},
-    "rf_two_phase": {},  # default sleep method (newton_schulz, warm-started)
+    "rf_two_phase": {},  # default sleep method (cholesky)
+    "rf_two_phase[newton_schulz]": {"pinv_method": "newton_schulz"},
     "rf_two_phase[exact]": {"pinv_method": "exact"},
     "rf_two_phase[recirculation]": {"pinv_method": "recirculation"},
     "pseudobackprop": {},

@@ -48,6 +48,8 @@ def measure(spec: Path) -> dict:
         "wall_s": round(wall, 2),
         "sweep_seconds_in_process": result["seconds"],
         "ratio": round(wall / ideal, 4),
+        "sum_trial_wall_s": round(sum(t["wall_seconds"] or 0 for t in result["trials"]), 2),
+        "timeline_in_process": result.get("timeline"),
         "statuses": result["counts"],
     }
 

@@ -21,7 +21,7 @@ DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
 }
 
 ACTIVATIONS = ("leaky_relu", "leaky_softplus", "tanh")
-PINV_METHODS = ("newton_schulz", "exact", "recirculation")
+PINV_METHODS = ("cholesky", "newton_schulz", "exact", "recirculation")
 RF_FORMS = ("newton", "paper")
 RF_BATCH_MODES = ("per_sample", "joint")
 FEEDBACK_INITS = ("pinv", "transpose", "random")
@@ -69,7 +69,7 @@ class TrainConfig:
 
     # rf_two_phase: the sleep phase
     pinv_every: int = 20  # paper A.1: feedback recomputed every 20 update steps
-    pinv_method: str = "newton_schulz"
+    pinv_method: str = "cholesky"
     pinv_tol: float = 1e-4
     pinv_max_iter: int = 30
     sleep_damping: float = 0.9  # λ of the damped Ben-Israel–Cohen / Recirculation update (paper A.4)

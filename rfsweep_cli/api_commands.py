@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -242,4 +241,4 @@ def register(app: typer.Typer) -> None:
                                         keep_running=keep_running, start_ui=not no_ui))
 
 
-__all__ = ["register", "follow", "os"]
+__all__ = ["register", "follow"]

@@ -96,7 +96,7 @@ def train_command(
     if tracking_uri:
         from sweep_service.tracking import log_single_run
 
-        summary["mlflow_run_id"] = log_single_run(result, tracking_uri=tracking_uri, experiment=experiment)
+        summary["mlflow"] = log_single_run(result, tracking_uri=tracking_uri, experiment=experiment)
     if as_json:
         typer.echo(json.dumps(summary, default=float))
     else:

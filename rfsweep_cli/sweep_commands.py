@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -91,6 +94,12 @@ def sweep(
         raise typer.Exit(code=2)
     from sweep_service.runner import run_sweep
 
+    # Ctrl-C / SIGTERM cancel the sweep through should_stop (trials `cancelled`, runs KILLED) rather than
+    # through Tune's own SIGINT handler, which would end trials as if they had finished.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    interrupted = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: interrupted.set())
     started = time.monotonic()
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
@@ -100,7 +109,7 @@ def sweep(
 
         result = run_sweep(
             spec, sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage_path,
-            ray_address=ray_address, on_progress=on_progress, resume=resume,
+            ray_address=ray_address, on_progress=on_progress, resume=resume, should_stop=interrupted.is_set,
         )
     _print_summary(console, result, time.monotonic() - started)
     if json_output:

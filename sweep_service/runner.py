@@ -70,6 +70,7 @@ class SweepResult:
     metric: str
     mode: str
     storage_path: str
+    timeline: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The object `rfsweep sweep --json` prints (and the API's /best and /trials reuse)."""
@@ -88,6 +89,7 @@ class SweepResult:
                 "tracking_uri": self.tracking_uri,
             },
             "storage_path": self.storage_path,
+            "timeline": self.timeline,
             "seconds": self.seconds,
         }
 
@@ -106,6 +108,7 @@ class TrialRecord:
     weights_uri: str | None = None
     logged_epoch: int = 0  # highest epoch whose metrics are in MLflow (re-run epochs are not logged twice)
     epoch_seconds: dict[int, float] = field(default_factory=dict)
+    curve: dict[int, float] = field(default_factory=dict)  # epoch -> the sweep metric (for the parent's plot)
     retries: int = 0
     resumed_from_epoch: int | None = None
     device: str | None = None
@@ -160,6 +163,7 @@ class SweepMonitor:
         self.parent_run_id: str | None = None
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
+        self._pending: dict[str, list] = {}  # run id -> futures of asynchronous metric writes
         self.tune_status: dict[str, str] = {}
         self.started = time.monotonic()
         self._last_progress = 0.0
@@ -221,6 +225,7 @@ class SweepMonitor:
         history = tracking.metric_history(self.client, rec.mlflow_run_id, self.spec.metric)
         seconds = tracking.metric_history(self.client, rec.mlflow_run_id, "epoch_seconds")
         rec.epoch_seconds = {int(s): v for s, v in seconds}
+        rec.curve = {int(s): v for s, v in history}
         if history:
             rec.logged_epoch = rec.epochs = history[-1][0]
             rec.last_metric = history[-1][1]
@@ -310,6 +315,7 @@ class SweepMonitor:
         tags = {tracking.TAG_STATUS: status.value, **(extra_tags or {})}
         tracking.log_tags(self.client, rec.mlflow_run_id, tags)
         if status.terminal:
+            self._flush(rec.mlflow_run_id)
             summary = {
                 "rfsweep.epochs": rec.epochs,
                 "rfsweep.last_metric": "" if rec.last_metric is None else f"{rec.last_metric:.6g}",
@@ -321,6 +327,14 @@ class SweepMonitor:
             run = self.client.get_run(rec.mlflow_run_id)
             if run.info.status != "RUNNING":  # a restored trial re-opens its own run, never a new one
                 self.client.update_run(rec.mlflow_run_id, status="RUNNING")
+
+    def _flush(self, run_id: str | None = None) -> None:
+        for rid in [run_id] if run_id else list(self._pending):
+            for future in self._pending.pop(rid, []):
+                try:
+                    future.wait()
+                except Exception as exc:
+                    log.warning("run %s: a metric write failed: %s", rid, exc)
 
     def _pick_best(self, values: list[float]) -> float | None:
         finite = [v for v in values if v is not None and math.isfinite(v)]
@@ -360,6 +374,8 @@ class SweepMonitor:
             return
         rec.epoch_seconds[epoch] = float(result.get("epoch_seconds") or 0.0)
         value = result.get(self.spec.metric)
+        if value is not None:
+            rec.curve[epoch] = float(value)
         rec.epochs = max(rec.epochs, epoch)
         if epoch >= rec.epochs:
             rec.last_metric = None if value is None else float(value)
@@ -367,7 +383,9 @@ class SweepMonitor:
             candidates = [rec.best_metric, float(value)]
             rec.best_metric = self._pick_best([c for c in candidates if c is not None])
         if epoch > rec.logged_epoch:
-            tracking.log_epoch(self.client, run_id, result)
+            # Asynchronous: the trial waits for the driver after every epoch, so the driver must not wait
+            # for the store. Pending writes are flushed before the run's status changes.
+            self._pending.setdefault(run_id, []).append(tracking.log_epoch(self.client, run_id, result, synchronous=False))
             rec.logged_epoch = epoch
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
@@ -463,7 +481,10 @@ class SweepMonitor:
         if self.on_progress is not None and (force or (self._dirty and now - self._last_progress >= PROGRESS_EVERY_S)):
             self._last_progress = now
             self._dirty = False
-            self.on_progress(self.progress())
+            try:
+                self.on_progress(self.progress())
+            except Exception as exc:  # a broken display or database must not stop the sweep
+                log.warning("on_progress raised %s; going on", exc)
 
     # ---- summaries ---------------------------------------------------------------------------------
 
@@ -550,6 +571,13 @@ class SweepMonitor:
 
     def finalize_parent(self, status: str, seconds: float, error: str | None = None) -> SweepResult:
         assert self.parent_run_id is not None
+        self._flush()
+        starts = [r.started_at for r in self.records.values() if r.started_at is not None]
+        ends = [r.ended_at for r in self.records.values() if r.ended_at is not None]
+        self.timeline = {
+            "first_trial_started_s": round(min(starts) - self.started, 3) if starts else None,
+            "last_trial_ended_s": round(max(ends) - self.started, 3) if ends else None,
+        }
         client, run_id = self.client, self.parent_run_id
         best = self.best()
         per_algorithm = {rule: entry for rule in self.spec.algorithms if (entry := self.best(rule)) is not None}
@@ -583,14 +611,16 @@ class SweepMonitor:
             sweep_id=self.sweep_id, status=status, best=best, best_per_algorithm=per_algorithm, trials=trials,
             experiment_id=self.experiment_id, parent_run_id=run_id, tracking_uri=self.tracking_uri,
             seconds=round(seconds, 3), counts=counts, metric=self.spec.metric, mode=self.spec.mode, storage_path="",
+            timeline=self.timeline,
         )
 
     def _log_curves(self) -> None:
+        self._flush()
         curves: dict[str, list] = {rule: [] for rule in self.spec.algorithms}
         for rec in self.records.values():
             if rec.mlflow_run_id is None:
                 continue
-            points = tracking.metric_history(self.client, rec.mlflow_run_id, self.spec.metric)
+            points = sorted(rec.curve.items())
             curves.setdefault(rec.algorithm, []).append((rec.trial_id, points, rec.status.value))
         with tempfile.TemporaryDirectory() as tmp:
             png = Path(tmp) / "learning_curves.png"
@@ -695,7 +725,7 @@ def run_sweep(
     error: str | None = None
     try:
         started_ray = _connect_ray(ray_address)
-        warm = _warm_workers(spec)
+        _warm_workers(spec)  # fire and forget: the refs are not needed
         opener.join()
         if "error" in opened:
             raise opened["error"]
@@ -709,7 +739,6 @@ def run_sweep(
         raise
     tune_glue.register_monitor(sweep_id, monitor)
     try:
-        _wait_warm(warm)
         rungs = frozenset(budget.asha_rungs(spec))
         settings = TrialSettings(
             spaces=spaces, metric=spec.metric, mode=spec.mode, max_t=spec.max_t,
@@ -778,6 +807,7 @@ def _open_monitor(out: dict, spec, sweep_id, spaces, uri, on_progress, should_st
         monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
         monitor.open()
         out["monitor"] = monitor
+        import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)
     except BaseException as exc:  # re-raised in the caller's thread
         out["error"] = exc
 
@@ -785,8 +815,8 @@ def _open_monitor(out: dict, spec, sweep_id, spaces, uri, on_progress, should_st
 def _warm_workers(spec: SweepSpec) -> list:
     """Import torch/rf_core and load the data set in as many workers as trials will run at once.
 
-    Tune then places its (reused) trial actors on these warm worker processes, so the first trials do not
-    pay the imports while the driver waits.
+    The tasks hold the trials' CPUs while they run, so Tune's first (reused) trial actors start on these
+    warm worker processes once they are done, instead of paying the imports themselves.
     """
     import ray
 
@@ -797,15 +827,6 @@ def _warm_workers(spec: SweepSpec) -> list:
     args = (spec.dataset.name, spec.dataset.data_dir, spec.dataset.train_subset,
             spec.dataset.val_fraction if spec.dataset.val_fraction is not None else 0.1)
     return [task.remote(*args) for _ in range(min(slots, budget.total_trials(spec)))]
-
-
-def _wait_warm(refs: list) -> None:
-    import ray
-
-    try:
-        ray.get(refs, timeout=120)
-    except Exception as exc:  # warming is an optimisation only
-        log.debug("worker warm-up: %s", exc)
 
 
 def _local_fault_dir(storage: str, sweep_id: str) -> str:

@@ -125,8 +125,11 @@ def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> No
     client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
-def log_epoch(client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None) -> None:
-    """One epoch's metrics with step=epoch under rf_core's names."""
+def log_epoch(
+    client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None,
+    synchronous: bool = True,
+):
+    """One epoch's metrics with step=epoch under rf_core's names (synchronous=False: returns a future)."""
     from mlflow.entities import Metric
 
     step = int(record["epoch"])
@@ -136,7 +139,7 @@ def log_epoch(client: "MlflowClient", run_id: str, record: Mapping[str, Any], ex
         metrics.append(Metric("epoch_seconds", float(record["seconds"]), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
-    client.log_batch(run_id, metrics=metrics)
+    return client.log_batch(run_id, metrics=metrics, synchronous=synchronous)
 
 
 def log_weights(client: "MlflowClient", run_id: str, state: Mapping[str, Any]) -> str:

@@ -80,5 +80,7 @@ def _joint_step_weights(cache: ForwardCache, config, norm_offset: float) -> list
     ridge = config.joint_ridge * mean_diag + norm_offset
     eye = torch.eye(grams.shape[1], dtype=grams.dtype, device=grams.device)
     grams = grams + ridge[:, None, None] * eye
-    chol = torch.linalg.cholesky(grams)
+    chol, info = torch.linalg.cholesky_ex(grams)
+    if bool(info.any()):  # only non-finite activations make a ridge-regularised Gram indefinite
+        return [torch.full_like(g, float("nan")) for g in grams]  # the loop reports "diverged"
     return list(torch.cholesky_inverse(chol))

@@ -13,7 +13,7 @@ class FeedbackAlignment(LearningRule):
     and scaled by `feedback_scale`: δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})."""
 
     name = "fa"
-    default_lr = 0.03
+    default_lr = 0.05
     own_fields = frozenset({"feedback_scale"})
 
     def __init__(self, model, config, generator):

@@ -24,7 +24,7 @@ from rf_core.rules.base import LearningRule, register
 @register
 class ParallelReciprocalFeedback(LearningRule):
     name = "rf_parallel"
-    default_lr = 0.5
+    default_lr = 0.15
     default_feedback_lr = 1e-4
     own_fields = RF_FIELDS | frozenset({"feedback_lr", "feedback_init"})
 

@@ -2,8 +2,9 @@
 
 Wake: the update of rules/_rf.py with feedback matrices F_l held fixed. Sleep: every `pinv_every` steps
 (paper: 20) the forward weights stay fixed and each F_l (layers 2..L) is re-learned as W_l⁺ by the
-chosen pseudoinverse learner (rf_core/pinv.py): warm-started Newton–Schulz (default, cheapest at these
-sizes, see docs/RF_STABILITY.md), exact SVD, or the paper's noise-driven Recirculation rule.
+chosen pseudoinverse learner (rf_core/pinv.py): Wᵀ(WWᵀ)⁻¹ by Cholesky (default, cheapest at these
+sizes, docs/BENCHMARKS.md), warm-started Newton–Schulz, exact SVD, or the paper's noise-driven
+Recirculation rule.
 """
 
 import torch
@@ -17,7 +18,7 @@ from rf_core.rules.base import LearningRule, register
 @register
 class TwoPhaseReciprocalFeedback(LearningRule):
     name = "rf_two_phase"
-    default_lr = 0.5
+    default_lr = 0.15
     own_fields = RF_FIELDS | SLEEP_FIELDS
 
     def __init__(self, model, config, generator):
@@ -44,6 +45,8 @@ class TwoPhaseReciprocalFeedback(LearningRule):
             previous = None if first else getattr(self, f"feedback_{l}")
             if cfg.pinv_damping > 0:
                 result = pinv.damped_pinv(w, cfg.pinv_damping)
+            elif cfg.pinv_method == "cholesky":
+                result = pinv.cholesky_pinv(w)
             elif cfg.pinv_method == "exact":
                 result = pinv.exact_pinv(w)
             elif cfg.pinv_method == "newton_schulz":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,8 +87,9 @@ def ray_env(tmp_path_factory) -> dict[str, str]:
     port = free_port()
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     ray = str(Path(sys.executable).with_name("ray"))
+    temp_dir = f"/tmp/rfsweep-test-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths have a length limit
     cmd = [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-           "--disable-usage-stats", f"--temp-dir=/tmp/rfsweep-test-ray-{uuid.uuid4().hex[:8]}"]
+           "--disable-usage-stats", f"--temp-dir={temp_dir}"]
     log = open(folder / "head.log", "ab")
     process = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
@@ -105,6 +107,7 @@ def ray_env(tmp_path_factory) -> dict[str, str]:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 # --- servers -----------------------------------------------------------------------------------

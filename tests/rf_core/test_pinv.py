@@ -73,3 +73,14 @@ def test_damped_pinv_is_pinv_at_zero_and_bounded_gain_otherwise():
     damped = pinv.damped_pinv(w, 1.0).matrix
     mu = (w @ w.T).diagonal().mean()
     assert torch.linalg.matrix_norm(damped, ord=2) <= 1 / (2 * mu.sqrt()) + 1e-9
+
+
+def test_cholesky_pinv_is_exact_for_full_row_rank_and_falls_back_otherwise():
+    w = well_conditioned(20, 40)
+    result = pinv.cholesky_pinv(w)
+    assert result.converged and pinv.relative_distance(result.matrix, torch.linalg.pinv(w)) < 1e-10
+    rank_deficient = torch.cat([w[:10], w[:10]])  # WWᵀ singular: the SVD pseudoinverse takes over
+    fallback = pinv.cholesky_pinv(rank_deficient).matrix
+    torch.testing.assert_close(fallback, torch.linalg.pinv(rank_deficient))
+    tall = well_conditioned(40, 20)
+    torch.testing.assert_close(pinv.cholesky_pinv(tall).matrix, torch.linalg.pinv(tall))
