@@ -191,9 +191,9 @@ def _load_digits() -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
 
 def _load_synthetic(n_train: int = 4000, n_test: int = 1000, dim: int = 20, classes: int = 5):
     g = torch.Generator().manual_seed(1234)  # a fixed teacher: the task does not depend on the run's seed
-    w1 = torch.randn(dim, 32, generator=g) / dim**0.5
-    w2 = torch.randn(32, classes, generator=g) / 32**0.5
-    x = torch.randn(n_train + n_test, dim, generator=g)
+    w1 = torch.randn(dim, 32, generator=g, dtype=torch.float32) / dim**0.5
+    w2 = torch.randn(32, classes, generator=g, dtype=torch.float32) / 32**0.5
+    x = torch.randn(n_train + n_test, dim, generator=g, dtype=torch.float32)
     y = (torch.tanh(x @ w1) @ w2).argmax(1)
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], classes
 

@@ -7,14 +7,14 @@ All three return a `PinvResult` and never raise on a hard matrix: a learner that
 - `cholesky_pinv`: W⁺ = Wᵀ(WWᵀ)⁻¹ through a Cholesky factorisation, exact for full-row-rank W (every
   layer of a contracting network), with torch.linalg.pinv as the fallback when WWᵀ is not positive
   definite. Three to four times cheaper than a warm-started Newton–Schulz refresh at the paper's layer
-  sizes (docs/BENCHMARKS.md), so it is the default sleep method.
+  sizes (docs/RF_CORE.md), so it is the default sleep method.
 - `newton_schulz`: the Ben-Israel–Cohen iteration X ← 2X − XWX (§3). From X₀ with X₀W symmetric and
   the spectrum of X₀W in (0, 2) it converges quadratically to W⁺. Cold start X₀ = α Wᵀ with
   α = 1/(‖W‖₁‖W‖∞) ≤ 1/σ_max². Warm start: the iteration keeps range(X) inside range(X₀), so starting
   from the previous pseudoinverse X_old (whose range is the *old* row space) stalls near, not at, W⁺.
   We start instead from X₀ = Wᵀ (X_oldᵀ X_old): its range is the new row space, X₀W = Wᵀ(X_oldᵀX_old)W is
   symmetric positive semidefinite, and for full-row-rank W close to W_old, X_oldᵀ X_old ≈ (W Wᵀ)⁻¹, so
-  X₀ ≈ W⁺ and two or three iterations suffice (measured in docs/RF_STABILITY.md).
+  X₀ ≈ W⁺ and two or three iterations suffice (measured in docs/RF_CORE.md).
 - `recirculation`: the paper's local, noise-driven rule. With zero-mean noise y (E[yyᵀ] = σ²I) in the
   output space of W, h = Xy, ŷ = Wh, ĥ = Xŷ, the estimate (h − ĥ)yᵀ/σ² has expectation X − XWX, and the
   damped step of A.4 is X ← λX + (1−λ)(2X − XWX), i.e. X ← X + (1−λ)(X − XWX). As printed, A.4 reads

@@ -11,7 +11,7 @@ updated at once, in float64, by one of:
   (its expectation under white noise).
 
 A pair has converged when both ‖U − V⁺‖_F/‖V⁺‖_F and ‖V − U⁺‖_F/‖U⁺‖_F are below 1e-3 at the end.
-Measured (docs/RF_STABILITY.md): with s = 1 as printed, damped_bic converges for only a handful of
+Measured (docs/RF_CORE.md): with s = 1 as printed, damped_bic converges for only a handful of
 pairs; s = 0.3 converges 100/100, and the autoencoder rule converges 100/100 from s = 1. The demo's
 default is the paper's own rule from the initialisation where it works (s = 0.3); the printed setting is
 always reported beside it.

@@ -3,7 +3,7 @@
 Wake: the update of rules/_rf.py with feedback matrices F_l held fixed. Sleep: every `pinv_every` steps
 (paper: 20) the forward weights stay fixed and each F_l (layers 2..L) is re-learned as W_l⁺ by the
 chosen pseudoinverse learner (rf_core/pinv.py): Wᵀ(WWᵀ)⁻¹ by Cholesky (default, cheapest at these
-sizes, docs/BENCHMARKS.md), warm-started Newton–Schulz, exact SVD, or the paper's noise-driven
+sizes, docs/RF_CORE.md), warm-started Newton–Schulz, exact SVD, or the paper's noise-driven
 Recirculation rule.
 """
 

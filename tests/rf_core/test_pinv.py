@@ -5,7 +5,14 @@ import torch
 
 from rf_core import pinv
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def well_conditioned(rows, cols, seed=0):

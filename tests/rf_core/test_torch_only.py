@@ -20,7 +20,7 @@ def test_rf_core_trains_with_only_torch_importable():
             def find_spec(self, name, path=None, target=None):
                 top = name.split(".")[0].lower()
                 if top in blocked and top not in allowed:
-                    raise ImportError(f"blocked in this test: {name}")
+                    raise ModuleNotFoundError(f"blocked in this test: {name}", name=name)
                 return None
         sys.meta_path.insert(0, Block())
         from rf_core import TrainConfig, train, available_rules
