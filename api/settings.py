@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     max_driver_attempts: int = Field(3, ge=1, validation_alias=AliasChoices("RFSWEEP_MAX_DRIVER_ATTEMPTS"))
     db_pool_size: int = Field(10, ge=1, validation_alias=AliasChoices("RFSWEEP_DB_POOL_SIZE"))
-    home: str | None = Field(None, validation_alias=AliasChoices("RFSWEEP_HOME"))
+    rfsweep_home: str | None = Field(None, validation_alias=AliasChoices("RFSWEEP_HOME"))  # not "home": populate_by_name would read $HOME
 
     @field_validator("api_token")
     @classmethod
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
 
     @property
     def state_path(self) -> Path:
-        return Path(self.home) if self.home else state_dir()
+        return Path(self.rfsweep_home) if self.rfsweep_home else state_dir()
 
     @property
     def resolved_database_url(self) -> str:
