@@ -6,13 +6,7 @@ import torch
 from rf_core import pinv
 
 
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def well_conditioned(rows, cols, seed=0):

@@ -8,13 +8,7 @@ from rf_core.model import MLP, ForwardCache
 from rf_core.activations import make_activation
 
 
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _net(sizes, bias=False, seed=0, activation="leaky_relu"):
