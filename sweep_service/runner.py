@@ -23,6 +23,7 @@ from typing import Any, Callable
 from sweep_service import budget, paths, tracking
 from sweep_service.spec import SweepSpec
 from sweep_service.status import TrialStatus
+from sweep_service.trainable import RESTORED_HISTORY
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class TrialRecord:
     best_metric: float | None = None
     mlflow_run_id: str | None = None
     weights_uri: str | None = None
-    logged_epoch: int = 0  # highest epoch whose metrics are in MLflow (re-run epochs are not logged twice)
+    logged_epochs: set[int] = field(default_factory=set)  # epochs whose metrics are in MLflow (never logged twice)
     epoch_seconds: dict[int, float] = field(default_factory=dict)
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> the sweep metric (for the parent's plot)
     retries: int = 0
@@ -226,8 +227,9 @@ class SweepMonitor:
         seconds = tracking.metric_history(self.client, rec.mlflow_run_id, "epoch_seconds")
         rec.epoch_seconds = {int(s): v for s, v in seconds}
         rec.curve = {int(s): v for s, v in history}
+        rec.logged_epochs = {int(step) for step, _ in history}
         if history:
-            rec.logged_epoch = rec.epochs = history[-1][0]
+            rec.epochs = history[-1][0]
             rec.last_metric = history[-1][1]
             rec.best_metric = self._pick_best([v for _, v in history])
         if rec.status is TrialStatus.DIVERGED:
@@ -296,7 +298,7 @@ class SweepMonitor:
     def _adopt(self, rec: TrialRecord, orphan: TrialRecord) -> str:
         del self.records[orphan.trial_id]
         rec.mlflow_run_id = orphan.mlflow_run_id
-        rec.logged_epoch = orphan.logged_epoch
+        rec.logged_epochs = set(orphan.logged_epochs)
         tracking.log_tags(self.client, rec.mlflow_run_id, {
             tracking.TAG_TRIAL_ID: rec.trial_id,
             "rfsweep.previous_trial_id": orphan.trial_id,
@@ -369,10 +371,18 @@ class SweepMonitor:
         if resumed and rec.resumed_from_epoch != resumed:
             rec.resumed_from_epoch = resumed
             tracking.log_tags(self.client, run_id, {"rfsweep.resumed_from_epoch": resumed})
+        if result.get(RESTORED_HISTORY):
+            # Epochs the checkpoint holds but MLflow missed (the driver died before writing them).
+            for record in json.loads(result[RESTORED_HISTORY]):
+                self._note_epoch(rec, run_id, record)
         if result.get("diverged"):
             rec.diverged_at = epoch
             return
-        rec.epoch_seconds[epoch] = float(result.get("epoch_seconds") or 0.0)
+        self._note_epoch(rec, run_id, {**result, "seconds": result.get("epoch_seconds")})
+
+    def _note_epoch(self, rec: TrialRecord, run_id: str, result: dict) -> None:
+        epoch = int(result["epoch"])
+        rec.epoch_seconds[epoch] = float(result.get("seconds") or 0.0)
         value = result.get(self.spec.metric)
         if value is not None:
             rec.curve[epoch] = float(value)
@@ -382,11 +392,11 @@ class SweepMonitor:
         if value is not None:
             candidates = [rec.best_metric, float(value)]
             rec.best_metric = self._pick_best([c for c in candidates if c is not None])
-        if epoch > rec.logged_epoch:
+        if epoch not in rec.logged_epochs:
             # Asynchronous: the trial waits for the driver after every epoch, so the driver must not wait
             # for the store. Pending writes are flushed before the run's status changes.
             self._pending.setdefault(run_id, []).append(tracking.log_epoch(self.client, run_id, result, synchronous=False))
-            rec.logged_epoch = epoch
+            rec.logged_epochs.add(epoch)
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
         rec = self.records.get(trial_id)
@@ -703,7 +713,7 @@ def run_sweep(
     _quiet_tune()
     from ray import tune
 
-    from sweep_service import faults, tune_glue
+    from sweep_service import checkpoints, faults, tune_glue
     from sweep_service.space import build_spaces
     from sweep_service.trainable import TrialSettings, run_trial
 
@@ -751,6 +761,8 @@ def run_sweep(
             {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
         )
         if resume and tune.Tuner.can_restore(experiment_path):
+            if "://" not in experiment_path:
+                checkpoints.fill_deleted_checkpoints(experiment_path)
             tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
         else:
             tuner = tune.Tuner(
@@ -789,6 +801,8 @@ def run_sweep(
             raise
     finally:
         tune_glue.unregister_monitor(sweep_id)
+        if "://" not in experiment_path:
+            checkpoints.remove_stand_ins(experiment_path)
         if started_ray:
             import ray
 

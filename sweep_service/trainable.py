@@ -6,16 +6,18 @@ rf_core and the dataset (rf_core caches it per process) are loaded once per work
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweep_service.checkpoints import STATE_FILE, load_resume_state
 from sweep_service.faults import CrashPlan, maybe_crash
 from sweep_service.space import RuleSpace
 
-STATE_FILE = "state.pt"
+RESTORED_HISTORY = "restored_history_json"  # in a resumed trial's first report: the epochs its checkpoint holds
 WEIGHTS_FILE = "state_dict.pt"  # the model's weights alone, written where a trial may end (the driver copies it)
 
 
@@ -82,8 +84,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume_state = torch.load(Path(folder) / STATE_FILE, map_location=device, weights_only=False)
+            resume_state = load_resume_state(folder, map_location=device)
     resumed_from = int(resume_state["epoch"]) if resume_state else 0
+    pending_history = list(resume_state["history"]) if resume_state else []
     worst = worst_value(settings.metric, settings.mode)
 
     def on_epoch(record: dict[str, Any], get_state) -> bool | None:
@@ -101,6 +104,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             epoch=epoch, epoch_seconds=float(record["seconds"]), diverged=diverged, device=device, node_id=node_id,
             resumed_from_epoch=resumed_from,
         )
+        if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks
+            report[RESTORED_HISTORY] = json.dumps(pending_history)
+            pending_history.clear()
         keep = not diverged and (
             epoch % settings.checkpoint_every == 0 or epoch in settings.checkpoint_epochs or epoch >= settings.max_t
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -57,6 +59,14 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, as after `kill -9`
         driver.wait()
     _, before = children_and_parent(mlflow_client, experiment.experiment_id)
+    # Tune deletes old checkpoints before its next snapshot names the new ones: keep only each trial's
+    # newest, so the snapshot most likely points at a deleted folder, as after an unlucky kill.
+    deleted = 0
+    for trial_dir in (Path(storage) / sweep_id).iterdir():
+        folders = sorted(trial_dir.glob("checkpoint_*"))
+        for folder in folders[:-1]:
+            shutil.rmtree(folder)
+            deleted += 1
     assert any(c.info.status == "RUNNING" for c in before), "the kill left runs open (that resume must close)"
 
     result = run_sweep(parse_spec(data), sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage, resume=True)
@@ -72,3 +82,4 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
         assert steps_of(mlflow_client, child.info.run_id, "test_accuracy") == list(range(1, 13))
     assert sorted(t["trial_id"] for t in result.trials) == sorted(trial_ids)
     assert result.counts["finished"] == 4
+    assert not list((Path(storage) / sweep_id).glob("*/checkpoint_*/.rfsweep-stand-in")), "stand-ins are cleaned up"
