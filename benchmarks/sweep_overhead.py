@@ -37,7 +37,11 @@ def measure(spec: Path) -> dict:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     concurrency = _concurrency(spec)
     training = [t["training_seconds"] for t in result["trials"]]
+    evaluation = [t.get("eval_seconds") or 0.0 for t in result["trials"]]
     ideal = sum(training) / concurrency
+    # The per-epoch validation/test passes are the trials' own work too (a trial run by hand pays them),
+    # so the second ratio counts them as work, not as the sweep's overhead.
+    ideal_with_eval = (sum(training) + sum(evaluation)) / concurrency
     return {
         "spec": str(spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec),
         "trials": len(training),
@@ -48,6 +52,8 @@ def measure(spec: Path) -> dict:
         "wall_s": round(wall, 2),
         "sweep_seconds_in_process": result["seconds"],
         "ratio": round(wall / ideal, 4),
+        "sum_eval_s": round(sum(evaluation), 2),
+        "ratio_counting_eval_as_work": round(wall / ideal_with_eval, 4),
         "sum_trial_wall_s": round(sum(t["wall_seconds"] or 0 for t in result["trials"]), 2),
         "timeline_in_process": result.get("timeline"),
         "statuses": result["counts"],
@@ -72,7 +78,9 @@ def main() -> None:
         run = measure(Path(args.spec).resolve())
         runs.append(run)
         print(json.dumps(run), flush=True)
-    print(json.dumps({"median_ratio": statistics.median(r["ratio"] for r in runs), "runs": len(runs), "target": 1.2}))
+    print(json.dumps({"median_ratio": statistics.median(r["ratio"] for r in runs),
+                      "median_ratio_counting_eval_as_work": statistics.median(r["ratio_counting_eval_as_work"] for r in runs),
+                      "runs": len(runs), "target": 1.2}))
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ def train(
         seconds = time.perf_counter() - epoch_start
         val_loss, val_acc = evaluate(net, data.x_val, data.y_val)
         test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
+        eval_seconds = time.perf_counter() - epoch_start - seconds
         train_loss = float(loss_sum) / n_train
         if diverged or not all(math.isfinite(v) for v in (train_loss, test_loss)) or (
             data.x_val.numel() and not math.isfinite(val_loss)
@@ -165,6 +166,7 @@ def train(
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "seconds": seconds,
+            "eval_seconds": eval_seconds,
         }
         history.append(record)
         if on_epoch is not None and on_epoch(dict(record), get_state) is False:

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -108,7 +109,8 @@ class TrialRecord:
     mlflow_run_id: str | None = None
     weights_uri: str | None = None
     logged_epochs: set[int] = field(default_factory=set)  # epochs whose metrics are in MLflow (never logged twice)
-    epoch_seconds: dict[int, float] = field(default_factory=dict)
+    epoch_seconds: dict[int, float] = field(default_factory=dict)  # training steps only
+    eval_seconds: dict[int, float] = field(default_factory=dict)  # the per-epoch validation and test passes
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> the sweep metric (for the parent's plot)
     retries: int = 0
     resumed_from_epoch: int | None = None
@@ -133,6 +135,7 @@ class TrialRecord:
             "mlflow_run_id": self.mlflow_run_id,
             "weights_uri": self.weights_uri,
             "training_seconds": round(sum(self.epoch_seconds.values()), 4),
+            "eval_seconds": round(sum(self.eval_seconds.values()), 4),
             "started_at": self.started_at, "ended_at": self.ended_at, "wall_seconds": None if self.started_at is None or self.ended_at is None else round(self.ended_at - self.started_at, 4),
             "retries": self.retries,
             "device": self.device,
@@ -165,6 +168,9 @@ class SweepMonitor:
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
         self._pending: dict[str, list] = {}  # run id -> futures of asynchronous metric writes
+        # Our own writer thread, not MLflow's async logging: that queue is global to the store and every
+        # `set_terminated` shuts it down and joins its thread (~1 s each, in Tune's event loop).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rfsweep-mlflow-writer")
         self.tune_status: dict[str, str] = {}
         self.started = time.monotonic()
         self._last_progress = 0.0
@@ -226,6 +232,7 @@ class SweepMonitor:
         history = tracking.metric_history(self.client, rec.mlflow_run_id, self.spec.metric)
         seconds = tracking.metric_history(self.client, rec.mlflow_run_id, "epoch_seconds")
         rec.epoch_seconds = {int(s): v for s, v in seconds}
+        rec.eval_seconds = {int(s): v for s, v in tracking.metric_history(self.client, rec.mlflow_run_id, "eval_seconds")}
         rec.curve = {int(s): v for s, v in history}
         rec.logged_epochs = {int(step) for step, _ in history}
         if history:
@@ -334,7 +341,7 @@ class SweepMonitor:
         for rid in [run_id] if run_id else list(self._pending):
             for future in self._pending.pop(rid, []):
                 try:
-                    future.wait()
+                    future.result()
                 except Exception as exc:
                     log.warning("run %s: a metric write failed: %s", rid, exc)
 
@@ -383,6 +390,7 @@ class SweepMonitor:
     def _note_epoch(self, rec: TrialRecord, run_id: str, result: dict) -> None:
         epoch = int(result["epoch"])
         rec.epoch_seconds[epoch] = float(result.get("seconds") or 0.0)
+        rec.eval_seconds[epoch] = float(result.get("eval_seconds") or 0.0)
         value = result.get(self.spec.metric)
         if value is not None:
             rec.curve[epoch] = float(value)
@@ -395,7 +403,7 @@ class SweepMonitor:
         if epoch not in rec.logged_epochs:
             # Asynchronous: the trial waits for the driver after every epoch, so the driver must not wait
             # for the store. Pending writes are flushed before the run's status changes.
-            self._pending.setdefault(run_id, []).append(tracking.log_epoch(self.client, run_id, result, synchronous=False))
+            self._pending.setdefault(run_id, []).append(self._writer.submit(tracking.log_epoch, self.client, run_id, result))
             rec.logged_epochs.add(epoch)
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
@@ -617,6 +625,8 @@ class SweepMonitor:
         end_status = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
         tracking.log_tags(client, run_id, {"rfsweep.sweep_status": status, **({"rfsweep.failure_reason": error} if error else {})})
         client.set_terminated(run_id, end_status)
+        self._flush()
+        self._writer.shutdown(wait=True)
         return SweepResult(
             sweep_id=self.sweep_id, status=status, best=best, best_per_algorithm=per_algorithm, trials=trials,
             experiment_id=self.experiment_id, parent_run_id=run_id, tracking_uri=self.tracking_uri,
@@ -740,6 +750,7 @@ def run_sweep(
         if "error" in opened:
             raise opened["error"]
         monitor = opened["monitor"]
+        monitor.started = started  # one time base for the timeline: the start of run_sweep
     except BaseException:
         opener.join()
         if started_ray:
@@ -748,6 +759,7 @@ def run_sweep(
             ray.shutdown()
         raise
     tune_glue.register_monitor(sweep_id, monitor)
+    marks: dict[str, float] = {"ray_ready_s": time.monotonic()}
     try:
         rungs = frozenset(budget.asha_rungs(spec))
         settings = TrialSettings(
@@ -782,13 +794,14 @@ def run_sweep(
                     name=sweep_id,
                     storage_path=storage,
                     callbacks=[tune_glue.MonitorCallback(sweep_id)],
-                    stop=tune_glue.CancelStopper(sweep_id),
+                    stop=tune_glue.CancelStopper(sweep_id, spec.max_t),
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     verbose=0,
                 ),
             )
         tuner.fit()
+        marks["fit_returned_s"] = time.monotonic()
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, KeyboardInterrupt):
@@ -807,9 +820,12 @@ def run_sweep(
             import ray
 
             ray.shutdown()
+            marks["ray_stopped_s"] = time.monotonic()
     monitor.close_open_trials()
     status = "cancelled" if monitor.cancel_requested else "succeeded"
     result = monitor.finalize_parent(status, time.monotonic() - started)
+    marks["summaries_logged_s"] = time.monotonic()
+    result.timeline.update({k: round(t - started, 3) for k, t in marks.items()})
     result.storage_path = experiment_path
     if on_progress is not None:
         on_progress(monitor.progress())

@@ -127,9 +127,8 @@ def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> No
 
 def log_epoch(
     client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None,
-    synchronous: bool = True,
 ):
-    """One epoch's metrics with step=epoch under rf_core's names (synchronous=False: returns a future)."""
+    """One epoch's metrics with step=epoch under rf_core's names."""
     from mlflow.entities import Metric
 
     step = int(record["epoch"])
@@ -137,9 +136,11 @@ def log_epoch(
     metrics = [Metric(k, float(record[k]), now, step) for k in EPOCH_METRICS if record.get(k) is not None]
     if record.get("seconds") is not None:
         metrics.append(Metric("epoch_seconds", float(record["seconds"]), now, step))
+    if record.get("eval_seconds") is not None:
+        metrics.append(Metric("eval_seconds", float(record["eval_seconds"]), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
-    return client.log_batch(run_id, metrics=metrics, synchronous=synchronous)
+    client.log_batch(run_id, metrics=metrics)
 
 
 def log_weights(client: "MlflowClient", run_id: str, state: Mapping[str, Any]) -> str:

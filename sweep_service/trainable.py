@@ -101,7 +101,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
         report.update(
-            epoch=epoch, epoch_seconds=float(record["seconds"]), diverged=diverged, device=device, node_id=node_id,
+            epoch=epoch, epoch_seconds=float(record["seconds"]), eval_seconds=float(record.get("eval_seconds") or 0.0), diverged=diverged, device=device, node_id=node_id,
             resumed_from_epoch=resumed_from,
         )
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks
