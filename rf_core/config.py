@@ -23,7 +23,7 @@ DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
 ACTIVATIONS = ("leaky_relu", "leaky_softplus", "tanh")
 PINV_METHODS = ("cholesky", "newton_schulz", "exact", "recirculation")
 RF_FORMS = ("newton", "paper")
-RF_BATCH_MODES = ("per_sample", "joint")
+RF_BATCH_MODES = ("per_sample", "joint", "delta")
 FEEDBACK_INITS = ("pinv", "transpose", "random")
 LAYER_STEP_SCALES = ("uniform", "inverse_depth")
 

@@ -745,7 +745,6 @@ def run_sweep(
     error: str | None = None
     try:
         started_ray = _connect_ray(ray_address)
-        _warm_workers(spec)  # fire and forget: the refs are not needed
         opener.join()
         if "error" in opened:
             raise opened["error"]
@@ -840,23 +839,6 @@ def _open_monitor(out: dict, spec, sweep_id, spaces, uri, on_progress, should_st
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)
     except BaseException as exc:  # re-raised in the caller's thread
         out["error"] = exc
-
-
-def _warm_workers(spec: SweepSpec) -> list:
-    """Import torch/rf_core and load the data set in as many workers as trials will run at once.
-
-    The tasks hold the trials' CPUs while they run, so Tune's first (reused) trial actors start on these
-    warm worker processes once they are done, instead of paying the imports themselves.
-    """
-    import ray
-
-    from sweep_service.trainable import warm_up
-
-    slots = spec.search.max_concurrent_trials or max(1, int(ray.available_resources().get("CPU", 1) // spec.resources.cpu))
-    task = ray.remote(num_cpus=spec.resources.cpu)(warm_up)
-    args = (spec.dataset.name, spec.dataset.data_dir, spec.dataset.train_subset,
-            spec.dataset.val_fraction if spec.dataset.val_fraction is not None else 0.1)
-    return [task.remote(*args) for _ in range(min(slots, budget.total_trials(spec)))]
 
 
 def _local_fault_dir(storage: str, sweep_id: str) -> str:

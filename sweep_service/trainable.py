@@ -49,19 +49,6 @@ def decode_trial_config(settings: TrialSettings, config: dict[str, Any]) -> tupl
     return rule, settings.spaces[rule].decode(sampled)
 
 
-def warm_up(dataset: str, data_dir: str | None, train_subset: int | None, val_fraction: float) -> None:
-    """Load torch, rf_core and the dataset into a worker before its first trial (a Ray task)."""
-    import torch  # noqa: F401
-
-    from rf_core.data import load_dataset
-    from rf_core.train import train  # noqa: F401
-
-    try:
-        load_dataset(dataset, data_dir, val_fraction=val_fraction, seed=0, train_subset=train_subset)
-    except Exception:  # a missing data set is the trial's error to report, not the warm-up's
-        pass
-
-
 def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
     from ray import tune

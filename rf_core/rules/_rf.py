@@ -21,6 +21,8 @@ Choices the paper leaves open (its A.6 pseudocode is loose with indices), and wh
   so L layers moving at once overshoot L-fold; each layer takes its share instead.
 - c (`inv_slope_clamp`) bounds 1/σ': with leaky-ReLU slope 0.01 an inactive unit would amplify the
   displacement a hundredfold per layer, which is what made the direct implementation diverge.
+- `rf_batch` "delta" drops the Newton normalisation: ΔW_l = s_l · mean_b Δa_l hᵀ_{l−1}, the local delta rule
+  toward the propagated target (as in target propagation); λ then plays the part of an SGD learning rate.
 - ε (`norm_eps`) keeps the step finite for a near-zero h_{l−1}; with a bias, the bias is the weight of a
   constant input 1, so the norm is ‖h‖² + 1.
 """
@@ -55,6 +57,8 @@ def reciprocal_feedback_directions(
         moved = d_h if paper_form else d_pre
         if joint:
             moved = step_weights[l] @ moved * layer_share
+        elif config.rf_batch == "delta":
+            moved = moved * (layer_share / batch)
         else:
             moved = moved * ((layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset))
         out[l] = (moved.T @ h, moved.sum(0) if net.biases is not None else None)

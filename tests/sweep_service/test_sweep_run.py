@@ -79,9 +79,11 @@ def test_reported_best_is_the_best_child_and_its_weights_load(digits_sweep, mlfl
     _, result, _ = digits_sweep
     _, children = children_and_parent(mlflow_client, result.experiment_id)
     healthy = [c for c in children if c.data.tags["rfsweep.status"] != "diverged"]
-    best_child = max(healthy, key=lambda c: c.data.metrics["test_accuracy"])
+    top = max(c.data.metrics["test_accuracy"] for c in healthy)
     best = result.best
-    assert best["mlflow_run_id"] == best_child.info.run_id
+    tied = {c.info.run_id: c for c in healthy if c.data.metrics["test_accuracy"] == top}  # 360 test images: ties happen
+    assert best["mlflow_run_id"] in tied
+    best_child = tied[best["mlflow_run_id"]]
     assert best["value"] == pytest.approx(best_child.data.metrics["test_accuracy"])
     assert best["algorithm"] == "bp" and result.best_per_algorithm["bp"] == best
     assert best["config"]["lr"] == pytest.approx(float(best_child.data.params["lr"]))
