@@ -23,6 +23,7 @@ DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
 ACTIVATIONS = ("leaky_relu", "leaky_softplus", "tanh")
 PINV_METHODS = ("cholesky", "newton_schulz", "exact", "recirculation")
 RF_FORMS = ("newton", "paper")
+RF_BACKWARDS = ("gated", "inverse")
 RF_BATCH_MODES = ("per_sample", "joint", "delta")
 FEEDBACK_INITS = ("pinv", "transpose", "random")
 LAYER_STEP_SCALES = ("uniform", "inverse_depth")
@@ -41,7 +42,7 @@ class TrainConfig:
 
     # the network
     hidden: tuple[int, ...] | None = None  # None: the dataset's default (DEFAULT_HIDDEN)
-    activation: str = "leaky_relu"
+    activation: str | None = None  # leaky_relu | leaky_softplus | tanh; None: the rule's default (leaky_relu; tanh for fa)
     activation_slope: float = 0.1  # negative-side slope of leaky ReLU / leaky softplus
     bias: bool = False
     init_gain: float = 2.45  # weights ~ U(-g/√fan_in, g/√fan_in); √6 ≈ 2.45 keeps ‖h‖ from shrinking layer to layer
@@ -65,6 +66,7 @@ class TrainConfig:
     joint_ridge: float = 0.1  # joint: ridge added to the batch Gram matrix, relative to its mean diagonal
     hidden_step_scale: float = 1.0  # extra factor on the hidden layers' steps (the output layer keeps 1)
     pinv_damping: float = 0.0  # μ: feedback Wᵀ(WWᵀ + μ·mean σ²·I)⁻¹ (Levenberg–Marquardt), 0 = W⁺
+    rf_backward: str = "gated"  # Δa_{l−1} from Δh_{l−1}: "gated" ×σ'(a), "inverse" ÷σ'(a) clamped (§4.2's D_σ⁺)
     max_gain: float | None = None  # per layer, ‖Δh_{l−1}‖ ≤ max_gain·‖Δa_l‖ for each sample (None: off)
 
     # rf_two_phase: the sleep phase
@@ -103,12 +105,14 @@ class TrainConfig:
             bad("algorithm", f"unknown rule {self.algorithm!r}; choose one of {sorted(available_rules())}")
         if self.dataset not in DEFAULT_HIDDEN:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose one of {sorted(DEFAULT_HIDDEN)}")
-        if self.activation not in ACTIVATIONS:
+        if self.activation is not None and self.activation not in ACTIVATIONS:
             bad("activation", f"must be one of {list(ACTIVATIONS)}")
         if self.pinv_method not in PINV_METHODS:
             bad("pinv_method", f"must be one of {list(PINV_METHODS)}")
         if self.rf_form not in RF_FORMS:
             bad("rf_form", f"must be one of {list(RF_FORMS)}")
+        if self.rf_backward not in RF_BACKWARDS:
+            bad("rf_backward", f"must be one of {list(RF_BACKWARDS)}")
         if self.rf_batch not in RF_BATCH_MODES:
             bad("rf_batch", f"must be one of {list(RF_BATCH_MODES)}")
         if self.joint_ridge < 0:
@@ -174,11 +178,13 @@ class TrainConfig:
         return self.hidden if self.hidden is not None else DEFAULT_HIDDEN[self.dataset]
 
     def resolved(self) -> "TrainConfig":
-        """This config with the rule's default learning rates filled in."""
+        """This config with the rule's defaults (learning rates, activation) filled in."""
         from rf_core.rules import get_rule
 
         rule = get_rule(self.algorithm)
         changes: dict[str, Any] = {}
+        if self.activation is None:
+            changes["activation"] = rule.default_activation
         if self.lr is None:
             changes["lr"] = rule.default_lr
         if self.feedback_lr is None and rule.default_feedback_lr is not None:
@@ -196,7 +202,7 @@ COMMON_FIELDS: frozenset[str] = frozenset(
 )
 RF_FIELDS: frozenset[str] = frozenset(
     {"rf_form", "inv_slope_clamp", "norm_eps", "layer_step_scale", "max_gain", "pinv_damping", "hidden_step_scale",
-     "rf_batch", "joint_ridge"}
+     "rf_batch", "joint_ridge", "rf_backward"}
 )
 SLEEP_FIELDS: frozenset[str] = frozenset(
     {"pinv_every", "pinv_method", "pinv_tol", "pinv_max_iter", "sleep_damping", "sleep_steps", "sleep_noise_batch"}

@@ -34,6 +34,7 @@ class LearningRule(nn.Module):
     name: ClassVar[str]
     default_lr: ClassVar[float]
     default_feedback_lr: ClassVar[float | None] = None
+    default_activation: ClassVar[str] = "leaky_relu"
     own_fields: ClassVar[frozenset[str]] = frozenset()  # TrainConfig fields this rule reads beyond the common ones
 
     def __init__(self, model: MLP, config: TrainConfig, generator: torch.Generator) -> None:

@@ -14,7 +14,7 @@ from rf_core.rules.base import LearningRule, register
 @register
 class PseudoBackprop(LearningRule):
     name = "pseudobackprop"
-    default_lr = 0.15
+    default_lr = 1.0
     own_fields = RF_FIELDS
 
     def feedback_matrices(self):

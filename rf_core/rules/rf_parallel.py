@@ -24,7 +24,7 @@ from rf_core.rules.base import LearningRule, register
 @register
 class ParallelReciprocalFeedback(LearningRule):
     name = "rf_parallel"
-    default_lr = 0.15
+    default_lr = 1.0
     default_feedback_lr = 1e-4
     own_fields = RF_FIELDS | frozenset({"feedback_lr", "feedback_init"})
 
@@ -55,5 +55,5 @@ class ParallelReciprocalFeedback(LearningRule):
             f = getattr(self, f"feedback_{l}")
             y = cache.inputs[l]
             wy = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
-            reconstruction_error = wy @ f.T - y
-            f.sub_(reconstruction_error.T @ wy, alpha=lr / y.shape[0])
+            reconstruction_error = torch.addmm(y, wy, f.T, beta=-1)  # F W y − y, one kernel
+            f.addmm_(reconstruction_error.T, wy, alpha=-lr / y.shape[0])

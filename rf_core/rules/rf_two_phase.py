@@ -18,7 +18,7 @@ from rf_core.rules.base import LearningRule, register
 @register
 class TwoPhaseReciprocalFeedback(LearningRule):
     name = "rf_two_phase"
-    default_lr = 0.15
+    default_lr = 1.0
     own_fields = RF_FIELDS | SLEEP_FIELDS
 
     def __init__(self, model, config, generator):

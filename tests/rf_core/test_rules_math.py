@@ -84,17 +84,21 @@ def test_rf_single_linear_layer_newton_step_moves_output_by_minus_e(name, form):
     torch.testing.assert_close(net(x) - before, -e, rtol=1e-10, atol=1e-12)
 
 
-def test_rf_propagates_through_the_pseudoinverse_and_undoes_the_nonlinearity():
-    """Two layers, exact pinv, generous clamp, one sample: Δa_1 = (W_2⁺ e) ⊘ σ'(a_1)."""
+@pytest.mark.parametrize("backward", ["inverse", "gated"])
+def test_rf_propagates_through_the_pseudoinverse_and_the_nonlinearity(backward):
+    """Two layers, exact pinv, generous clamp, one sample: Δa_1 = (W_2⁺ e) ⊘ σ'(a_1) as §4.2 writes it
+    ("inverse"), or (W_2⁺ e) ⊙ σ'(a_1) ("gated", the default)."""
     net, g = _net([6, 5, 3])
     x, y = _batch(1, 6, 3)
-    config = TrainConfig(algorithm="pseudobackprop", norm_eps=0.0, inv_slope_clamp=1e9, layer_step_scale="uniform")
+    config = TrainConfig(algorithm="pseudobackprop", norm_eps=0.0, inv_slope_clamp=1e9, layer_step_scale="uniform",
+                         rf_backward=backward)
     rule = get_rule("pseudobackprop")(net, config, g)
     cache = net.forward_cached(x)
     e = _output_error(cache.logits, y)
     dirs = rule.directions(cache, e)
     w2_pinv = torch.linalg.pinv(net.weights[1])
-    d_a1 = (e @ w2_pinv.T) / net.activation.derivative(cache.pre[0])
+    slope = net.activation.derivative(cache.pre[0])
+    d_a1 = (e @ w2_pinv.T) / slope if backward == "inverse" else (e @ w2_pinv.T) * slope
     expected_dw1 = d_a1.T @ x / (x.square().sum())
     torch.testing.assert_close(dirs[0][0], expected_dw1)
 

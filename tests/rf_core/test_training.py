@@ -61,7 +61,7 @@ def test_epochs_to_90_is_the_first_epoch_within_90_percent_of_the_total_fall():
 def test_rf_diagnostics_report_pinv_distance_moore_penrose_and_angle_to_bp():
     result = train(TrainConfig(algorithm="rf_two_phase", dataset="digits", epochs=1, pinv_every=1))
     d = result.diagnostics
-    assert d["layer2_pinv_distance"] < 1e-2  # refreshed before the last step, moved by one step since
+    assert d["layer2_pinv_distance"] < 3e-2  # refreshed before the last step, moved by one step (λ = 1) since
     assert {"layer2_mp1_axa", "layer2_mp2_xax", "layer2_mp3_ax_sym", "layer2_mp4_xa_sym"} <= set(d)
     assert 0 <= d["layer1_angle_to_bp_deg"] <= 180
     assert d["layer3_angle_to_bp_deg"] < 90  # the output layer's Newton step points downhill
