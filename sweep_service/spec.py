@@ -144,6 +144,13 @@ class FifoSchedulerSpec(_Strict):
     max_t: int = Field(default=100, ge=1, description="epochs every trial trains")
 
 
+def _scheduler_kind(value: Any) -> str:
+    """`type` picks the scheduler; left out, it is ASHA (the paper's), so `{max_t: 10}` alone is valid."""
+    if isinstance(value, dict):
+        return value.get("type", "asha")
+    return getattr(value, "type", "asha")
+
+
 class ResourcesSpec(_Strict):
     cpu: float = Field(default=1, gt=0)
     gpu: float = Field(default=0, ge=0, description="fractional values share one GPU between trials")
@@ -172,9 +179,11 @@ class SweepSpec(_Strict):
         default_factory=dict, description="per-rule overrides of `parameters`"
     )
     search: SearchSpec = Field(default_factory=SearchSpec)
-    scheduler: Annotated[Union[AshaSchedulerSpec, FifoSchedulerSpec], Field(discriminator="type")] = Field(
-        default_factory=AshaSchedulerSpec
-    )
+    scheduler: Annotated[
+        Union[Annotated[AshaSchedulerSpec, Tag("asha")], Annotated[FifoSchedulerSpec, Tag("fifo")]],
+        Discriminator(_scheduler_kind, custom_error_type="scheduler_type",
+                      custom_error_message="type must be 'asha' or 'fifo'"),
+    ] = Field(default_factory=AshaSchedulerSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     failure: FailureSpec = Field(default_factory=FailureSpec)
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between checkpoints (a retry resumes there)")

@@ -105,7 +105,8 @@ def test_loss_metric_defaults_to_min():
         ({"search": {"points_to_evaluate": [{"lr": 5.0}]}}, "search.points_to_evaluate[0].lr", "outside"),
         ({"search": {"points_to_evaluate": [{"batch_size": 64}]}}, "search.points_to_evaluate[0].batch_size", "not a searched parameter"),
         ({"scheduler": {"type": "asha", "max_t": 3, "grace_period": 5}}, "scheduler.grace_period", "must be <= max_t"),
-        ({"scheduler": {"type": "hyperband"}}, "scheduler", "tag"),
+        ({"scheduler": {"type": "hyperband"}}, "scheduler", "type must be 'asha' or 'fifo'"),
+        ({"scheduler": {"max_t": 3, "grace_period": 5}}, "scheduler.grace_period", "must be <= max_t"),  # no type: ASHA
         ({"resources": {"cpu": 0}}, "resources.cpu", "greater than 0"),
         ({"dataset": {"name": "imagenet"}}, "dataset.name", "Input should be"),
         ({"dataset": {"name": "digits", "val_fraction": 0}, "search": {"metric": "val_accuracy"}}, "search.metric", "validation split"),
@@ -117,6 +118,11 @@ def test_invalid_specs_name_the_field_and_the_reason(changes, loc, fragment):
     errors = errors_of(base(**changes))
     assert loc in errors, errors
     assert fragment in errors[loc]
+
+
+def test_a_scheduler_without_type_is_asha():
+    spec = parse_spec(base(scheduler={"max_t": 7, "grace_period": 2}))
+    assert spec.scheduler.type == "asha" and spec.scheduler.max_t == 7 and spec.scheduler.grace_period == 2
 
 
 def test_several_errors_are_reported_together():
