@@ -14,6 +14,18 @@ from rf_core.config import RF_FIELDS, SLEEP_FIELDS
 from rf_core.rules._rf import reciprocal_feedback_directions
 from rf_core.rules.base import LearningRule, register
 
+# The sleep phase's pseudoinverse learners by `pinv_method` name: (W, previous feedback or None, config,
+# generator) -> PinvResult.
+SLEEP_LEARNERS = {
+    "cholesky": lambda w, previous, cfg, generator: pinv.cholesky_pinv(w),
+    "exact": lambda w, previous, cfg, generator: pinv.exact_pinv(w),
+    "newton_schulz": lambda w, previous, cfg, generator: pinv.newton_schulz(
+        w, previous, tol=cfg.pinv_tol, max_iter=cfg.pinv_max_iter),
+    "recirculation": lambda w, previous, cfg, generator: pinv.recirculation(
+        w, previous, damping=cfg.sleep_damping, steps=cfg.sleep_steps, noise_batch=cfg.sleep_noise_batch,
+        generator=generator),
+}
+
 
 @register
 class TwoPhaseReciprocalFeedback(LearningRule):
@@ -45,17 +57,8 @@ class TwoPhaseReciprocalFeedback(LearningRule):
             previous = None if first else getattr(self, f"feedback_{l}")
             if cfg.pinv_damping > 0:
                 result = pinv.damped_pinv(w, cfg.pinv_damping)
-            elif cfg.pinv_method == "cholesky":
-                result = pinv.cholesky_pinv(w)
-            elif cfg.pinv_method == "exact":
-                result = pinv.exact_pinv(w)
-            elif cfg.pinv_method == "newton_schulz":
-                result = pinv.newton_schulz(w, previous, tol=cfg.pinv_tol, max_iter=cfg.pinv_max_iter)
             else:
-                result = pinv.recirculation(
-                    w, previous, damping=cfg.sleep_damping, steps=cfg.sleep_steps,
-                    noise_batch=cfg.sleep_noise_batch, generator=self.generator,
-                )
+                result = SLEEP_LEARNERS[cfg.pinv_method](w, previous, cfg, self.generator)
             if not result.converged:
                 # A learner that failed must not hand back garbage: fall back to the exact pseudoinverse.
                 result = pinv.exact_pinv(w)

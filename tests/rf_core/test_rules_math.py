@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from rf_core.config import PINV_METHODS
+from rf_core.rules.rf_two_phase import SLEEP_LEARNERS
+
 from rf_core import TrainConfig, get_rule
 from rf_core.model import MLP, ForwardCache
 from rf_core.activations import make_activation
@@ -123,3 +126,15 @@ def test_rf_parallel_feedback_converges_to_pseudoinverse_on_white_noise():
     distance = torch.linalg.matrix_norm(rule.feedback_1 - torch.linalg.pinv(w)) / torch.linalg.matrix_norm(torch.linalg.pinv(w))
     assert start > 0.5
     assert distance < 1e-2
+
+
+@pytest.mark.parametrize("method", PINV_METHODS)
+def test_every_sleep_method_learns_the_pseudoinverse_of_each_layer(method):
+    assert set(SLEEP_LEARNERS) == set(PINV_METHODS), "each pinv_method has a sleep learner"
+    net, g = _net([12, 8, 6, 4])
+    rule = get_rule("rf_two_phase")(net, TrainConfig(algorithm="rf_two_phase", pinv_method=method), g)
+    rule.sleep()
+    rule.sleep()  # a warm start from the first sleep's feedback (newton_schulz, recirculation)
+    for l, feedback in rule.feedback_matrices().items():
+        target = torch.linalg.pinv(net.weights[l])
+        assert torch.linalg.norm(feedback - target) / torch.linalg.norm(target) < 1e-2, (method, l)
