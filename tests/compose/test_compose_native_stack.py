@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 STARTUP_TIMEOUT_S = 240
 SWEEP_TIMEOUT_S = 240
+MAX_RESTARTS = 2  # per service, while the stack starts (compose would keep restarting)
 # No GPU here: the gpu profile stays off, as with a plain `docker compose up`.
 SERVICES = ("postgres", "mlflow", "data-fetch", "ray-head", "ray-worker", "api")
 SWEEP = {
@@ -100,6 +101,7 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     last_check: dict[str, float] = {}
+    restarts: dict[str, int] = {}
     while any(state.get(name) not in ("healthy", "completed") for name in services):
         assert time.monotonic() < deadline, f"stack not up in {STARTUP_TIMEOUT_S} s: {state}\n" + "\n".join(
             f"--- {s.name}\n{s.log_tail()}" for s in services.values() if state.get(s.name) == "started")
@@ -120,7 +122,16 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
                     assert exit_code == 0, f"{name} exited with {exit_code}:\n{service.log_tail()}"
                     state[name] = "completed"
                 continue
-            assert exit_code is None, f"{name} exited with {exit_code}:\n{service.log_tail()}"
+            if exit_code is not None:
+                # As compose does for `restart: unless-stopped`: start it again (a node's `ray start` gives up
+                # after a hard-coded 30 s when the raylet registers late on a busy machine). Bounded, and logged.
+                assert restarts.get(name, 0) < MAX_RESTARTS, f"{name} exited with {exit_code}:\n{service.log_tail()}"
+                restarts[name] = restarts.get(name, 0) + 1
+                stop_all([service])
+                with open(service.log, "a") as out:
+                    out.write(f"[harness {time.strftime('%H:%M:%S')}] exited with {exit_code}: restart {restarts[name]}\n")
+                service.start()
+                continue
             if time.monotonic() - last_check.get(name, 0) >= 2:
                 last_check[name] = time.monotonic()
                 if service.check_health():
