@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -41,7 +42,7 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
 def machine() -> dict[str, Any]:
     return {
         "processor": platform.processor() or platform.machine(),
-        "cpus": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
@@ -260,7 +261,8 @@ def matmul_gflops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, class
 
 def recipe_comparison(data_dir: str, epochs: int = 5, lr: float | None = None, device: str = "cpu",
                       progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Epoch time and test accuracy of rf_core's bp against the standard recipe, epochs interleaved."""
+    """Epoch time and test accuracy of rf_core's bp against the standard recipe, one after the other in
+    this process (median epoch time of each side)."""
     lr = lr or TrainConfig(algorithm="bp", dataset="fashion_mnist").resolved().lr
     say = progress or (lambda _msg: None)
     say(f"standard recipe: {epochs} epochs")

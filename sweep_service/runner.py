@@ -625,8 +625,7 @@ class SweepMonitor:
         end_status = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
         tracking.log_tags(client, run_id, {"rfsweep.sweep_status": status, **({"rfsweep.failure_reason": error} if error else {})})
         client.set_terminated(run_id, end_status)
-        self._flush()
-        self._writer.shutdown(wait=True)
+        self._writer.shutdown(wait=True)  # flushed above; nothing is queued after the summaries
         return SweepResult(
             sweep_id=self.sweep_id, status=status, best=best, best_per_algorithm=per_algorithm, trials=trials,
             experiment_id=self.experiment_id, parent_run_id=run_id, tracking_uri=self.tracking_uri,
@@ -734,6 +733,7 @@ def run_sweep(
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)
     experiment_path = f"{storage.rstrip('/')}/{sweep_id}"
+    local_storage = "://" not in storage  # checkpoint stand-ins work on a local or shared folder, not on S3
     uri = tracking.resolve_tracking_uri(tracking_uri, spec.tracking.uri)
 
     spaces = build_spaces(spec)
@@ -772,7 +772,7 @@ def run_sweep(
             {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
         )
         if resume and tune.Tuner.can_restore(experiment_path):
-            if "://" not in experiment_path:
+            if local_storage:
                 checkpoints.fill_deleted_checkpoints(experiment_path)
             tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
         else:
@@ -813,7 +813,7 @@ def run_sweep(
             raise
     finally:
         tune_glue.unregister_monitor(sweep_id)
-        if "://" not in experiment_path:
+        if local_storage:
             checkpoints.remove_stand_ins(experiment_path)
         if started_ray:
             import ray

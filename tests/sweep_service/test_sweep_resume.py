@@ -11,13 +11,23 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from sweep_helpers import ROOT, children_and_parent, steps_of
 
+from sweep_service.checkpoints import STATE_FILE
 from sweep_service.runner import run_sweep
 from sweep_service.spec import parse_spec
 
 pytestmark = pytest.mark.slow
+
+
+def _readable(state_file: Path) -> bool:
+    try:
+        torch.load(state_file, weights_only=False)
+        return True
+    except Exception:  # missing, or cut short by the kill
+        return False
 
 
 def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_uri, state_dir, unique_name, mlflow_client, tmp_path):
@@ -60,13 +70,14 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
         driver.wait()
     _, before = children_and_parent(mlflow_client, experiment.experiment_id)
     # Tune deletes old checkpoints before its next snapshot names the new ones: keep only each trial's
-    # newest, so the snapshot most likely points at a deleted folder, as after an unlucky kill.
-    deleted = 0
+    # newest complete one (Tune deletes older ones only once a newer one is written), so the snapshot most
+    # likely points at a deleted folder, as after an unlucky kill.
     for trial_dir in (Path(storage) / sweep_id).iterdir():
-        folders = sorted(trial_dir.glob("checkpoint_*"))
-        for folder in folders[:-1]:
-            shutil.rmtree(folder)
-            deleted += 1
+        folders = sorted(trial_dir.glob("checkpoint_*"), reverse=True)
+        complete = [f for f in folders if _readable(f / STATE_FILE)]
+        for folder in folders:
+            if complete and folder != complete[0]:
+                shutil.rmtree(folder)
     assert any(c.info.status == "RUNNING" for c in before), "the kill left runs open (that resume must close)"
 
     result = run_sweep(parse_spec(data), sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage, resume=True)
