@@ -3,6 +3,8 @@ Feedback (pseudoinverse feedback) — with datasets, a training loop and metrics
 
 from rf_core.config import TrainConfig
 from rf_core.rules import available_rules, get_rule, rule_fields
-from rf_core.train import METRIC_NAMES, TrainResult, train
+from rf_core.metrics import epochs_to_90
+from rf_core.train import METRIC_NAMES, TrainResult, train, untrained_test_accuracy
 
-__all__ = ["METRIC_NAMES", "TrainConfig", "TrainResult", "available_rules", "get_rule", "rule_fields", "train"]
+__all__ = ["METRIC_NAMES", "TrainConfig", "TrainResult", "available_rules", "get_rule", "rule_fields", "train",
+           "epochs_to_90", "untrained_test_accuracy"]

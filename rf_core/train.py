@@ -94,13 +94,7 @@ def train(
     False from `on_epoch` stops the run. A NaN/inf loss ends the run with status "diverged" and the last
     good metrics, never an exception.
     """
-    config = config.resolved()
-    data = load_dataset(
-        config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
-        device=config.device, train_subset=config.train_subset,
-    )
-    generator = torch.Generator().manual_seed(config.seed)
-    net = MLP.from_config(config, data.input_dim, data.num_classes, generator)
+    config, data, generator, net = _untrained(config)
     rule = get_rule(config.algorithm)(net, config, generator).to(config.device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -128,6 +122,8 @@ def train(
     status = "completed"
     started = time.perf_counter()
     n_train, batch = len(data.y_train), config.batch_size
+    steps_per_epoch = math.ceil(n_train / batch)
+    lr_at = _lr_schedule(config, steps_per_epoch * config.epochs)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(n_train, generator=generator).to(config.device)
@@ -137,7 +133,7 @@ def train(
         diverged = False
         for step, begin in enumerate(range(0, n_train, batch), start=1):
             xb, yb = x_epoch[begin : begin + batch], y_epoch[begin : begin + batch]
-            logits, loss = rule.step(xb, yb, config.lr)
+            logits, loss = rule.step(xb, yb, lr_at((epoch - 1) * steps_per_epoch + step - 1))
             loss_sum += loss.sum()
             correct += (logits.argmax(1) == yb).sum()
             if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
@@ -187,6 +183,34 @@ def train(
         diagnostics=diagnostics,
         model_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
     )
+
+
+def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The step size at global step t (0-based). A function of t alone, so a resumed run repeats it exactly."""
+    lr = float(config.lr)
+    if config.lr_schedule == "cosine":
+        # Decays to 0 at the last step of `epochs`: the late, small steps average out SGD's noise.
+        return lambda t: lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps))
+    return lambda t: lr
+
+
+def _untrained(config: TrainConfig):
+    """The resolved config, its data, the seeded generator and the initial network `train` starts from."""
+    config = config.resolved()
+    data = load_dataset(
+        config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
+        device=config.device, train_subset=config.train_subset,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    net = MLP.from_config(config, data.input_dim, data.num_classes, generator)
+    return config, data, generator, net
+
+
+def untrained_test_accuracy(config: TrainConfig) -> float:
+    """The test accuracy of the network `train(config)` starts from: E_0 of `epochs_to_90` (deterministic
+    given the seed), for callers that hold a run's history but not its start, such as a sweep's trials."""
+    _, data, _, net = _untrained(config)
+    return evaluate(net, data.x_test, data.y_test)[1]
 
 
 def _untrained_record(initial_test_accuracy: float) -> dict[str, Any]:

@@ -37,6 +37,8 @@ Choices the paper leaves open (its A.6 pseudocode is loose with indices), and wh
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from rf_core.model import ForwardCache
@@ -45,8 +47,12 @@ Tensor = torch.Tensor
 
 
 def reciprocal_feedback_directions(
-    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, config
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, config,
+    reconstructions: dict[int, Tensor] | None = None,
 ) -> list[tuple[Tensor, Tensor | None]]:
+    """Every layer's update direction. With `reconstructions` given, it also receives W_l⁺ (W_l h_{l−1}) for
+    each layer l ≥ 1 (what rf_parallel's feedback rule compares with h_{l−1}), computed in the same matmul as
+    Δh_{l−1} = W_l⁺ Δa_l: one 2B-row product instead of two B-row ones."""
     num_layers = net.num_layers
     batch = output_error.shape[0]
     share = 1.0 / num_layers if config.layer_step_scale == "inverse_depth" else 1.0
@@ -72,12 +78,16 @@ def reciprocal_feedback_directions(
             moved = moved * ((layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset))
         out[l] = (moved.T @ h, moved.sum(0) if net.biases is not None else None)
         if l > 0:
-            d_h = d_pre @ feedback[l].T
+            if reconstructions is None:
+                d_h = d_pre @ feedback[l].T
+            else:
+                pre = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
+                d_h, reconstructions[l] = (torch.cat([d_pre, pre]) @ feedback[l].T).split(batch)
             if config.max_gain is not None:
                 gain = d_h.norm(dim=1, keepdim=True) / d_pre.norm(dim=1, keepdim=True).clamp_min(1e-12)
                 d_h = d_h * (config.max_gain / gain.clamp_min(1e-12)).clamp(max=1.0)
             if config.rf_backward == "gated":
-                d_pre = d_h * net.activation.derivative(cache.pre[l - 1])
+                d_pre = net.activation.gate(d_h, cache.pre[l - 1])
             else:  # "inverse": the paper's D_σ⁺
                 d_pre = d_h * net.activation.inverse_derivative(cache.pre[l - 1], config.inv_slope_clamp)
     return out
@@ -92,13 +102,20 @@ def _joint_step_weights(cache: ForwardCache, config, norm_offset: float, shares:
     with the strongly correlated inputs of ReLU layers, the batch's common direction gets nearly all of
     the step and each sample's own part a 1/B share.
     """
-    grams = torch.stack([h @ h.T for h in cache.inputs])
-    mean_diag = grams.diagonal(dim1=1, dim2=2).mean(1)
-    ridge = config.joint_ridge * mean_diag + norm_offset
-    grams.diagonal(dim1=1, dim2=2).add_(ridge[:, None])
+    first = cache.inputs[0]
+    grams = first.new_empty(len(cache.inputs), first.shape[0], first.shape[0])
+    for gram, h in zip(grams, cache.inputs):
+        torch.mm(h, h.T, out=gram)  # written in place: no stack copy (this function is mostly op overhead)
+    diagonals = grams.diagonal(dim1=1, dim2=2)
+    diagonals.add_(diagonals.mean(1, keepdim=True).mul_(config.joint_ridge).add_(norm_offset))
+    # s·(G + ρI)⁻¹ = (G/s + ρI/s)⁻¹: dividing before the factorisation folds the share in for free.
+    grams.mul_(_reciprocal_shares(tuple(shares), grams.dtype, grams.device))
     chol, info = torch.linalg.cholesky_ex(grams)
-    if bool(info.any()):  # only non-finite activations make a ridge-regularised Gram indefinite
+    if info.any():  # only non-finite activations make a ridge-regularised Gram indefinite
         return [torch.full_like(g, float("nan")) for g in grams]  # the loop reports "diverged"
-    inverses = torch.cholesky_inverse(chol)
-    inverses.mul_(torch.tensor(shares, dtype=inverses.dtype, device=inverses.device)[:, None, None])
-    return list(inverses)
+    return torch.cholesky_inverse(chol).unbind(0)
+
+
+@functools.lru_cache(maxsize=64)
+def _reciprocal_shares(shares: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.tensor([1.0 / s for s in shares], dtype=dtype, device=device)[:, None, None]

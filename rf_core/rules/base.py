@@ -100,5 +100,5 @@ def backprop_through(
         db = delta.sum(0) if net.biases is not None else None
         out[l] = (dw, db)
         if l > 0:
-            delta = (delta @ backward[l]).mul_(net.activation.derivative(cache.pre[l - 1]))
+            delta = net.activation.gate(delta @ backward[l], cache.pre[l - 1])
     return out

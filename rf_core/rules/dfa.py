@@ -33,6 +33,6 @@ class DirectFeedbackAlignment(LearningRule):
             if l == net.num_layers - 1:
                 delta = top
             else:
-                delta = (top @ getattr(self, f"direct_{l}")).mul_(net.activation.derivative(cache.pre[l]))
+                delta = net.activation.gate(top @ getattr(self, f"direct_{l}"), cache.pre[l])
             out.append((delta.T @ cache.inputs[l], delta.sum(0) if net.biases is not None else None))
         return out

@@ -1,0 +1,125 @@
+"""`rfsweep reproduce`: both protocols searched and retrained on real Ray and MLflow; every output written."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from sweep_service.reproduce import (
+    PROTOCOLS,
+    RULES,
+    Budget,
+    SeedRun,
+    budget_for,
+    retrain_spec,
+    run_reproduce,
+    search_spec,
+)
+
+TINY = Budget("test", configurations=2, epochs=3, seeds=2, grace_period=1, reduction_factor=3)
+PAPER, TUNED = PROTOCOLS
+
+
+def test_paper_protocol_searches_the_printed_domains_and_selects_on_test():
+    spec = search_spec(PAPER, TINY, "digits", None, "x", None)
+    assert spec.metric == "test_accuracy" and spec.search.num_samples == 2 and spec.model.activation == "leaky_relu"
+    for rule in RULES:
+        lr = spec.rule_parameters(rule)["lr"]
+        assert (lr.distribution, lr.low, lr.high) == ("loguniform", 1e-4, 1e-2)
+    fb = spec.rule_parameters("rf_parallel")["feedback_lr"]
+    assert (fb.low, fb.high) == (1e-6, 1e-3)
+    assert spec.search.points_to_evaluate == []
+    assert spec.rule_parameters("bp")["lr_schedule"] == "constant"
+
+
+def test_tuned_protocol_selects_on_validation_and_starts_from_the_rules_defaults():
+    spec = search_spec(TUNED, TINY, "digits", None, "x", None)
+    assert spec.metric == "val_accuracy" and spec.model.activation is None
+    assert spec.rule_parameters("rf_two_phase")["lr"].high > 1 > spec.rule_parameters("bp")["lr"].high
+    assert "hidden_step_scale" in spec.rule_parameters("rf_parallel")
+    assert {p["algorithm"] for p in spec.search.points_to_evaluate} == set(RULES)
+
+
+def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed():
+    best = {"fa": {"algorithm": "fa", "dataset": "digits", "epochs": 3, "lr": 0.02, "activation": "tanh",
+                   "feedback_scale": 0.5, "seed": 0, "lr_schedule": "cosine", "rf_form": "newton"}}
+    spec = retrain_spec(TUNED, TINY, "digits", "/data", "x", best, None)
+    assert spec.scheduler.type == "fifo" and spec.max_t == 3
+    params = spec.rule_parameters("fa")
+    assert (params["lr"], params["activation"], params["feedback_scale"], params["lr_schedule"]) == (0.02, "tanh", 0.5, "cosine")
+    assert "rf_form" not in params  # fa does not read it
+    assert [p["seed"] for p in spec.search.points_to_evaluate] == [0, 1]
+    assert spec.dataset.data_dir == "/data"
+
+
+def test_budget_overrides_are_named_in_the_budget():
+    quick = budget_for("quick", "fashion_mnist")
+    assert quick.name == "quick" and quick.seeds == 3
+    changed = budget_for("paper", "fashion_mnist", epochs=2, configurations=4)
+    assert (changed.epochs, changed.configurations, changed.grace_period) == (2, 4, 1)
+    assert "epochs=2" in changed.name and "configurations=4" in changed.name
+    with pytest.raises(ValueError, match="budget must be"):
+        budget_for("huge", "digits")
+
+
+def test_selected_accuracy_is_best_test_for_protocol_a_and_test_at_best_validation_for_b():
+    history = [{"epoch": 1, "val_accuracy": 0.5, "test_accuracy": 0.9},
+               {"epoch": 2, "val_accuracy": 0.8, "test_accuracy": 0.7},
+               {"epoch": 3, "val_accuracy": 0.8, "test_accuracy": 0.6}]
+    run = SeedRun(0, "t", None, "finished", history, initial_test_accuracy=0.1)
+    assert run.selected_test_accuracy(PAPER) == 0.9
+    assert run.selected_test_accuracy(TUNED) == 0.7  # the first epoch with the best validation accuracy
+    assert run.final_test_accuracy == 0.6
+    assert run.epochs_to_90 == 1
+
+
+def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
+    ray_session, tracking_uri, storage_path, tmp_path, unique_name, mlflow_client
+):
+    stages = []
+    result = run_reproduce("digits", TINY, tmp_path / "out", tracking_uri=tracking_uri, storage_path=storage_path,
+                           experiment=unique_name, pinv_steps=300, on_progress=lambda p: stages.append((p.stage, p.epochs_done, p.eta_seconds)))
+    out = tmp_path / "out"
+    for name in ("table1.md", "fig4.png", "fig4_protocol_a.png", "fig2.png", "best_configs.json", "run_ids.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert [s for s, *_ in dict.fromkeys((s,) for s, *_ in stages)] == [
+        "protocol (a) search", "protocol (a) retrain", "protocol (b) search", "protocol (b) retrain"]
+    assert stages[-1][1] > 0 and stages[-1][2] is not None
+
+    best = json.loads((out / "best_configs.json").read_text())["best"]
+    table = (out / "table1.md").read_text()
+    for protocol in PROTOCOLS:
+        assert f"## Protocol ({protocol.key})" in table
+        for rule in RULES:
+            entry = best[protocol.key][rule]
+            assert f"| {rule} |" in table
+            assert [s["seed"] for s in entry["seeds"]] == [0, 1]
+            assert all(s["epochs"] == TINY.epochs for s in entry["seeds"] if s["status"] != "diverged")
+            key = "best_test_accuracy" if protocol.key == "a" else "test_accuracy_at_best_val"
+            chosen = [s[key] for s in entry["seeds"]]
+            assert entry["test_accuracy_mean"] == pytest.approx(statistics.fmean(chosen))
+            # the retrained runs trained the searched configuration, each under its own seed
+            runs = [mlflow_client.get_run(s["run_id"]) for s in entry["seeds"]]
+            assert {r.data.params["seed"] for r in runs} == {"0", "1"}
+            assert all(math.isclose(float(r.data.params["lr"]), entry["config"]["lr"]) for r in runs)
+            assert all(r.data.tags["mlflow.parentRunId"] == result.ids[protocol.key]["retrain"]["parent_run_id"] for r in runs)
+        assert 1e-4 <= best["a"][rule]["config"]["lr"] <= 1e-2
+
+    report = mlflow_client.get_run(result.ids["report_run_id"])
+    assert report.info.status == "FINISHED" and report.data.tags["rfsweep.role"] == "reproduce"
+    artifacts = {a.path for a in mlflow_client.list_artifacts(result.ids["report_run_id"])}
+    assert {"table1.md", "fig4.png", "fig2.png", "best_configs.json", "run_ids.json"} <= artifacts
+    assert json.loads((out / "run_ids.json").read_text())["report_run_id"] == result.ids["report_run_id"]
+
+
+def test_cli_rejects_an_unknown_dataset_and_budget_without_starting_anything():
+    run = [sys.executable, "-m", "rfsweep_cli.main", "reproduce"]
+    bad_dataset = subprocess.run(run + ["--dataset", "imagenet"], capture_output=True, text=True)
+    assert bad_dataset.returncode == 2 and "--dataset must be one of" in bad_dataset.stdout + bad_dataset.stderr
+    bad_budget = subprocess.run(run + ["--dataset", "digits", "--budget", "huge"], capture_output=True, text=True)
+    assert bad_budget.returncode == 2 and "budget must be 'paper' or 'quick'" in bad_budget.stdout + bad_budget.stderr
