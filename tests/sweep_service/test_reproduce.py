@@ -87,7 +87,7 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
     out = tmp_path / "out"
     for name in ("table1.md", "fig4.png", "fig4_protocol_a.png", "fig2.png", "best_configs.json", "run_ids.json"):
         assert (out / name).stat().st_size > 0, name
-    assert [s for s, *_ in dict.fromkeys((s,) for s, *_ in stages)] == [
+    assert list(dict.fromkeys(stage for stage, *_ in stages)) == [
         "protocol (a) search", "protocol (a) retrain", "protocol (b) search", "protocol (b) retrain"]
     assert stages[-1][1] > 0 and stages[-1][2] is not None
 
