@@ -47,12 +47,8 @@ Tensor = torch.Tensor
 
 
 def reciprocal_feedback_directions(
-    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, config,
-    reconstructions: dict[int, Tensor] | None = None,
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, config
 ) -> list[tuple[Tensor, Tensor | None]]:
-    """Every layer's update direction. With `reconstructions` given, it also receives W_l⁺ (W_l h_{l−1}) for
-    each layer l ≥ 1 (what rf_parallel's feedback rule compares with h_{l−1}), computed in the same matmul as
-    Δh_{l−1} = W_l⁺ Δa_l: one 2B-row product instead of two B-row ones."""
     num_layers = net.num_layers
     batch = output_error.shape[0]
     share = 1.0 / num_layers if config.layer_step_scale == "inverse_depth" else 1.0
@@ -78,11 +74,7 @@ def reciprocal_feedback_directions(
             moved = moved * ((layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset))
         out[l] = (moved.T @ h, moved.sum(0) if net.biases is not None else None)
         if l > 0:
-            if reconstructions is None:
-                d_h = d_pre @ feedback[l].T
-            else:
-                pre = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
-                d_h, reconstructions[l] = (torch.cat([d_pre, pre]) @ feedback[l].T).split(batch)
+            d_h = d_pre @ feedback[l].T
             if config.max_gain is not None:
                 gain = d_h.norm(dim=1, keepdim=True) / d_pre.norm(dim=1, keepdim=True).clamp_min(1e-12)
                 d_h = d_h * (config.max_gain / gain.clamp_min(1e-12)).clamp(max=1.0)

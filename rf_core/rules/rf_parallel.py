@@ -45,22 +45,15 @@ class ParallelReciprocalFeedback(LearningRule):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
 
     def directions(self, cache, output_error):
-        # F W y comes out of the backward pass's own matmul with F (kept for after_step, same cache)
-        self._reconstructions = {}
-        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config,
-                                              reconstructions=self._reconstructions)
+        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
 
     @torch.no_grad()
     def after_step(self, cache):
         lr = self.config.feedback_lr if self.config.feedback_lr is not None else self.default_feedback_lr
         net = self.net
-        reconstructions = getattr(self, "_reconstructions", {})
         for l in range(1, net.num_layers):
             f = getattr(self, f"feedback_{l}")
             y = cache.inputs[l]
             wy = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
-            reconstruction = reconstructions.get(l)
-            if reconstruction is None:
-                reconstruction = wy @ f.T
-            f.addmm_((reconstruction - y).T, wy, alpha=-lr / y.shape[0])  # δF = (F W y − y)(W y)ᵀ
-        self._reconstructions = {}
+            reconstruction_error = torch.addmm(y, wy, f.T, beta=-1)  # F W y − y, one kernel
+            f.addmm_(reconstruction_error.T, wy, alpha=-lr / y.shape[0])
