@@ -51,6 +51,7 @@ class TrainConfig:
     # optimisation (plain SGD, as in the paper)
     lr: float | None = None
     lr_schedule: str = "constant"  # constant (the paper's plain SGD) | cosine: lr·½(1 + cos(π·step/total steps))
+    weight_decay: float = 0.0  # L2 pull on the weights (not biases): W ← W − lr_t·(D + weight_decay·W), every rule
     batch_size: int = 32
     epochs: int = 10
     seed: int = 0
@@ -138,6 +139,8 @@ class TrainConfig:
                 bad(name, "must be > 0")
         if not self.hidden_step_scale > 0:
             bad("hidden_step_scale", "must be > 0")
+        if not 0 <= self.weight_decay < 1:
+            bad("weight_decay", "must be in [0, 1)")
         if self.pinv_damping < 0:
             bad("pinv_damping", "must be >= 0")
         if self.norm_eps < 0:
@@ -201,7 +204,7 @@ class TrainConfig:
 COMMON_FIELDS: frozenset[str] = frozenset(
     {
         "algorithm", "dataset", "data_dir", "val_fraction", "train_subset", "hidden", "activation",
-        "activation_slope", "bias", "init_gain", "lr", "lr_schedule", "batch_size", "epochs", "seed", "device",
+        "activation_slope", "bias", "init_gain", "lr", "lr_schedule", "weight_decay", "batch_size", "epochs", "seed", "device",
         "diagnostics",
     }
 )

@@ -86,7 +86,8 @@ def reproduce(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: interrupted.set())
     console.print(f"budget {chosen.describe()}")
-    console.print("protocol (b) also searches RF's stability knob hidden_step_scale and starts from each rule's tuned defaults")
+    console.print("protocol (b) also searches weight decay and RF's stability knob hidden_step_scale, "
+                  "starting from each rule's tuned defaults")
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         live.update("starting Ray and MLflow…")
         try:

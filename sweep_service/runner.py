@@ -172,6 +172,7 @@ class SweepMonitor:
         # `set_terminated` shuts it down and joins its thread (~1 s each, in Tune's event loop).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rfsweep-mlflow-writer")
         self.tune_status: dict[str, str] = {}
+        self.tune_checkpoints: dict[str, Any] = {}  # trial id → its newest Tune checkpoint, for backfilling
         self.started = time.monotonic()
         self._last_progress = 0.0
         self._last_stop_poll = 0.0
@@ -487,6 +488,7 @@ class SweepMonitor:
         for trial in trials:
             self._record(trial)
             self.tune_status[trial.trial_id] = trial.status
+            self.tune_checkpoints[trial.trial_id] = getattr(trial, "checkpoint", None)
         now = time.monotonic()
         if self.should_stop is not None and not self.cancel_requested and now - self._last_stop_poll >= STOP_POLL_EVERY_S:
             self._last_stop_poll = now
@@ -584,8 +586,31 @@ class SweepMonitor:
             elif rec.mlflow_run_id is None and rec.epochs == 0:
                 self._set_status(rec, TrialStatus.CANCELLED)
             else:
+                self._backfill_from_checkpoint(rec)
                 status = TrialStatus.FINISHED if rec.epochs >= self.spec.max_t else TrialStatus.STOPPED_EARLY
                 self._set_status(rec, status)
+
+    def _backfill_from_checkpoint(self, rec: TrialRecord) -> None:
+        """Log the epochs a trial's newest checkpoint holds but its MLflow run lacks.
+
+        A driver killed after Tune saved a trial as terminated, but before the asynchronous write of its
+        last epochs, leaves a run short of those epochs; the resumed sweep does not rerun the trial (a
+        restored one refills through RESTORED_HISTORY instead), so its checkpoint is the only copy.
+        """
+        checkpoint = self.tune_checkpoints.get(rec.trial_id)
+        if checkpoint is None or rec.mlflow_run_id is None:
+            return
+        from sweep_service.checkpoints import load_resume_state
+
+        try:
+            with checkpoint.as_directory() as folder:
+                history = load_resume_state(folder).get("history", [])
+        except Exception as exc:  # a missing checkpoint only means nothing can be refilled
+            log.warning("trial %s: could not read its checkpoint to refill MLflow: %s", rec.trial_id, exc)
+            return
+        for record in history:
+            if int(record["epoch"]) not in rec.logged_epochs:
+                self._note_epoch(rec, rec.mlflow_run_id, record)
 
     def finalize_parent(self, status: str, seconds: float, error: str | None = None) -> SweepResult:
         assert self.parent_run_id is not None

@@ -76,7 +76,10 @@ class LearningRule(nn.Module):
         loss = -log_probs.gather(1, y[:, None]).squeeze(1)
         error = log_probs.exp_()
         error[torch.arange(len(y), device=y.device), y] -= 1.0
+        decay = 1.0 - lr * self.config.weight_decay
         for l, (dw, db) in enumerate(self.directions(cache, error)):
+            if decay != 1.0:
+                net.weights[l].mul_(decay)
             net.weights[l].sub_(dw, alpha=lr)
             if db is not None and net.biases is not None:
                 net.biases[l].sub_(db, alpha=lr)

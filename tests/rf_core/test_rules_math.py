@@ -53,6 +53,27 @@ def test_bp_directions_equal_autograd_gradients(bias, activation):
             torch.testing.assert_close(db, biases[l].grad, rtol=1e-10, atol=1e-12)
 
 
+def test_bp_step_with_weight_decay_equals_torch_sgd_with_weight_decay():
+    net, g = _net([7, 6, 3], bias=True)
+    x, y = _batch(9, 7, 3)
+    lr, decay = 0.3, 0.05
+    params = [w.detach().clone().requires_grad_(True) for w in net.weights]
+    biases = [b.detach().clone().requires_grad_(True) for b in net.biases]
+    reference = torch.optim.SGD([{"params": params, "weight_decay": decay}, {"params": biases}], lr=lr)
+    h = x
+    for l, (w, b) in enumerate(zip(params, biases)):
+        h = h @ w.T + b
+        if l < len(params) - 1:
+            h = net.activation.forward(h)
+    torch.nn.functional.cross_entropy(h, y).backward()
+    reference.step()
+
+    rule = get_rule("bp")(net, TrainConfig(algorithm="bp", bias=True, weight_decay=decay), g)
+    rule.step(x, y, lr)
+    for ours, theirs in zip([*net.weights, *net.biases], [*params, *biases]):  # biases are not decayed
+        torch.testing.assert_close(ours, theirs.detach(), rtol=1e-10, atol=1e-12)
+
+
 def test_fa_with_transposed_weights_as_feedback_equals_bp():
     net, g = _net([8, 6, 4, 3])
     x, y = _batch(5, 8, 3)

@@ -70,6 +70,8 @@ def test_rf_diagnostics_report_pinv_distance_moore_penrose_and_angle_to_bp():
 def test_invalid_configuration_names_the_field_and_reason():
     with pytest.raises(ValueError, match="lr: must be > 0"):
         TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match=r"weight_decay: must be in \[0, 1\)"):
+        TrainConfig(weight_decay=-0.1)
     with pytest.raises(ValueError, match="unknown training-config fields"):
         TrainConfig.from_dict({"learning_rate": 0.1})
 

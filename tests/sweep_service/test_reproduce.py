@@ -43,6 +43,11 @@ def test_tuned_protocol_selects_on_validation_and_starts_from_the_rules_defaults
     assert spec.rule_parameters("rf_two_phase")["lr"].high > 1 > spec.rule_parameters("bp")["lr"].high
     assert "hidden_step_scale" in spec.rule_parameters("rf_parallel")
     assert {p["algorithm"] for p in spec.search.points_to_evaluate} == set(RULES)
+    for point in spec.search.points_to_evaluate:  # every first point lies inside its rule's domain
+        for name, value in point.items():
+            domain = spec.rule_parameters(point["algorithm"]).get(name)
+            if hasattr(domain, "low"):
+                assert domain.low <= value <= domain.high, (point["algorithm"], name, value)
 
 
 def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed():
