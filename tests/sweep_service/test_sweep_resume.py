@@ -94,3 +94,39 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
     assert sorted(t["trial_id"] for t in result.trials) == sorted(trial_ids)
     assert result.counts["finished"] == 4
     assert not list((Path(storage) / sweep_id).glob("*/checkpoint_*/.rfsweep-stand-in")), "stand-ins are cleaned up"
+
+
+def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_checkpoint(
+    tracking_uri, unique_name, mlflow_client, tmp_path
+):
+    """The race behind a once-flaky run of the test above: Tune snapshotted the trial as TERMINATED, then the
+    driver died before its asynchronous write of the last epoch. The resumed sweep does not rerun the trial,
+    so closing it must read that epoch from the trial's checkpoint."""
+    from ray import tune
+
+    from rf_core import TrainConfig, train
+    from sweep_service.runner import SweepMonitor, TrialRecord
+    from sweep_service.status import TrialStatus
+
+    spec = parse_spec({"name": unique_name, "dataset": {"name": "synthetic", "train_subset": 300}, "algorithm": "bp",
+                       "search": {"method": "random", "num_samples": 1, "metric": "test_accuracy"},
+                       "scheduler": {"type": "fifo", "max_t": 3}})
+    checkpoint_dir = tmp_path / "checkpoint_000002"
+    checkpoint_dir.mkdir()
+    history = train(TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, diagnostics=False),
+                    on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE)).history
+    monitor = SweepMonitor(spec, "refill-test", {}, tracking_uri, None, None)
+    run_id = mlflow_client.create_run(monitor.experiment_id).info.run_id
+    rec = TrialRecord(trial_id="t0", algorithm="bp", config={}, params={}, status=TrialStatus.RUNNING, mlflow_run_id=run_id)
+    for record in history[:2]:  # the driver logged epochs 1 and 2, then died
+        monitor._note_epoch(rec, run_id, {**record})
+    monitor.records[rec.trial_id] = rec
+    monitor.tune_status[rec.trial_id] = "TERMINATED"
+    monitor.tune_checkpoints[rec.trial_id] = tune.Checkpoint.from_directory(str(checkpoint_dir))
+
+    monitor.close_open_trials()
+
+    assert steps_of(mlflow_client, run_id, "test_accuracy") == [1, 2, 3]
+    logged = {m.step: m.value for m in mlflow_client.get_metric_history(run_id, "test_accuracy")}
+    assert logged[3] == pytest.approx(history[2]["test_accuracy"])
+    assert rec.status is TrialStatus.FINISHED and mlflow_client.get_run(run_id).info.status == "FINISHED"
