@@ -61,7 +61,7 @@ def rule_diagnostics(rule, x: Tensor, y: Tensor) -> dict[str, float]:
     error = torch.softmax(cache.logits, 1)
     error[torch.arange(len(y)), y] -= 1.0
     ours = rule.directions(cache, error)
-    grads = backprop_through(cache, error, list(net.weights), net)
-    for l, ((dw, _), (gw, _)) in enumerate(zip(ours, grads)):
+    grads = [delta.T @ inputs for delta, inputs, _ in backprop_through(cache, error, list(net.weights), net)]
+    for l, ((dw, _), gw) in enumerate(zip(ours, grads)):
         out[f"layer{l + 1}_angle_to_bp_deg"] = _angle_degrees(dw, gw)
     return out

@@ -42,19 +42,20 @@ import functools
 import torch
 
 from rf_core.model import ForwardCache
+from rf_core.rules.base import LayerUpdate
 
 Tensor = torch.Tensor
 
 
 def reciprocal_feedback_directions(
     cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, config
-) -> list[tuple[Tensor, Tensor | None]]:
+) -> list[LayerUpdate]:
     num_layers = net.num_layers
     batch = output_error.shape[0]
     share = 1.0 / num_layers if config.layer_step_scale == "inverse_depth" else 1.0
     paper_form = config.rf_form == "paper"
     norm_offset = config.norm_eps + (1.0 if net.biases is not None else 0.0)
-    out: list[tuple[Tensor, Tensor | None]] = [None] * num_layers  # type: ignore[list-item]
+    out: list[LayerUpdate] = [None] * num_layers  # type: ignore[list-item]
 
     joint = config.rf_batch == "joint" and batch > 1
     shares = [share * config.hidden_step_scale] * (num_layers - 1) + [share]
@@ -72,7 +73,7 @@ def reciprocal_feedback_directions(
             moved = moved * (layer_share / batch)
         else:
             moved = moved * ((layer_share / batch) / (h.square().sum(1, keepdim=True) + norm_offset))
-        out[l] = (moved.T @ h, moved.sum(0) if net.biases is not None else None)
+        out[l] = (moved, h, moved.sum(0) if net.biases is not None else None)  # ΔW_l = movedᵀ h
         if l > 0:
             d_h = d_pre @ feedback[l].T
             if config.max_gain is not None:

@@ -11,5 +11,5 @@ class Backprop(LearningRule):
     name = "bp"
     default_lr = 0.03
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         return backprop_through(cache, output_error, list(self.net.weights), self.net)

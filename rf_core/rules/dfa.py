@@ -25,7 +25,7 @@ class DirectFeedbackAlignment(LearningRule):
             d = (torch.rand(classes, width, generator=generator, dtype=model.weights[0].dtype) * 2 - 1) * bound
             self.register_buffer(f"direct_{l}", d.to(model.weights[0].device))
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         net = self.net
         top = output_error / output_error.shape[0]
         out = []
@@ -34,5 +34,5 @@ class DirectFeedbackAlignment(LearningRule):
                 delta = top
             else:
                 delta = net.activation.gate(top @ getattr(self, f"direct_{l}"), cache.pre[l])
-            out.append((delta.T @ cache.inputs[l], delta.sum(0) if net.biases is not None else None))
+            out.append((delta, cache.inputs[l], delta.sum(0) if net.biases is not None else None))
         return out

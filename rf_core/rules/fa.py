@@ -30,6 +30,6 @@ class FeedbackAlignment(LearningRule):
     def feedback_matrices(self):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         backward = [getattr(self, f"feedback_{l}") for l in range(self.net.num_layers)]
         return backprop_through(cache, output_error, backward, self.net)

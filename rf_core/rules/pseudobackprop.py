@@ -20,5 +20,5 @@ class PseudoBackprop(LearningRule):
     def feedback_matrices(self):
         return {l: torch.linalg.pinv(self.net.weights[l]) for l in range(1, self.net.num_layers)}
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)

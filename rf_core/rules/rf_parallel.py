@@ -44,7 +44,7 @@ class ParallelReciprocalFeedback(LearningRule):
     def feedback_matrices(self):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
 
     @torch.no_grad()

@@ -67,5 +67,5 @@ class TwoPhaseReciprocalFeedback(LearningRule):
             getattr(self, f"feedback_{l}").copy_(result.matrix)
         self.sleeps += 1
 
-    def directions(self, cache, output_error):
+    def factored_directions(self, cache, output_error):
         return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
