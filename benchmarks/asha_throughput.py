@@ -6,9 +6,10 @@
 Runs `rfsweep sweep --json` twice in subprocesses with fresh RFSWEEP_HOMEs: HyperOpt (seed 0) over the
 paper's domain (lr log-uniform [1e-4, 1e-2], feedback lr [1e-6, 1e-3] for rf_parallel), batch 32,
 selection on test accuracy, once with ASHA (grace 1, reduction ×4, max_t = epochs) and once FIFO to
-max_t. With num_samples ≤ 20 HyperOpt never leaves its random start-up (Ray's n_initial_points = 20), so
-both sides draw the same configurations; the script checks that. Prints one JSON line per side and a
-last line with trials per hour, the speed-up and the best test accuracy each found.
+max_t. With num_samples ≤ 20 HyperOpt never leaves its random start-up (Ray's n_initial_points = 20), but
+its draws still depend on the order trials are suggested and finish in, so the two sides' configurations
+can differ (2026-12-01, 20 configurations: they did); the script reports whether they matched. Prints one
+JSON line per side and a last line with trials per hour, the speed-up and the best test accuracy each found.
 """
 
 from __future__ import annotations
