@@ -51,7 +51,7 @@ PAPER_DOMAINS: dict[str, dict[str, Any]] = {
 # Wide enough that each rule's optimum is inside (bp/fa: 0.01–0.1; RF's Newton step: λ ≈ 1), plus the RF
 # knob that mattered most in the Fashion-MNIST screens (docs/RF_STABILITY.md §5): the hidden layers' step.
 # Weight decay because every rule's test loss climbs after ~15 epochs of plain SGD at batch 32 while its
-# accuracy stalls (docs/RESULTS.md); its domain is per rule because the decay per step is lr·weight_decay
+# accuracy stalls (docs/RF_STABILITY.md §6); its domain is per rule because the decay per step is lr·weight_decay
 # and RF's λ is ~30× bp's lr.
 _RF_KNOBS = {"hidden_step_scale": _loguniform(1.0, 30.0), "weight_decay": _loguniform(1e-6, 5e-4)}
 _SGD_KNOBS = {"weight_decay": _loguniform(1e-4, 1e-2)}
@@ -62,7 +62,7 @@ TUNED_DOMAINS: dict[str, dict[str, Any]] = {
     "rf_two_phase": {"lr": _loguniform(0.05, 5.0), **_RF_KNOBS},
 }
 # The search's first point per rule: its defaults, with the weight decay that won a 40-epoch Fashion-MNIST
-# screen on validation accuracy (docs/RESULTS.md, "Weight decay"); the rules' own default stays 0, the paper's SGD.
+# screen on validation accuracy (docs/RF_STABILITY.md §6); the rules' own default stays 0, the paper's SGD.
 TUNED_START: dict[str, dict[str, Any]] = {
     "bp": {"weight_decay": 2e-3}, "fa": {"weight_decay": 2e-4},
     "rf_parallel": {"weight_decay": 6e-5}, "rf_two_phase": {"weight_decay": 2e-4},
