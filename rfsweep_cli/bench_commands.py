@@ -47,7 +47,8 @@ def bench_command(
                                          device=device, progress=_say)
         _say(f"  epoch: recipe {recipe['recipe_epoch_seconds_median']:.2f} s, rf_core {recipe['ours_epoch_seconds_median']:.2f} s "
              f"→ {recipe['epoch_speedup_vs_torch_recipe']:.1f}× faster; test accuracy {recipe['ours_test_accuracy']:.4f} vs "
-             f"{recipe['recipe_test_accuracy']:.4f}; {recipe['ours_gflops']:.1f} GFLOP/s of {recipe['matmul_gflops_same_shapes']:.1f} (matmuls alone)")
+             f"{recipe['recipe_test_accuracy']:.4f}; {recipe['ours_gflops']:.1f} GFLOP/s of {recipe['matmul_gflops_same_shapes']:.1f} (matmuls alone, "
+             f"which bound the speed-up at {recipe['epoch_speedup_bound_from_matmuls']:.1f}×)")
     except (DatasetNotFound, ImportError) as exc:
         recipe = {"skipped": str(exc)}
         _say(f"recipe comparison skipped: {exc}")

@@ -50,6 +50,17 @@ def test_tuned_protocol_selects_on_validation_and_starts_from_the_rules_defaults
                 assert domain.low <= value <= domain.high, (point["algorithm"], name, value)
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: p.key)
+def test_both_protocols_run_the_papers_sleep_period_whatever_rf_cores_default(protocol):
+    from rf_core import TrainConfig
+
+    assert TrainConfig().pinv_every != 20  # otherwise this test pins nothing
+    spec = search_spec(protocol, TINY, "digits", None, "x", None)
+    assert spec.rule_parameters("rf_two_phase")["pinv_every"] == 20  # paper A.1
+    best = {"rf_two_phase": {"algorithm": "rf_two_phase", "lr": 1.0, "pinv_every": 20, "seed": 0}}
+    assert retrain_spec(protocol, TINY, "digits", None, "x", best, None).rule_parameters("rf_two_phase")["pinv_every"] == 20
+
+
 def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed():
     best = {"fa": {"algorithm": "fa", "dataset": "digits", "epochs": 3, "lr": 0.02, "activation": "tanh",
                    "feedback_scale": 0.5, "seed": 0, "lr_schedule": "cosine", "rf_form": "newton"}}
