@@ -127,6 +127,34 @@ def test_rf_propagates_through_the_pseudoinverse_and_the_nonlinearity(backward):
     torch.testing.assert_close(dirs[0][0], expected_dw1)
 
 
+@pytest.mark.parametrize("name", ["rf_two_phase", "rf_parallel"])
+def test_joint_step_is_the_same_step_whether_solved_on_the_batch_or_the_feature_side(name):
+    """Batch 24 against widths 30, 20, 12, 8: the first layer solves its joint step with the 24 × 24 batch
+    Gram, the narrower ones with their width × width feature Gram. Both must be
+    ΔW_l = s_l Δa_lᵀ (H Hᵀ + ρI)⁻¹ H with ρ = ridge × mean diag(H Hᵀ) + ε, written out here."""
+    sizes = [30, 20, 12, 8, 4]
+    net, g = _net(sizes)
+    x, y = _batch(24, 30, 4)
+    config = TrainConfig(algorithm=name, hidden=tuple(sizes[1:-1]), rf_batch="joint", joint_ridge=0.1, norm_eps=1e-3)
+    rule = get_rule(name)(net, config, g)
+    rule.before_step()  # two-phase: the first sleep fills the feedback matrices
+    cache = net.forward_cached(x)
+    e = _output_error(cache.logits, y)
+    dirs = rule.directions(cache, e)
+
+    feedback = rule.feedback_matrices()
+    d_pre, shares = e, [0.25 * config.hidden_step_scale] * 3 + [0.25]
+    for l in range(3, -1, -1):
+        h = cache.inputs[l]
+        gram = h @ h.T
+        ridge = 0.1 * gram.diagonal().mean() + 1e-3
+        expected = shares[l] * d_pre.T @ torch.linalg.solve(gram + ridge * torch.eye(24), h)
+        torch.testing.assert_close(dirs[l][0], expected, rtol=1e-9, atol=1e-12)
+        if l > 0:
+            d_pre = net.activation.gate(d_pre @ feedback[l].T, cache.pre[l - 1])
+    assert [h.shape[1] < 24 for h in cache.inputs] == [False, True, True, True]  # both sides were exercised
+
+
 def test_rf_parallel_feedback_converges_to_pseudoinverse_on_white_noise():
     """Layer 2's W (3×4) has full row rank; its feedback starts random (feedback_init='random'); its
     inputs y ~ N(0, I₄). The fixed point of δF = (FWy − y)(Wy)ᵀ is then F = W⁺."""
