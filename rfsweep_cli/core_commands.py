@@ -39,7 +39,7 @@ def train_command(
     data_dir: Optional[str] = typer.Option(None, help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
     seed: int = typer.Option(0),
-    set_: list[str] = typer.Option([], "--set", help="any other training-config field, e.g. --set pinv_every=10"),
+    set_: list[str] = typer.Option([], "--set", help="any other training-config field, e.g. --set pinv_every=20"),
     tracking_uri: Optional[str] = typer.Option(None, help="log this run to MLflow at this URI"),
     experiment: str = typer.Option("rfsweep-train", help="MLflow experiment for --tracking-uri"),
     save: Optional[Path] = typer.Option(None, help="write the final weights (state dict) here"),
@@ -56,12 +56,18 @@ def train_command(
         values["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
     if activation:
         values["activation"] = activation
-    values.update(dict(_parse_assignment(s) for s in set_))
+    assigned = dict(_parse_assignment(s) for s in set_)
+    values.update(assigned)
     try:
         config = TrainConfig.from_dict(values)
     except (ValueError, TypeError) as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2)
+    from rf_core import rule_fields
+
+    unread = sorted(set(assigned) - rule_fields(algorithm))
+    if unread:  # a warning, not an error: scripts pass one --set list to several rules
+        typer.echo(f"warning: {algorithm} does not read {', '.join(unread)}; no effect", err=True)
 
     progress = None
     if _show_progress():

@@ -27,6 +27,15 @@ def test_train_rejects_an_invalid_field_with_its_name():
     assert "pinv_every: must be >= 1" in done.stderr
 
 
+def test_train_warns_about_a_field_the_rule_does_not_read_and_still_trains():
+    done = run("train", "--dataset", "digits", "--algorithm", "bp", "--epochs", "1", "--set", "pinv_every=20",
+               "--set", "weight_decay=1e-4", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "warning: bp does not read pinv_every; no effect" in done.stderr
+    assert "weight_decay" not in done.stderr  # every rule reads it
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "completed"
+
+
 def test_pinv_demo_json_reports_default_and_paper_settings(tmp_path):
     done = run("pinv-demo", "--json", "--pairs", "20", "--steps", "1000", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
