@@ -30,12 +30,12 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
     "bp": {},
     "fa": {},
     "dfa": {},
+    "bp_joint": {},
     "rf_parallel": {},
-    "rf_two_phase": {},  # the default sleep method and period (cholesky, every 100 steps)
+    "rf_two_phase": {},  # the default: feedback learned from noise, a sleep every 100 steps
     "rf_two_phase[pinv_every=20]": {"pinv_every": 20},  # the paper's period
-    "rf_two_phase[newton_schulz]": {"pinv_method": "newton_schulz"},
-    "rf_two_phase[exact]": {"pinv_method": "exact"},
-    "rf_two_phase[recirculation]": {"pinv_method": "recirculation"},
+    "rf_two_phase[oracle_cholesky]": {"feedback": "oracle_cholesky"},
+    "rf_two_phase[update=paper]": {"update": "paper"},
     "pseudobackprop": {},
 }
 
@@ -55,11 +55,11 @@ def _sync(device: str) -> Callable[[], None]:
 
 def _build(name: str, overrides: dict, device: str, hidden, batch: int, inputs: int = 784):
     algorithm = name.split("[")[0]
-    config = TrainConfig(algorithm=algorithm, dataset="mnist", hidden=tuple(hidden), batch_size=batch,
-                         device=device, **overrides).resolved()
+    config = TrainConfig.from_dict({"algorithm": algorithm, "dataset": "mnist", "hidden": tuple(hidden),
+                                    "batch_size": batch, "device": device, **overrides}).resolved()
     generator = torch.Generator().manual_seed(0)
     net = MLP.from_config(config, inputs, 10, generator)
-    return config, get_rule(algorithm)(net, config, generator).to(device)
+    return config, get_rule(algorithm)(net, config.params, generator).to(device)
 
 
 def _time_steps(config, rule, x, y, steps: int) -> float:
@@ -102,9 +102,10 @@ def scaling(device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 12
     """Step time of bp and rf_two_phase (each refresh method) as the first hidden layer and the batch grow."""
     variants = {
         "bp": {},
-        "rf_two_phase[cholesky]": {"pinv_method": "cholesky"},
-        "rf_two_phase[newton_schulz]": {"pinv_method": "newton_schulz"},
-        "rf_two_phase[exact]": {"pinv_method": "exact"},
+        "rf_two_phase": {},
+        "rf_two_phase[oracle_cholesky]": {"feedback": "oracle_cholesky"},
+        "rf_two_phase[oracle_newton_schulz]": {"feedback": "oracle_newton_schulz"},
+        "rf_two_phase[oracle_svd]": {"feedback": "oracle_svd"},
     }
     rows = []
     for width in widths:

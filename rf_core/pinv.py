@@ -1,13 +1,14 @@
-"""Pseudoinverse learners for the sleep phase of two-phase Reciprocal Feedback (paper §3, A.4).
+"""Closed-form and Wᵀ-started pseudoinverses: the oracles of two-phase Reciprocal Feedback's sleep
+(`feedback: oracle_*`, rf_core/feedback.py) and the learners of the Figure 2 demo (paper §3, A.4).
 
-All three return a `PinvResult` and never raise on a hard matrix: a learner that does not converge says so
-(`converged=False`) and the caller decides what to do.
+Every function here reads W itself — weight transport, not something a neuron has; the default
+`feedback: learned` uses none of them. All return a `PinvResult` and never raise on a hard matrix: a learner
+that does not converge says so (`converged=False`) and the caller counts it.
 
 - `exact_pinv`: torch.linalg.pinv (SVD). The reference.
 - `cholesky_pinv`: W⁺ = Wᵀ(WWᵀ)⁻¹ through a Cholesky factorisation, exact for full-row-rank W (every
-  layer of a contracting network), with torch.linalg.pinv as the fallback when WWᵀ is not positive
-  definite. Three to four times cheaper than a warm-started Newton–Schulz refresh at the paper's layer
-  sizes (docs/RF_CORE.md), so it is the default sleep method.
+  layer of a contracting network), with torch.linalg.pinv where WWᵀ is not positive definite. The
+  cheapest oracle at the paper's layer sizes (docs/RF_CORE.md).
 - `newton_schulz`: the Ben-Israel–Cohen iteration X ← 2X − XWX (§3). From X₀ with X₀W symmetric and
   the spectrum of X₀W in (0, 2) it converges quadratically to W⁺. Cold start X₀ = α Wᵀ with
   α = 1/(‖W‖₁‖W‖∞) ≤ 1/σ_max². Warm start: the iteration keeps range(X) inside range(X₀), so starting
@@ -15,11 +16,11 @@ All three return a `PinvResult` and never raise on a hard matrix: a learner that
   We start instead from X₀ = Wᵀ (X_oldᵀ X_old): its range is the new row space, X₀W = Wᵀ(X_oldᵀX_old)W is
   symmetric positive semidefinite, and for full-row-rank W close to W_old, X_oldᵀ X_old ≈ (W Wᵀ)⁻¹, so
   X₀ ≈ W⁺ and two or three iterations suffice (measured in docs/RF_CORE.md).
-- `recirculation`: the paper's local, noise-driven rule. With zero-mean noise y (E[yyᵀ] = σ²I) in the
-  output space of W, h = Xy, ŷ = Wh, ĥ = Xŷ, the estimate (h − ĥ)yᵀ/σ² has expectation X − XWX, and the
+- `recirculation`: the paper's noise-driven rule, started from Wᵀ. With zero-mean noise y (E[yyᵀ] = σ²I) in
+  the output space of W, h = Xy, ŷ = Wh, ĥ = Xŷ, the estimate (h − ĥ)yᵀ/σ² has expectation X − XWX, and the
   damped step of A.4 is X ← λX + (1−λ)(2X − XWX), i.e. X ← X + (1−λ)(X − XWX). As printed, A.4 reads
   (X − XWX) in place of (2X − XWX), whose fixed points satisfy XWX = 0; we read it as the damped
-  Ben-Israel–Cohen step it describes.
+  Ben-Israel–Cohen step it describes. The iteration keeps range(X₀), so it needs a start built from Wᵀ.
 """
 
 from __future__ import annotations
@@ -134,18 +135,3 @@ def recirculation(
     residual = relative_distance(w @ x @ w, w)
     ok = bool(torch.isfinite(x).all()) and residual < tol
     return PinvResult(x, converged=ok, iterations=steps, residual=residual)
-
-
-def damped_pinv(w: Tensor, damping: float) -> PinvResult:
-    """Wᵀ(WWᵀ + μI)⁻¹ with μ = damping × the mean squared singular value of W (Levenberg–Marquardt).
-
-    damping = 0 is W⁺ for full-row-rank W. A damped inverse amplifies by at most 1/(2√μ) in any direction,
-    where W⁺ amplifies by 1/σ_min(W).
-    """
-    if damping == 0:
-        return exact_pinv(w)
-    gram = w @ w.T
-    mu = damping * gram.diagonal().mean()
-    eye = torch.eye(gram.shape[0], dtype=w.dtype, device=w.device)
-    x = torch.linalg.solve(gram + mu * eye, w).T
-    return PinvResult(x, converged=True, iterations=0, residual=0.0)

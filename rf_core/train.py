@@ -18,12 +18,15 @@ from rf_core.rules import get_rule
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], "bool | None"]
 
 METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+DIAGNOSTIC_BATCH = 256  # training examples the end-of-run diagnostics look at
 DIVERGENCE_CHECK_EVERY = 50  # steps; a .item() per step would sync for nothing
 
 
 @dataclass
 class TrainResult:
     status: str  # completed | diverged | stopped
+    rule: dict[str, Any]  # what ran: algorithm, update form, feedback source, locality ledger (TrainConfig.describe)
+    rule_report: dict[str, Any]  # the rule's run totals (RF: sleeps, feedback_fallbacks, ...)
     history: list[dict[str, Any]]
     config: dict[str, Any]
     initial_test_accuracy: float
@@ -66,6 +69,8 @@ class TrainResult:
         return {
             "status": self.status,
             "algorithm": self.config["algorithm"],
+            "rule": self.rule,
+            **self.rule_report,
             "dataset": self.config["dataset"],
             "test_accuracy": self.test_accuracy,
             "best_test_accuracy": self.best_test_accuracy,
@@ -95,7 +100,7 @@ def train(
     good metrics, never an exception.
     """
     config, data, generator, net = _untrained(config)
-    rule = get_rule(config.algorithm)(net, config, generator).to(config.device)
+    rule = get_rule(config.algorithm)(net, config.params, generator).to(config.device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume_state is not None:
@@ -133,7 +138,7 @@ def train(
         diverged = False
         for step, begin in enumerate(range(0, n_train, batch), start=1):
             xb, yb = x_epoch[begin : begin + batch], y_epoch[begin : begin + batch]
-            logits, loss = rule.step(xb, yb, lr_at((epoch - 1) * steps_per_epoch + step - 1))
+            logits, loss = rule.step(xb, yb, lr_at((epoch - 1) * steps_per_epoch + step - 1), config.weight_decay)
             loss_sum += loss.sum()
             correct += (logits.argmax(1) == yb).sum()
             if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
@@ -164,6 +169,8 @@ def train(
             "seconds": seconds,
             "eval_seconds": eval_seconds,
         }
+        if config.diagnostics:
+            record.update(rule.epoch_report())
         history.append(record)
         if on_epoch is not None and on_epoch(dict(record), get_state) is False:
             status = "stopped"
@@ -171,11 +178,11 @@ def train(
 
     diagnostics: dict[str, float] = {}
     if config.diagnostics and status != "diverged":
-        probe = min(256, len(data.y_test))
-        diagnostics = rule_diagnostics(rule, data.x_test[:probe], data.y_test[:probe])
-        diagnostics.update({k: float(v) for k, v in rule.state_dict().items() if v.ndim == 0})
+        diagnostics = rule_diagnostics(rule, data.x_train[:DIAGNOSTIC_BATCH], data.y_train[:DIAGNOSTIC_BATCH])
     return TrainResult(
         status=status,
+        rule=config.describe(),
+        rule_report=rule.run_report(),
         history=history,
         config=config.to_dict(),
         initial_test_accuracy=initial_test_accuracy,

@@ -48,26 +48,30 @@ def train_command(
     """Train one network with one learning rule."""
     from rf_core import TrainConfig, train
 
+    from rf_core import ALL_FIELDS, available_rules, rule_fields
+
     values: dict[str, Any] = {
-        "dataset": dataset, "algorithm": algorithm, "epochs": epochs, "lr": lr, "feedback_lr": feedback_lr,
+        "dataset": dataset, "algorithm": algorithm, "epochs": epochs, "lr": lr,
         "batch_size": batch_size, "data_dir": data_dir, "device": device, "seed": seed,
     }
+    if feedback_lr is not None:
+        values["feedback_lr"] = feedback_lr
     if hidden:
         values["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
     if activation:
         values["activation"] = activation
     assigned = dict(_parse_assignment(s) for s in set_)
-    values.update(assigned)
+    # a field another rule reads is a warning, not an error: scripts pass one --set list to several rules
+    unread = sorted(k for k in assigned if k in ALL_FIELDS and algorithm in available_rules()
+                    and k not in rule_fields(algorithm))
+    if unread:
+        typer.echo(f"warning: {algorithm} does not read {', '.join(unread)}; no effect", err=True)
+    values.update({k: v for k, v in assigned.items() if k not in unread})
     try:
         config = TrainConfig.from_dict(values)
     except (ValueError, TypeError) as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2)
-    from rf_core import rule_fields
-
-    unread = sorted(set(assigned) - rule_fields(algorithm))
-    if unread:  # a warning, not an error: scripts pass one --set list to several rules
-        typer.echo(f"warning: {algorithm} does not read {', '.join(unread)}; no effect", err=True)
 
     progress = None
     if _show_progress():

@@ -1,7 +1,6 @@
 """Learning rules, one module each, found by name."""
 
-from rf_core.config import COMMON_FIELDS
-from rf_core.rules import bp, dfa, fa, pseudobackprop, rf_parallel, rf_two_phase  # noqa: F401  (they register)
+from rf_core.rules import bp, bp_joint, dfa, fa, pseudobackprop, rf_parallel, rf_two_phase  # noqa: F401  (they register)
 from rf_core.rules.base import LearningRule, registry
 
 
@@ -16,9 +15,4 @@ def get_rule(name: str) -> type[LearningRule]:
     return rules[name]
 
 
-def rule_fields(name: str) -> frozenset[str]:
-    """The TrainConfig fields rule `name` reads: the common ones and its own."""
-    return COMMON_FIELDS | get_rule(name).own_fields
-
-
-__all__ = ["LearningRule", "available_rules", "get_rule", "rule_fields"]
+__all__ = ["LearningRule", "available_rules", "get_rule"]

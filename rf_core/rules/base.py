@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from rf_core.config import TrainConfig
 from rf_core.model import MLP, ForwardCache
+from rf_core.params import Ledger, RuleParams
 
 Tensor = torch.Tensor
 
@@ -34,26 +34,43 @@ LayerUpdate = tuple[Tensor, Tensor, Tensor | None]
 class LearningRule(nn.Module):
     """Computes each layer's update direction D_l for a batch; the step is W_l ← W_l − lr·D_l.
 
-    Subclasses implement `factored_directions`; rules with feedback matrices keep them as buffers
+    A rule declares its hyperparameters as `Params` (a frozen dataclass: the fields it reads, nothing else),
+    its defaults for the common fields it cares about (`default_lr`, `default_activation`), and its locality
+    `ledger`. Subclasses implement `factored_directions`; rules with feedback matrices keep them as buffers
     (`register_buffer`), so they travel in state_dict() and never show up as parameters.
     """
 
     name: ClassVar[str]
+    summary: ClassVar[str]  # one line for `rfsweep rules`
+    Params: ClassVar[type[RuleParams]] = RuleParams
     default_lr: ClassVar[float]
-    default_feedback_lr: ClassVar[float | None] = None
     default_activation: ClassVar[str] = "leaky_relu"
-    own_fields: ClassVar[frozenset[str]] = frozenset()  # TrainConfig fields this rule reads beyond the common ones
 
-    def __init__(self, model: MLP, config: TrainConfig, generator: torch.Generator) -> None:
+    def __init__(self, model: MLP, params: RuleParams, generator: torch.Generator) -> None:
         super().__init__()
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.name} takes {self.Params.__name__}, got {type(params).__name__}")
         self.model = [model]  # a list, so the model is not registered as a submodule of the rule
-        self.config = config
+        self.params = params.resolved()
         self.generator = generator
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     @property
     def net(self) -> MLP:
         return self.model[0]
+
+    # ---- what the rule is, for labels and the ledger ----------------------------------------------------
+
+    @classmethod
+    def ledger(cls, params: RuleParams) -> Ledger:
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, params: RuleParams) -> dict[str, str]:
+        """`update` (how forward weights move) and `feedback` (where the backward matrices come from)."""
+        raise NotImplementedError
+
+    # ---- the step -------------------------------------------------------------------------------------
 
     def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         """Per layer (errors, inputs, bias direction or None) with D_l = errorsᵀ @ inputs, for the batch in `cache`.
@@ -76,9 +93,19 @@ class LearningRule(nn.Module):
         """Layer index → feedback matrix, for diagnostics (empty for bp)."""
         return {}
 
+    def epoch_report(self) -> dict[str, float]:
+        """Per-epoch numbers about the rule's own state (RF: each layer's feedback round-trip error)."""
+        return {}
+
+    def run_report(self) -> dict[str, Any]:
+        """Run totals about the rule's own state (RF: sleeps, feedback failures and fallbacks)."""
+        return {}
+
     @torch.no_grad()
-    def step(self, x: Tensor, y: Tensor, lr: float) -> tuple[Tensor, Tensor]:
-        """One training step on a batch; returns (logits, per-sample cross-entropy loss) before the update."""
+    def step(self, x: Tensor, y: Tensor, lr: float, weight_decay: float = 0.0) -> tuple[Tensor, Tensor]:
+        """One training step on a batch; returns (logits, per-sample cross-entropy loss) before the update.
+
+        W ← (1 − lr·weight_decay)·W − lr·D in one kernel per layer; biases are not decayed."""
         self.before_step()
         net = self.net
         cache = net.forward_cached(x)
@@ -87,7 +114,7 @@ class LearningRule(nn.Module):
         loss = -log_probs.gather(1, y[:, None]).squeeze(1)
         error = log_probs.exp_()
         error[torch.arange(len(y), device=y.device), y] -= 1.0
-        decay = 1.0 - lr * self.config.weight_decay  # W ← (1 − lr·wd)·W − lr·D, in the same kernel
+        decay = 1.0 - lr * weight_decay
         for l, (errors, inputs, db) in enumerate(self.factored_directions(cache, error)):
             net.weights[l].addmm_(errors.T, inputs, beta=decay, alpha=-lr)
             if db is not None and net.biases is not None:

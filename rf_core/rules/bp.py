@@ -1,5 +1,8 @@
 """Backpropagation (Rumelhart et al. 1986): the error travels down through the transposes W_lᵀ."""
 
+from __future__ import annotations
+
+from rf_core.params import Ledger
 from rf_core.rules.base import LearningRule, backprop_through, register
 
 
@@ -9,7 +12,16 @@ class Backprop(LearningRule):
     cross-entropy gradient (checked against autograd in tests/rf_core/test_rules_math.py)."""
 
     name = "bp"
+    summary = "backpropagation: the exact gradient (weight transport)"
     default_lr = 0.03
+
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        return Ledger(weight_transport=True, feedback_from_weights=False, closed_form_inverse=False, batch_global=False)
+
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        return {"update": "gradient step", "feedback": "Wᵀ (weight transport)"}
 
     def factored_directions(self, cache, output_error):
         return backprop_through(cache, output_error, list(self.net.weights), self.net)

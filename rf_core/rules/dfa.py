@@ -1,10 +1,14 @@
 """Direct feedback alignment (Nøkland 2016): the output error goes straight to every hidden layer."""
 
+from __future__ import annotations
+
 import math
 
 import torch
 
+from rf_core.params import Ledger
 from rf_core.rules.base import LearningRule, register
+from rf_core.rules.fa import FeedbackScaleParams
 
 
 @register
@@ -13,17 +17,27 @@ class DirectFeedbackAlignment(LearningRule):
     direction_l = δ_lᵀ h_{l−1}."""
 
     name = "dfa"
+    summary = "direct feedback alignment: the output error sent to every layer by fixed random matrices"
+    Params = FeedbackScaleParams
     default_lr = 0.03
-    own_fields = frozenset({"feedback_scale"})
 
-    def __init__(self, model, config, generator):
-        super().__init__(model, config, generator)
+    def __init__(self, model, params, generator):
+        super().__init__(model, params, generator)
         classes = model.sizes[-1]
         for l in range(model.num_layers - 1):
             width = model.sizes[l + 1]
-            bound = config.feedback_scale / math.sqrt(classes)
+            bound = self.params.feedback_scale / math.sqrt(classes)
             d = (torch.rand(classes, width, generator=generator, dtype=model.weights[0].dtype) * 2 - 1) * bound
             self.register_buffer(f"direct_{l}", d.to(model.weights[0].device))
+
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False,
+                      batch_global=False, output_error_broadcast=True)
+
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        return {"update": "gradient-style step", "feedback": "fixed random matrices from the output to each layer"}
 
     def factored_directions(self, cache, output_error):
         net = self.net

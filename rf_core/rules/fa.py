@@ -1,10 +1,22 @@
 """Feedback alignment (Lillicrap et al. 2014): the error travels down through fixed random matrices B_l."""
 
+from __future__ import annotations
+
 import math
+from dataclasses import dataclass
 
 import torch
 
+from rf_core.params import Ledger, Problem, RuleParams, positive
 from rf_core.rules.base import LearningRule, backprop_through, register
+
+
+@dataclass(frozen=True)
+class FeedbackScaleParams(RuleParams):
+    feedback_scale: float = 1.0  # scale of the fixed random feedback matrices (1: like W's own init)
+
+    def problems(self) -> list[Problem]:
+        return super().problems() + positive(self, "feedback_scale")
 
 
 @register
@@ -13,19 +25,28 @@ class FeedbackAlignment(LearningRule):
     and scaled by `feedback_scale`: δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})."""
 
     name = "fa"
+    summary = "feedback alignment: fixed random feedback in place of Wᵀ"
+    Params = FeedbackScaleParams
     default_lr = 0.1
     # With leaky ReLU, fa's forward weights grow until training becomes unstable on Fashion-MNIST (train
     # loss 0.9 → 128 in 20 epochs, test 0.826 at λ 0.05, 0.823 at 0.02); with tanh it trains smoothly
     # (0.863 at λ 0.1; docs/RF_CORE.md).
     default_activation = "tanh"
-    own_fields = frozenset({"feedback_scale"})
 
-    def __init__(self, model, config, generator):
-        super().__init__(model, config, generator)
+    def __init__(self, model, params, generator):
+        super().__init__(model, params, generator)
         for l, w in enumerate(model.weights):
-            bound = config.feedback_scale / math.sqrt(w.shape[1])
+            bound = self.params.feedback_scale / math.sqrt(w.shape[1])
             b = (torch.rand(w.shape, generator=generator, dtype=w.dtype) * 2 - 1) * bound
             self.register_buffer(f"feedback_{l}", b.to(w.device))
+
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False, batch_global=False)
+
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        return {"update": "gradient-style step", "feedback": "fixed random matrices"}
 
     def feedback_matrices(self):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}

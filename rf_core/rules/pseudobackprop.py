@@ -1,24 +1,45 @@
-"""Pseudo-backprop: the Reciprocal Feedback update with the exact pseudoinverse at every step.
+"""Pseudo-backprop: the Reciprocal Feedback update with the exact pseudoinverse of W at every step.
 
-Not biologically plausible and not cheap: it is the oracle that both RF variants approximate, so the gap
-between it and rf_two_phase / rf_parallel measures what their learned feedback costs in accuracy.
+Not biologically plausible and not cheap: the oracle that both RF variants approximate (weight transport
+and a closed-form inverse at every step), so the gap between it and rf_two_phase / rf_parallel measures what
+their learned feedback costs in accuracy.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
-from rf_core.config import RF_FIELDS
-from rf_core.rules._rf import reciprocal_feedback_directions
+from rf_core.params import Ledger
+from rf_core.rules._rf import RFUpdateParams, describe_update, reciprocal_feedback_directions
 from rf_core.rules.base import LearningRule, register
+
+
+@dataclass(frozen=True)
+class PseudoBackpropParams(RFUpdateParams):
+    pass
 
 
 @register
 class PseudoBackprop(LearningRule):
     name = "pseudobackprop"
+    summary = "the RF update with torch.linalg.pinv(W) at every step (the oracle RF approximates)"
+    Params = PseudoBackpropParams
     default_lr = 1.0
-    own_fields = RF_FIELDS
+
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        joint = params.update == "gated_joint"
+        return Ledger(weight_transport=True, feedback_from_weights=True, closed_form_inverse=True, batch_global=joint)
+
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        return {"update": describe_update(params),
+                "feedback": "torch.linalg.pinv(W) at every step (weight transport, closed form)"}
 
     def feedback_matrices(self):
         return {l: torch.linalg.pinv(self.net.weights[l]) for l in range(1, self.net.num_layers)}
 
     def factored_directions(self, cache, output_error):
-        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
+        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.params)

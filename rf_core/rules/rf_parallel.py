@@ -1,59 +1,85 @@
 """Parallel Reciprocal Feedback (paper §3.1, A.6 Algorithm 2).
 
 The forward update of rules/_rf.py, with each feedback matrix F_l (layers 2..L) trained at every step by
-the linear-autoencoder rule on the layer's own input y = h_{l−1}:
+the paper's linear-autoencoder rule on the layer's own input y = h_{l−1} and pre-activation u = W_l y:
 
-    δF_l = (F_l W_l y − y)(W_l y)ᵀ,   F_l ← F_l − λ_fb · mean_batch δF_l
+    δF_l = (F_l u − y) uᵀ,   F_l ← F_l − feedback_lr · mean_batch δF_l
 
-In expectation δF_l = (F_l W_l − I) C W_lᵀ with C = E[yyᵀ]; for white y (C = σ²I) and full-row-rank W_l
-its unique fixed point is F_l = Wᵀ(WWᵀ)⁻¹ = W_l⁺ (tested). On real data y is not white, and F_l settles
-on C Wᵀ(W C Wᵀ)⁻¹, the inverse that is exact on the data the layer actually sees.
-Feedback starts as the exact pseudoinverse of the initial weights (`feedback_init: pinv`, default; a
-one-off "sleep" before training), or as W_lᵀ, or random.
+In expectation δF_l = (F_l W_l − I) C W_lᵀ with C = E[yyᵀ]; for white y (C = σ²I) and full-row-rank W_l its
+unique fixed point is W_l⁺ (tested). On real data y is not white, and F_l settles on C Wᵀ(W C Wᵀ)⁻¹, another
+right inverse of W (W F = I), exact on the data the layer actually sees.
+
+Where F starts: `feedback_init: random` (default, seeded) or `zero`, then — unless development_steps is 0 —
+a "development" sleep on white noise before the first step (the two-phase rule's sleep, rf_core/feedback.py);
+or `oracle`, the closed-form pseudoinverse of the initial weights (weight transport: the ledger says so).
+`feedback_lr: 0` freezes F where it started (an ablation).
 """
 
-import math
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
-from rf_core.config import RF_FIELDS
-from rf_core.rules._rf import reciprocal_feedback_directions
-from rf_core.rules.base import LearningRule, register
+from rf_core import feedback as fb
+from rf_core.params import Ledger, Problem
+from rf_core.rules._rf import describe_update
+from rf_core.rules._rf_rule import ReciprocalFeedbackRule, SleepParams
+from rf_core.rules.base import register
+
+
+@dataclass(frozen=True)
+class ParallelParams(SleepParams):
+    feedback_init: str = "random"  # random | zero (then development) | oracle: pinv(W₀), closed form
+    feedback_lr: float = 1e-4  # the §3.1 rule's rate on the training data (paper's search: [1e-6, 1e-3]); 0 freezes F
+
+    choices = {**SleepParams.choices, "feedback_init": ("random", "zero", "oracle")}
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if not self.feedback_lr >= 0:
+            out.append(("feedback_lr", "must be >= 0 (0 freezes the feedback)"))
+        return out
 
 
 @register
-class ParallelReciprocalFeedback(LearningRule):
+class ParallelReciprocalFeedback(ReciprocalFeedbackRule):
     name = "rf_parallel"
+    summary = "Reciprocal Feedback, parallel: feedback trained at every step by the §3.1 rule on the data"
+    Params = ParallelParams
+    params: ParallelParams
     default_lr = 1.0
-    default_feedback_lr = 1e-4
-    own_fields = RF_FIELDS | frozenset({"feedback_lr", "feedback_init"})
 
-    def __init__(self, model, config, generator):
-        super().__init__(model, config, generator)
-        for l in range(1, model.num_layers):
-            w = model.weights[l]
-            if config.feedback_init == "pinv":
-                f = torch.linalg.pinv(w)
-            elif config.feedback_init == "transpose":
-                f = w.T.clone()
-            else:
-                bound = 1.0 / math.sqrt(w.shape[0])
-                f = ((torch.rand(w.T.shape, generator=generator, dtype=w.dtype) * 2 - 1) * bound).to(w.device)
-            self.register_buffer(f"feedback_{l}", f)
+    def __init__(self, model, params, generator):
+        super().__init__(model, params, generator)
+        if self.params.feedback_init == "oracle":
+            for l, probe in self.probes().items():
+                getattr(self, f"feedback_{l}").copy_(fb.oracle_feedback("oracle_svd", probe, None, generator,
+                                                                        steps=0, noise_batch=0).matrix)
 
-    def feedback_matrices(self):
-        return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        from_weights = params.feedback_init == "oracle" or params.fallback == "oracle"
+        return cls.update_ledger(params, feedback_from_weights=from_weights, oracle=from_weights)
 
-    def factored_directions(self, cache, output_error):
-        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        start = ("pinv(W₀) (closed form: weight transport)" if params.feedback_init == "oracle"
+                 else f"{params.feedback_init}" + (f", then {params.development_steps} noise-sleep steps"
+                                                   if params.development_steps else ""))
+        rule = f"§3.1 rule on the data at rate {params.feedback_lr:g}" if params.feedback_lr else "frozen"
+        return {"update": describe_update(params), "feedback": f"starts {start}; {rule}"}
+
+    def before_step(self):
+        if int(self.steps_done) == 0 and int(self.sleeps) == 0 and self.params.feedback_init != "oracle":
+            self.develop()
 
     @torch.no_grad()
     def after_step(self, cache):
-        lr = self.config.feedback_lr if self.config.feedback_lr is not None else self.default_feedback_lr
+        rate = self.params.feedback_lr
+        if not rate:
+            return
         net = self.net
         for l in range(1, net.num_layers):
-            f = getattr(self, f"feedback_{l}")
-            y = cache.inputs[l]
-            wy = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
-            reconstruction_error = torch.addmm(y, wy, f.T, beta=-1)  # F W y − y, one kernel
-            f.addmm_(reconstruction_error.T, wy, alpha=-lr / y.shape[0])
+            u = cache.pre[l] if net.biases is None else cache.pre[l] - net.biases[l]
+            fb.track_on_activity(getattr(self, f"feedback_{l}"), cache.inputs[l], u, rate)

@@ -1,71 +1,95 @@
 """Two-phase Reciprocal Feedback (paper §3–4, A.6 Algorithm 1).
 
-Wake: the update of rules/_rf.py with feedback matrices F_l held fixed. Sleep: every `pinv_every` steps
-(paper: 20) the forward weights stay fixed and each F_l (layers 2..L) is re-learned as W_l⁺ by the
-chosen pseudoinverse learner (rf_core/pinv.py): Wᵀ(WWᵀ)⁻¹ by Cholesky (default, cheapest at these
-sizes, docs/RF_CORE.md), warm-started Newton–Schulz, exact SVD, or the paper's noise-driven
-Recirculation rule.
+Wake: the update of rules/_rf.py with the feedback matrices F_l held fixed. Sleep: every `pinv_every`
+steps the forward weights stay fixed and each F_l (layers 2..L) is re-learned.
+
+`feedback: learned` (default): from white noise at the layer's input by the §3.1 rule, warm-started from
+the previous F (rf_core/feedback.py): `sleep_steps` LMS steps per sleep, repeated up to `sleep_max_steps`
+while the round trip is above tolerance; F starts random and the first sleep runs `development_steps`.
+No step reads W. This replaces the paper's Recirculation sleep, whose Ben-Israel–Cohen iteration cannot
+reach W⁺ for a rectangular W from a start not built from Wᵀ (rf_core/feedback.py).
+
+`feedback: oracle_*`: F computed from W itself at every sleep — `oracle_cholesky` Wᵀ(WWᵀ)⁻¹, `oracle_svd`
+torch.linalg.pinv, `oracle_newton_schulz` (Ben-Israel–Cohen from a Wᵀ-built start), `oracle_recirculation`
+(the paper's A.4 sleep, started from Wᵀ). Weight transport and closed-form inverses: the ledger says so.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
-from rf_core import pinv
-from rf_core.config import RF_FIELDS, SLEEP_FIELDS
-from rf_core.rules._rf import reciprocal_feedback_directions
-from rf_core.rules.base import LearningRule, register
+from rf_core import feedback as fb
+from rf_core.params import Ledger, Problem, at_least_one
+from rf_core.rules._rf import describe_update
+from rf_core.rules._rf_rule import ReciprocalFeedbackRule, SleepParams
+from rf_core.rules.base import register
 
-# The sleep phase's pseudoinverse learners by `pinv_method` name: (W, previous feedback or None, config,
-# generator) -> PinvResult.
-SLEEP_LEARNERS = {
-    "cholesky": lambda w, previous, cfg, generator: pinv.cholesky_pinv(w),
-    "exact": lambda w, previous, cfg, generator: pinv.exact_pinv(w),
-    "newton_schulz": lambda w, previous, cfg, generator: pinv.newton_schulz(
-        w, previous, tol=cfg.pinv_tol, max_iter=cfg.pinv_max_iter),
-    "recirculation": lambda w, previous, cfg, generator: pinv.recirculation(
-        w, previous, damping=cfg.sleep_damping, steps=cfg.sleep_steps, noise_batch=cfg.sleep_noise_batch,
-        generator=generator),
-}
+FEEDBACK_SOURCES = ("learned", *fb.ORACLE_METHODS)
+
+
+@dataclass(frozen=True)
+class TwoPhaseParams(SleepParams):
+    feedback: str = "learned"  # learned (from noise, local) | oracle_cholesky | oracle_svd | oracle_newton_schulz | oracle_recirculation
+    pinv_every: int = 100  # training steps between sleeps (the paper's A.1: 20)
+    sleep_steps: int = 10  # LMS steps per sleep round (learned), or recirculation steps (oracle_recirculation)
+    sleep_max_steps: int = 100  # learned: rounds continue while the round trip is above tolerance, up to this
+
+    choices = {**SleepParams.choices, "feedback": FEEDBACK_SOURCES}
+
+    def problems(self) -> list[Problem]:
+        out = super().problems() + at_least_one(self, "pinv_every", "sleep_steps", "sleep_max_steps")
+        if self.sleep_max_steps < self.sleep_steps:
+            out.append(("sleep_max_steps", "must be >= sleep_steps"))
+        return out
 
 
 @register
-class TwoPhaseReciprocalFeedback(LearningRule):
+class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
     name = "rf_two_phase"
+    summary = "Reciprocal Feedback, two phases: feedback re-learned as W⁺ in a sleep every pinv_every steps"
+    Params = TwoPhaseParams
+    params: TwoPhaseParams
     default_lr = 1.0
-    own_fields = RF_FIELDS | SLEEP_FIELDS
 
-    def __init__(self, model, config, generator):
-        super().__init__(model, config, generator)
-        for l in range(1, model.num_layers):
-            self.register_buffer(f"feedback_{l}", torch.zeros_like(model.weights[l].T))
-        self.register_buffer("sleeps", torch.zeros((), dtype=torch.long))
-        self.register_buffer("sleep_fallbacks", torch.zeros((), dtype=torch.long))
-        self.register_buffer("sleep_iterations", torch.zeros((), dtype=torch.long))
+    @classmethod
+    def ledger(cls, params) -> Ledger:
+        oracle = params.feedback != "learned"
+        return cls.update_ledger(params, feedback_from_weights=oracle or params.fallback == "oracle", oracle=oracle)
 
-    def feedback_matrices(self):
-        return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
+    @classmethod
+    def describe(cls, params) -> dict[str, str]:
+        if params.feedback == "learned":
+            source = (f"learned from noise (§3.1 rule, LMS) every {params.pinv_every} steps, "
+                      f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep")
+        else:
+            source = f"{params.feedback} (closed form from W every {params.pinv_every} steps: weight transport)"
+        return {"update": describe_update(params), "feedback": source}
 
     def before_step(self):
-        if int(self.steps_done) % self.config.pinv_every == 0:
+        if int(self.steps_done) % self.params.pinv_every == 0:
             self.sleep()
 
     @torch.no_grad()
     def sleep(self) -> None:
-        cfg = self.config
-        first = int(self.sleeps) == 0
-        for l in range(1, self.net.num_layers):
-            w = self.net.weights[l]
-            previous = None if first else getattr(self, f"feedback_{l}")
-            if cfg.pinv_damping > 0:
-                result = pinv.damped_pinv(w, cfg.pinv_damping)
-            else:
-                result = SLEEP_LEARNERS[cfg.pinv_method](w, previous, cfg, self.generator)
-            if not result.converged:
-                # A learner that failed must not hand back garbage: fall back to the exact pseudoinverse.
-                result = pinv.exact_pinv(w)
-                self.sleep_fallbacks += 1
-            self.sleep_iterations += result.iterations
-            getattr(self, f"feedback_{l}").copy_(result.matrix)
-        self.sleeps += 1
+        p = self.params
+        if p.feedback != "learned":
+            self._oracle_sleep()
+        elif int(self.sleeps) == 0 and p.development_steps:
+            self.develop()
+        else:
+            self.record_sleep({l: self.sleep_layer(l, probe, round_steps=p.sleep_steps, max_steps=p.sleep_max_steps)
+                               for l, probe in self.probes().items()})
 
-    def factored_directions(self, cache, output_error):
-        return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.config)
+    def _oracle_sleep(self) -> None:
+        p = self.params
+        errors = {}
+        for l, probe in self.probes().items():
+            f = getattr(self, f"feedback_{l}")
+            result = fb.oracle_feedback(p.feedback, probe, None if int(self.sleeps) == 0 else f, self.generator,
+                                        steps=p.sleep_steps, noise_batch=p.sleep_noise_batch)
+            f.copy_(result.matrix)
+            # judged like a learned sleep: an oracle that did not converge fails the round trip
+            errors[l] = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)
+        self.record_sleep(errors)

@@ -22,7 +22,7 @@ def test_train_json_last_line_has_the_contracted_fields():
 
 
 def test_train_rejects_an_invalid_field_with_its_name():
-    done = run("train", "--set", "pinv_every=0")
+    done = run("train", "--algorithm", "rf_two_phase", "--set", "pinv_every=0")
     assert done.returncode == 2
     assert "pinv_every: must be >= 1" in done.stderr
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rf_core import TrainConfig, available_rules, train
+from rf_core import ConfigError, TrainConfig, available_rules, train
 from rf_core.metrics import epochs_to_90
 
 
@@ -26,9 +26,10 @@ def test_epoch_records_carry_the_contracted_metric_names():
     assert result.history == seen
 
 
-def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics():
+@pytest.mark.parametrize("rule, lr", [("bp", 1e6), ("rf_two_phase", 1e10), ("rf_parallel", 1e10)])
+def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics(rule, lr):
     records = []
-    result = train(TrainConfig(algorithm="bp", dataset="digits", epochs=5, lr=1e6), on_epoch=lambda r, s: records.append(r))
+    result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=5, lr=lr), on_epoch=lambda r, s: records.append(r))
     assert result.status == "diverged"
     assert records[-1]["diverged"] is True
     assert all(math.isfinite(r["test_accuracy"]) for r in records)
@@ -37,7 +38,8 @@ def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics
 
 @pytest.mark.parametrize("rule", ["bp", "rf_two_phase", "rf_parallel"])
 def test_resuming_from_a_checkpoint_gives_identical_results(rule):
-    config = TrainConfig(algorithm=rule, dataset="digits", epochs=4, pinv_every=7)
+    extra = {"pinv_every": 7} if rule == "rf_two_phase" else {}
+    config = TrainConfig.from_dict({"algorithm": rule, "dataset": "digits", "epochs": 4, **extra})
     straight = train(config)
     checkpoints = {}
     train(config.replace(epochs=2), on_epoch=lambda r, get_state: checkpoints.update({r["epoch"]: get_state()}))
@@ -58,22 +60,26 @@ def test_epochs_to_90_is_the_first_epoch_within_90_percent_of_the_total_fall():
     assert epochs_to_90(0.9, [0.9, 0.95]) is None
 
 
-def test_rf_diagnostics_report_pinv_distance_moore_penrose_and_angle_to_bp():
-    result = train(TrainConfig(algorithm="rf_two_phase", dataset="digits", epochs=1, pinv_every=1))
+def test_rf_diagnostics_report_pinv_distance_moore_penrose_angle_to_bp_and_newton_fidelity():
+    result = train(TrainConfig.from_dict({"algorithm": "rf_two_phase", "dataset": "digits", "epochs": 1,
+                                          "feedback": "oracle_cholesky", "pinv_every": 1}))
     d = result.diagnostics
-    assert d["layer2_pinv_distance"] < 0.1  # refreshed before the last step, then moved by one hidden-layer step (0.045 here)
+    assert d["layer2_pinv_distance"] < 0.1  # refreshed before the last step, then moved by one hidden-layer step
     assert {"layer2_mp1_axa", "layer2_mp2_xax", "layer2_mp3_ax_sym", "layer2_mp4_xa_sym"} <= set(d)
     assert 0 <= d["layer1_angle_to_bp_deg"] <= 180
-    assert d["layer3_angle_to_bp_deg"] < 90  # the output layer's Newton step points downhill
+    assert d["layer3_angle_to_bp_deg"] < 90  # the output layer's step points downhill
+    assert d["layer3_newton_cos"] == pytest.approx(1, abs=1e-5)  # the output layer's step is exact ...
+    assert d["layer1_newton_cos"] < 0.99  # ... the gated hidden layers' are not Newton steps
 
 
 def test_invalid_configuration_names_the_field_and_reason():
-    with pytest.raises(ValueError, match="lr: must be > 0"):
-        TrainConfig(lr=-1.0)
-    with pytest.raises(ValueError, match=r"weight_decay: must be in \[0, 1\)"):
-        TrainConfig(weight_decay=-0.1)
-    with pytest.raises(ValueError, match="unknown training-config fields"):
+    with pytest.raises(ConfigError) as bad_lr:
+        TrainConfig(lr=-1.0, weight_decay=-0.1)
+    assert ("lr", "must be a finite number > 0") in bad_lr.value.problems
+    assert ("weight_decay", "must be in [0, 1)") in bad_lr.value.problems
+    with pytest.raises(ConfigError) as unknown:
         TrainConfig.from_dict({"learning_rate": 0.1})
+    assert unknown.value.problems == [("learning_rate", "unknown training-config field")]
 
 
 def test_cosine_schedule_decays_the_step_to_zero_and_resumes_exactly():
