@@ -2,7 +2,7 @@
 
 import typer
 
-from rfsweep_cli import api_commands, bench_commands, core_commands, reproduce_commands, sweep_commands
+from rfsweep_cli import api_commands, bench_commands, core_commands, reproduce_commands, rules_command, sweep_commands
 
 app = typer.Typer(
     help="Sweeps and experiment tracking for biologically plausible learning rules (BP, FA, Reciprocal Feedback).",
@@ -14,6 +14,7 @@ sweep_commands.register(app)
 api_commands.register(app)
 bench_commands.register(app)
 reproduce_commands.register(app)
+rules_command.register(app)
 
 if __name__ == "__main__":
     app()

@@ -67,7 +67,8 @@ class LearningRule(nn.Module):
 
     @classmethod
     def describe(cls, params: RuleParams) -> dict[str, str]:
-        """`update` (how forward weights move) and `feedback` (where the backward matrices come from)."""
+        """`update` and `feedback`: short names (for tags and tables); `update_detail` / `feedback_detail`: what
+        they are, in words."""
         raise NotImplementedError
 
     # ---- the step -------------------------------------------------------------------------------------

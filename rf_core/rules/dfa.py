@@ -37,7 +37,8 @@ class DirectFeedbackAlignment(LearningRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient-style step", "feedback": "fixed random matrices from the output to each layer"}
+        return {"update": "gradient_style", "update_detail": "gradient-style step on the broadcast error",
+                "feedback": "fixed_random_direct", "feedback_detail": "fixed random matrices from the output to each layer"}
 
     def factored_directions(self, cache, output_error):
         net = self.net

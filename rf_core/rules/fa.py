@@ -46,7 +46,8 @@ class FeedbackAlignment(LearningRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient-style step", "feedback": "fixed random matrices"}
+        return {"update": "gradient_style", "update_detail": "gradient-style step through the feedback",
+                "feedback": "fixed_random", "feedback_detail": "fixed random matrices in place of Wᵀ"}
 
     def feedback_matrices(self):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}

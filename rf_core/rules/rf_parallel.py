@@ -64,11 +64,17 @@ class ParallelReciprocalFeedback(ReciprocalFeedbackRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        start = ("pinv(W₀) (closed form: weight transport)" if params.feedback_init == "oracle"
-                 else f"{params.feedback_init}" + (f", then {params.development_steps} noise-sleep steps"
-                                                   if params.development_steps else ""))
-        rule = f"§3.1 rule on the data at rate {params.feedback_lr:g}" if params.feedback_lr else "frozen"
-        return {"update": describe_update(params), "feedback": f"starts {start}; {rule}"}
+        oracle = params.feedback_init == "oracle"
+        parts = ["oracle" if oracle else params.feedback_init]
+        if params.development_steps and not oracle:
+            parts.append("development")
+        parts.append("on_data" if params.feedback_lr else "frozen")
+        start = ("pinv(W₀) (closed form: weight transport)" if oracle
+                 else params.feedback_init + (f", then up to {params.development_steps} noise-sleep steps"
+                                              if params.development_steps else ""))
+        rule = f"the §3.1 rule on the data at rate {params.feedback_lr:g}" if params.feedback_lr else "then frozen"
+        return {"update": params.update, "update_detail": describe_update(params),
+                "feedback": "+".join(parts), "feedback_detail": f"starts {start}; {rule}"}
 
     def before_step(self):
         if int(self.steps_done) == 0 and int(self.sleeps) == 0 and self.params.feedback_init != "oracle":

@@ -61,11 +61,12 @@ class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
     @classmethod
     def describe(cls, params) -> dict[str, str]:
         if params.feedback == "learned":
-            source = (f"learned from noise (§3.1 rule, LMS) every {params.pinv_every} steps, "
+            detail = (f"learned from white noise by the §3.1 rule (LMS) every {params.pinv_every} steps, "
                       f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep")
         else:
-            source = f"{params.feedback} (closed form from W every {params.pinv_every} steps: weight transport)"
-        return {"update": describe_update(params), "feedback": source}
+            detail = f"{params.feedback}: computed from W every {params.pinv_every} steps (weight transport)"
+        return {"update": params.update, "update_detail": describe_update(params),
+                "feedback": params.feedback, "feedback_detail": detail}
 
     def before_step(self):
         if int(self.steps_done) % self.params.pinv_every == 0:

@@ -50,3 +50,17 @@ def test_data_fetch_without_network_names_the_missing_files(tmp_path):
     done = run("data", "fetch", "mnist", "--data-dir", str(tmp_path), "--no-download")
     assert done.returncode == 1
     assert "train-images-idx3-ubyte" in done.stderr
+
+
+def test_rules_json_lists_every_rule_with_update_feedback_and_ledger():
+    done = run("rules", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == {"bp", "bp_joint", "dfa", "fa", "pseudobackprop", "rf_parallel", "rf_two_phase"}
+    for row in rows.values():
+        assert {"update", "feedback", "ledger"} <= set(row)
+        assert {"weight_transport", "feedback_from_weights", "batch_global"} <= set(row["ledger"])
+    assert rows["bp"]["ledger"]["weight_transport"] is True
+    assert rows["rf_two_phase"]["ledger"]["feedback_from_weights"] is False  # the default learns from activity
+    oracle = json.loads(run("rules", "--json", "--set", "feedback=oracle_cholesky").stdout)
+    assert next(r for r in oracle if r["name"] == "rf_two_phase")["ledger"]["feedback_from_weights"] is True

@@ -63,8 +63,8 @@ def test_every_field_has_one_type_across_rules_and_a_label_says_what_runs():
     types = field_types()
     assert types["sleep_rate"] is float and "update" in types and "lr" in types
     label = TrainConfig(algorithm="rf_two_phase").describe()
-    assert label["update"].startswith("gated_joint (engineered, not the paper's")
-    assert label["feedback"].startswith("learned from noise")
+    assert (label["update"], label["feedback"]) == ("gated_joint", "learned")
+    assert label["update_detail"].startswith("gated_joint (engineered, not the paper's")
     assert label["ledger"] == {"weight_transport": False, "feedback_from_weights": False, "closed_form_inverse": True,
                                "batch_global": True, "output_error_broadcast": False}
     assert TrainConfig.from_dict({"algorithm": "rf_two_phase", "update": "paper"}).describe()["ledger"]["batch_global"] is False
