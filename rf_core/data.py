@@ -3,7 +3,8 @@
 - mnist, fashion_mnist: IDX files, read here (no torchvision needed to read them). `data_dir` may be a
   flat folder of the four IDX files, gzipped or not (Debian's /usr/share/datasets/fashion-mnist), or a
   torchvision root (ROOT/MNIST/raw/…, ROOT/FashionMNIST/raw/…, what torchvision's own download leaves).
-- cifar10: the python-pickle batches (ROOT/cifar-10-batches-py/ or that folder itself).
+- cifar10: the python-pickle batches (ROOT/cifar-10-batches-py/ or that folder itself), read by an unpickler
+  that admits only the arrays and lists the format holds (a crafted file cannot run code).
 - digits: scikit-learn's bundled 8×8 digits, a fixed 80/20 train/test split.
 - synthetic: labels from a fixed random teacher network; needs torch only.
 A validation split (`val_fraction`, seeded) is carved from the training set for model selection; the test
@@ -162,12 +163,37 @@ def _load_idx_dataset(name: str, data_dir) -> tuple[Tensor, Tensor, Tensor, Tens
     return x_train, load("train_labels").long(), x_test, load("test_labels").long(), 10
 
 
+class UnsafeDatasetFile(ValueError):
+    """A dataset file asked to construct something its format never holds (a crafted pickle)."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """pickle.load calls any importable function a file names; this one admits only what CIFAR-10's python
+    batches hold (dicts, lists, bytes, ints and numpy arrays of uint8), so a crafted file in `data_dir` cannot
+    run code: it is refused with UnsafeDatasetFile."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise UnsafeDatasetFile(f"{self.path}: not a CIFAR-10 batch (it asks to load {module}.{name}); refused")
+
+
 def _load_cifar10(data_dir) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     folder = locate("cifar10", data_dir)
 
     def load(file: str) -> tuple[Tensor, Tensor]:
         with open(folder / file, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+            batch = _CifarUnpickler(fh, folder / file).load()
         data = batch[b"data"]
         x = torch.as_tensor(bytearray(data.tobytes()) if hasattr(data, "tobytes") else bytearray(data), dtype=torch.uint8)
         return x.reshape(-1, 3072).float() / 255.0, torch.as_tensor(list(batch[b"labels"]), dtype=torch.long)

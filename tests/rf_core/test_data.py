@@ -1,6 +1,7 @@
 """Dataset loaders read the real on-disk formats (generated here, small) and fail with a clear message."""
 
 import gzip
+import os
 import pickle
 import struct
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from rf_core import TrainConfig, train
-from rf_core.data import DatasetNotFound, load_dataset, read_idx
+from rf_core.data import DatasetNotFound, UnsafeDatasetFile, load_dataset, read_idx
 
 
 def write_idx(path, array: np.ndarray, gz: bool):
@@ -80,6 +81,26 @@ def test_cifar10_python_batches_load(tmp_path):
             pickle.dump(batch, fh)
     splits = load_dataset("cifar10", str(tmp_path), val_fraction=0.2)
     assert splits.x_train.shape == (40, 3072) and splits.x_val.shape == (10, 3072) and splits.x_test.shape == (10, 3072)
+
+
+class _RunsACommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_cifar_pickle_is_refused_and_runs_nothing(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": _RunsACommand(marker), b"labels": [0]}, fh)
+    with pytest.raises(UnsafeDatasetFile, match="posix.system|os.system"):
+        load_dataset("cifar10", str(tmp_path))
+    assert not marker.exists()
 
 
 def test_validation_split_is_seeded_and_disjoint_from_training():
