@@ -33,7 +33,7 @@ class SleepParams(RFUpdateParams):
 
     feedback_init: str = "random"  # where F starts: random (seeded, like W's init) or zero
     development_steps: int = 300  # noise-sleep steps before the first training step (0: none)
-    sleep_noise_batch: int = 256  # noise samples per sleep step
+    sleep_noise_batch: int = 64  # noise samples per sleep step (and per round-trip check)
     sleep_rate: float = 1.0  # α: the LMS step as a fraction of 1/λ̂max(activity); stable below 2
     roundtrip_tolerance: float = 0.05  # a sleep that leaves ‖W F u − u‖/‖u‖ above this has failed
     fallback: str = "none"  # none: a failed sleep is counted and training goes on; oracle: F ← W⁺ (closed form)

@@ -13,7 +13,7 @@ class Backprop(LearningRule):
 
     name = "bp"
     summary = "backpropagation: the exact gradient (weight transport)"
-    default_lr = 0.03
+    default_lr = 0.1  # chosen on validation accuracy (docs/RF_CORE.md)
 
     @classmethod
     def ledger(cls, params) -> Ledger:

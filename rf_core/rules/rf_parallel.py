@@ -31,7 +31,7 @@ from rf_core.rules.base import register
 @dataclass(frozen=True)
 class ParallelParams(SleepParams):
     feedback_init: str = "random"  # random | zero (then development) | oracle: pinv(W₀), closed form
-    feedback_lr: float = 1e-4  # the §3.1 rule's rate on the training data (paper's search: [1e-6, 1e-3]); 0 freezes F
+    feedback_lr: float = 1e-5  # the §3.1 rule's rate on the training data (paper's search: [1e-6, 1e-3]); 0 freezes F
 
     choices = {**SleepParams.choices, "feedback_init": ("random", "zero", "oracle")}
 

@@ -33,8 +33,9 @@ FEEDBACK_SOURCES = ("learned", *fb.ORACLE_METHODS)
 class TwoPhaseParams(SleepParams):
     feedback: str = "learned"  # learned (from noise, local) | oracle_cholesky | oracle_svd | oracle_newton_schulz | oracle_recirculation
     pinv_every: int = 100  # training steps between sleeps (the paper's A.1: 20)
-    sleep_steps: int = 10  # LMS steps per sleep round (learned), or recirculation steps (oracle_recirculation)
-    sleep_max_steps: int = 100  # learned: rounds continue while the round trip is above tolerance, up to this
+    sleep_steps: int = 5  # learned: LMS steps per sleep round
+    sleep_max_steps: int = 100  # learned: rounds continue while the round trip is above tolerance, up to this;
+    # oracle_recirculation: its number of noise-driven steps
 
     choices = {**SleepParams.choices, "feedback": FEEDBACK_SOURCES}
 
@@ -89,7 +90,7 @@ class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
         for l, probe in self.probes().items():
             f = getattr(self, f"feedback_{l}")
             result = fb.oracle_feedback(p.feedback, probe, None if int(self.sleeps) == 0 else f, self.generator,
-                                        steps=p.sleep_steps, noise_batch=p.sleep_noise_batch)
+                                        steps=p.sleep_max_steps, noise_batch=p.sleep_noise_batch)
             f.copy_(result.matrix)
             # judged like a learned sleep: an oracle that did not converge fails the round trip
             errors[l] = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)

@@ -103,7 +103,7 @@ def test_development_sleep_makes_random_feedback_a_right_inverse_without_reading
 @pytest.mark.parametrize("method", fb.ORACLE_METHODS)
 def test_every_oracle_sleep_gives_the_pseudoinverse_of_each_layer(method):
     """No fallback hides a broken oracle: each method's own result must be W⁺ (and is counted if not)."""
-    rule = _rule("rf_two_phase", feedback=method, sleep_steps=300)
+    rule = _rule("rf_two_phase", feedback=method, sleep_max_steps=300)
     rule.sleep()
     rule.sleep()  # a warm start from the first sleep's feedback (newton_schulz, recirculation)
     assert rule.run_report()["feedback_fallbacks"] == 0
