@@ -16,12 +16,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import store
 from api.db import Sweep, make_engine, make_sessionmaker, upgrade
 from api.schemas import (
-    BestResponse, BestTrial, ErrorResponse, Health, Links, MlflowInfo, Progress, Readiness,
-    SweepCreated, SweepDetail, SweepPage, SweepSummary, Trial, TrialsResponse,
+    BestResponse,
+    BestTrial,
+    ErrorResponse,
+    Health,
+    Links,
+    MlflowInfo,
+    Progress,
+    Readiness,
+    SweepCreated,
+    SweepDetail,
+    SweepPage,
+    SweepSummary,
+    Trial,
+    TrialsResponse,
 )
 from api.settings import Settings, get_settings
 from api.validation import (
-    JSON_TYPES, YAML_TYPES, InvalidSpec, UnsupportedMediaType, check_spec, parse_body,
+    JSON_TYPES,
+    YAML_TYPES,
+    InvalidSpec,
+    UnsupportedMediaType,
+    check_spec,
+    parse_body,
 )
 
 log = logging.getLogger("rfsweep.api")
@@ -42,9 +59,12 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> J
 
 def _responses(*codes: int) -> dict[int, dict[str, Any]]:
     text = {
-        401: "Missing or wrong bearer token.", 404: "No sweep with this id.",
-        409: "Conflict (see detail).", 413: "Body larger than the server's limit.",
-        415: "Body is neither JSON nor YAML.", 503: "Not ready (see checks).",
+        401: "Missing or wrong bearer token.",
+        404: "No sweep with this id.",
+        409: "Conflict (see detail).",
+        413: "Body larger than the server's limit.",
+        415: "Body is neither JSON nor YAML.",
+        503: "Not ready (see checks).",
     }
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
@@ -134,8 +154,14 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         errors = []
         for err in exc.errors():
             loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())]
-            errors.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "value_error"),
-                           "path": ".".join(str(p) for p in loc)})
+            errors.append(
+                {
+                    "loc": loc,
+                    "msg": err.get("msg", ""),
+                    "type": err.get("type", "value_error"),
+                    "path": ".".join(str(p) for p in loc),
+                }
+            )
         return _error(422, errors)
 
     @app.exception_handler(InvalidSpec)
@@ -169,8 +195,12 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     ui = settings.resolved_mlflow_ui_url
 
     def json_response(model: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return Response(model.__pydantic_serializer__.to_json(model), status_code=status_code, headers=headers,
-                        media_type="application/json")
+        return Response(
+            model.__pydantic_serializer__.to_json(model),
+            status_code=status_code,
+            headers=headers,
+            media_type="application/json",
+        )
 
     async def in_thread(fn, *args):
         import anyio
@@ -179,8 +209,9 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     def links(sweep_id: str, experiment_id: str | None, parent_run_id: str | None) -> Links:
         base = f"/sweeps/{sweep_id}"
-        return Links(self=base, best=f"{base}/best", trials=f"{base}/trials",
-                     mlflow=mlflow_url(experiment_id, parent_run_id))
+        return Links(
+            self=base, best=f"{base}/best", trials=f"{base}/trials", mlflow=mlflow_url(experiment_id, parent_run_id)
+        )
 
     def mlflow_url(experiment_id: str | None, parent_run_id: str | None) -> str | None:
         if ui is None or experiment_id is None:
@@ -192,13 +223,22 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     def summary_fields(row: Any) -> dict[str, Any]:
         progress = row.progress or store.initial_progress(row.total_trials, row.max_epochs)
         return dict(
-            id=row.id, name=row.name, status=row.status, cancel_requested=bool(row.cancel_requested),
-            created_at=store.as_utc(row.created_at), updated_at=store.as_utc(row.updated_at),
-            started_at=store.as_utc(row.started_at), finished_at=store.as_utc(row.finished_at),
-            error=row.error, progress=Progress.model_validate(progress),
+            id=row.id,
+            name=row.name,
+            status=row.status,
+            cancel_requested=bool(row.cancel_requested),
+            created_at=store.as_utc(row.created_at),
+            updated_at=store.as_utc(row.updated_at),
+            started_at=store.as_utc(row.started_at),
+            finished_at=store.as_utc(row.finished_at),
+            error=row.error,
+            progress=Progress.model_validate(progress),
             best=BestTrial.model_validate(row.best) if row.best else None,
-            mlflow=MlflowInfo(experiment_id=row.experiment_id, parent_run_id=row.parent_run_id,
-                              ui_url=mlflow_url(row.experiment_id, row.parent_run_id)),
+            mlflow=MlflowInfo(
+                experiment_id=row.experiment_id,
+                parent_run_id=row.parent_run_id,
+                ui_url=mlflow_url(row.experiment_id, row.parent_run_id),
+            ),
             links=links(row.id, row.experiment_id, row.parent_run_id),
         )
 
@@ -222,8 +262,12 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     }
 
     @app.post(
-        "/sweeps", status_code=201, response_model=SweepCreated, tags=["sweeps"],
-        openapi_extra=spec_body, responses=_responses(401, 409, 413, 415),
+        "/sweeps",
+        status_code=201,
+        response_model=SweepCreated,
+        tags=["sweeps"],
+        openapi_extra=spec_body,
+        responses=_responses(401, 409, 413, 415),
         dependencies=[Depends(write_access)],
         summary="Submit a sweep spec; it is queued and runs when a slot is free.",
     )
@@ -231,8 +275,11 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         request: Request,
         idempotency_key: Annotated[
             str | None,
-            Header(max_length=255, description="Retrying with the same key returns the first sweep; "
-                                               "the same key with another body is a 409."),
+            Header(
+                max_length=255,
+                description="Retrying with the same key returns the first sweep; "
+                "the same key with another body is a 409.",
+            ),
         ] = None,
     ):
         raw = b""
@@ -254,40 +301,60 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         with sessions() as session:
             try:
                 created = store.create_sweep(
-                    session, spec=checked.data, name=checked.name, total_trials=checked.total_trials,
-                    max_epochs=checked.max_epochs, idempotency_key=idempotency_key,
+                    session,
+                    spec=checked.data,
+                    name=checked.name,
+                    total_trials=checked.total_trials,
+                    max_epochs=checked.max_epochs,
+                    idempotency_key=idempotency_key,
                     request_hash=checked.request_hash,
                 )
             except store.IdempotencyConflict as exc:
                 raise HTTPError(409, f"Idempotency-Key already used with a different body (sweep {exc.sweep_id})")
             sweep = created.sweep
-            body = SweepCreated(id=sweep.id, status=sweep.status,
-                                links=links(sweep.id, sweep.experiment_id, sweep.parent_run_id))
+            body = SweepCreated(
+                id=sweep.id, status=sweep.status, links=links(sweep.id, sweep.experiment_id, sweep.parent_run_id)
+            )
         headers = {"Location": f"/sweeps/{sweep.id}"}
         if not created.created:
             headers["Idempotent-Replayed"] = "true"
         return json_response(body, 201, headers)
 
-    @app.get("/sweeps", response_model=SweepPage, tags=["sweeps"], dependencies=read_guard,
-             responses=_responses(401), summary="Sweeps, newest first, keyset-paginated.")
+    @app.get(
+        "/sweeps",
+        response_model=SweepPage,
+        tags=["sweeps"],
+        dependencies=read_guard,
+        responses=_responses(401),
+        summary="Sweeps, newest first, keyset-paginated.",
+    )
     async def list_sweeps(
-        status: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
-                          Query(description="Only sweeps in this status.")] = None,
+        status: Annotated[
+            Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
+            Query(description="Only sweeps in this status."),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=200, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN,
-                                            description="next_cursor of the previous page.")] = None,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page.")
+        ] = None,
     ):
         return await in_thread(_list, status, limit, cursor)
 
     def _list(status: str | None, limit: int, cursor: str | None) -> Response:
         with sessions() as session:
             rows, next_cursor = store.list_sweeps(session, status=status, limit=limit, cursor=cursor)
-        return json_response(SweepPage(items=[SweepSummary(**summary_fields(r)) for r in rows],
-                                       next_cursor=next_cursor))
+        return json_response(
+            SweepPage(items=[SweepSummary(**summary_fields(r)) for r in rows], next_cursor=next_cursor)
+        )
 
-    @app.get("/sweeps/{sweep_id}", response_model=SweepDetail, tags=["sweeps"],
-             dependencies=read_guard, responses=_responses(401, 404),
-             summary="A sweep's status, progress, best so far and MLflow links.")
+    @app.get(
+        "/sweeps/{sweep_id}",
+        response_model=SweepDetail,
+        tags=["sweeps"],
+        dependencies=read_guard,
+        responses=_responses(401, 404),
+        summary="A sweep's status, progress, best so far and MLflow links.",
+    )
     async def get_sweep(sweep_id: SweepId):
         return await in_thread(_detail, sweep_id, False)
 
@@ -298,9 +365,14 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
                 sweep = store.request_cancel(session, sweep_id)
             return json_response(SweepDetail(**summary_fields(sweep), spec=sweep.spec, attempts=sweep.attempts))
 
-    @app.get("/sweeps/{sweep_id}/best", response_model=BestResponse, tags=["sweeps"],
-             dependencies=read_guard, responses=_responses(401, 404, 409),
-             summary="The best configuration so far (409 while no trial has reported).")
+    @app.get(
+        "/sweeps/{sweep_id}/best",
+        response_model=BestResponse,
+        tags=["sweeps"],
+        dependencies=read_guard,
+        responses=_responses(401, 404, 409),
+        summary="The best configuration so far (409 while no trial has reported).",
+    )
     async def get_best(sweep_id: SweepId):
         return await in_thread(_best, sweep_id)
 
@@ -309,15 +381,23 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
             sweep = found(session, sweep_id)
         if not sweep.best:
             raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; no trial has reported a metric yet")
-        return json_response(BestResponse(
-            best=BestTrial.model_validate(sweep.best),
-            best_per_algorithm={k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items()
-                                if v},
-        ))
+        return json_response(
+            BestResponse(
+                best=BestTrial.model_validate(sweep.best),
+                best_per_algorithm={
+                    k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v
+                },
+            )
+        )
 
-    @app.get("/sweeps/{sweep_id}/trials", response_model=TrialsResponse, tags=["sweeps"],
-             dependencies=read_guard, responses=_responses(401, 404),
-             summary="Every trial: config, status, epochs, last and best metric, MLflow run.")
+    @app.get(
+        "/sweeps/{sweep_id}/trials",
+        response_model=TrialsResponse,
+        tags=["sweeps"],
+        dependencies=read_guard,
+        responses=_responses(401, 404),
+        summary="Every trial: config, status, epochs, last and best metric, MLflow run.",
+    )
     async def get_trials(sweep_id: SweepId):
         return await in_thread(_trials, sweep_id)
 
@@ -327,9 +407,14 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
         trials = [Trial.model_validate(t) for t in (sweep.trials or []) if isinstance(t, dict)]
         return json_response(TrialsResponse(sweep_id=sweep.id, status=sweep.status, trials=trials))
 
-    @app.post("/sweeps/{sweep_id}/cancel", response_model=SweepDetail, tags=["sweeps"],
-              dependencies=[Depends(write_access)], responses=_responses(401, 404),
-              summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.")
+    @app.post(
+        "/sweeps/{sweep_id}/cancel",
+        response_model=SweepDetail,
+        tags=["sweeps"],
+        dependencies=[Depends(write_access)],
+        responses=_responses(401, 404),
+        summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.",
+    )
     async def cancel(sweep_id: SweepId):
         return await in_thread(_detail, sweep_id, True)
 
@@ -337,8 +422,13 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     async def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Readiness, tags=["health"], responses={503: {"model": Readiness}},
-             summary="Database, MLflow and Ray reachable (503 naming what is not).")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        tags=["health"],
+        responses={503: {"model": Readiness}},
+        summary="Database, MLflow and Ray reachable (503 naming what is not).",
+    )
     def readyz():
         from api.readiness import check_all
 
@@ -348,8 +438,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(_spec_schemas())
             app.openapi_schema = schema
         return app.openapi_schema

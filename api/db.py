@@ -65,9 +65,21 @@ class Sweep(Base):
 
 # Columns a list page needs; the big JSON documents (spec, trials, result) stay on disk.
 LIST_COLUMNS = (
-    Sweep.seq, Sweep.id, Sweep.name, Sweep.status, Sweep.created_at, Sweep.updated_at,
-    Sweep.started_at, Sweep.finished_at, Sweep.error, Sweep.progress, Sweep.best,
-    Sweep.experiment_id, Sweep.parent_run_id, Sweep.total_trials, Sweep.max_epochs,
+    Sweep.seq,
+    Sweep.id,
+    Sweep.name,
+    Sweep.status,
+    Sweep.created_at,
+    Sweep.updated_at,
+    Sweep.started_at,
+    Sweep.finished_at,
+    Sweep.error,
+    Sweep.progress,
+    Sweep.best,
+    Sweep.experiment_id,
+    Sweep.parent_run_id,
+    Sweep.total_trials,
+    Sweep.max_epochs,
     Sweep.cancel_requested,
 )
 

@@ -92,8 +92,11 @@ class LocalRayHead:
         self.token_path = settings.state_path / "ray_auth_token"
 
     def env(self) -> dict[str, str]:
-        return {"RAY_ADDRESS": self.address or "", "RAY_AUTH_MODE": "token",
-                "RAY_AUTH_TOKEN_PATH": str(self.token_path.resolve())}
+        return {
+            "RAY_ADDRESS": self.address or "",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(self.token_path.resolve()),
+        }
 
     def ensure(self) -> str:
         """Reuse the head a previous API process left running, else start one."""
@@ -108,9 +111,16 @@ class LocalRayHead:
                 handle.write(secrets.token_hex(32))
         port = _free_port()
         address = f"127.0.0.1:{port}"
-        cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-               "--include-dashboard=false", "--disable-usage-stats",
-               f"--temp-dir={self._temp_dir()}"]
+        cmd = [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={self._temp_dir()}",
+        ]
         if self.settings.ray_num_cpus is not None:
             cmd.append(f"--num-cpus={self.settings.ray_num_cpus}")
         if self.settings.ray_num_gpus is not None:
@@ -120,12 +130,15 @@ class LocalRayHead:
         logs = self.settings.state_path / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "ray_head.log", "ab") as out:
-            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ray start --head exited with {self.process.returncode}; see {logs / 'ray_head.log'}")
+                raise RuntimeError(
+                    f"ray start --head exited with {self.process.returncode}; see {logs / 'ray_head.log'}"
+                )
             if _port_open(address):
                 break
             time.sleep(0.3)
@@ -329,8 +342,9 @@ class Dispatcher(threading.Thread):
             self.cancel_seen.pop(sweep.id, None)
             return False
         if sweep.attempts >= self.settings.max_driver_attempts:
-            store.finish(session, sweep.id, "failed",
-                         error=f"the driver died {sweep.attempts} times (last: {reason}); giving up")
+            store.finish(
+                session, sweep.id, "failed", error=f"the driver died {sweep.attempts} times (last: {reason}); giving up"
+            )
             _end_mlflow_runs(self.settings, sweep, "FAILED")
             return False
         log.warning("driver of sweep %s died (%s); resuming it (attempt %d)", sweep.id, reason, sweep.attempts + 1)
@@ -339,13 +353,15 @@ class Dispatcher(threading.Thread):
 
     def _spawn(self, session, sweep_id: str, *, resume: bool) -> None:
         env = dict(os.environ)
-        env.update({
-            "DATABASE_URL": self.settings.resolved_database_url,
-            "MLFLOW_TRACKING_URI": self.settings.resolved_tracking_uri,
-            "RFSWEEP_STORAGE_PATH": self.settings.resolved_storage_path,
-            "RFSWEEP_HOME": str(self.settings.state_path.resolve()),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DATABASE_URL": self.settings.resolved_database_url,
+                "MLFLOW_TRACKING_URI": self.settings.resolved_tracking_uri,
+                "RFSWEEP_STORAGE_PATH": self.settings.resolved_storage_path,
+                "RFSWEEP_HOME": str(self.settings.state_path.resolve()),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.head is not None:
             self.head.ensure()  # reuses the running head; restarts it if it died
             env.update(self.head.env())
@@ -357,8 +373,9 @@ class Dispatcher(threading.Thread):
         if resume:
             cmd.append("--resume")
         with open(logs / f"driver-{sweep_id}.log", "ab") as out:
-            child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            child = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self.children[sweep_id] = child
         store.record_driver(session, sweep_id, child.pid, new_attempt=resume)
         log.info("sweep %s: driver pid %s%s", sweep_id, child.pid, " (resume)" if resume else "")
@@ -370,11 +387,14 @@ def _end_mlflow_runs(settings: Settings, sweep: Sweep, status: str) -> None:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=settings.resolved_tracking_uri)
-        experiment_ids = [sweep.experiment_id] if sweep.experiment_id else [
-            e.experiment_id for e in client.search_experiments()]
+        experiment_ids = (
+            [sweep.experiment_id] if sweep.experiment_id else [e.experiment_id for e in client.search_experiments()]
+        )
         runs = client.search_runs(
-            experiment_ids, filter_string=f"tags.`rfsweep.sweep_id` = '{sweep.id}' and attributes.status = 'RUNNING'",
-            max_results=5000)
+            experiment_ids,
+            filter_string=f"tags.`rfsweep.sweep_id` = '{sweep.id}' and attributes.status = 'RUNNING'",
+            max_results=5000,
+        )
         for run in runs:
             client.set_tag(run.info.run_id, "rfsweep.status", "cancelled" if status == "KILLED" else "failed")
             client.set_terminated(run.info.run_id, status=status)

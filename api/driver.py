@@ -155,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         spec = parse_spec(spec_data)
         log.info("running sweep %s (resume=%s) on %s", args.sweep_id, args.resume, os.environ.get("RAY_ADDRESS"))
         result = run_sweep(
-            spec, sweep_id=args.sweep_id, tracking_uri=settings.resolved_tracking_uri,
-            storage_path=settings.resolved_storage_path, ray_address=settings.ray_address,
-            on_progress=link.on_progress, resume=args.resume, should_stop=link.should_stop,
+            spec,
+            sweep_id=args.sweep_id,
+            tracking_uri=settings.resolved_tracking_uri,
+            storage_path=settings.resolved_storage_path,
+            ray_address=settings.ray_address,
+            on_progress=link.on_progress,
+            resume=args.resume,
+            should_stop=link.should_stop,
         )
     except BaseException as exc:
         link.close()
@@ -184,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         final["experiment_id"] = str(mlflow_info["experiment_id"])
     if mlflow_info.get("parent_run_id"):
         final["parent_run_id"] = str(mlflow_info["parent_run_id"])
-    status = payload.get("status") if payload.get("status") in ("succeeded", "cancelled") else (
-        "cancelled" if link.should_stop() else "succeeded")
+    status = (
+        payload.get("status")
+        if payload.get("status") in ("succeeded", "cancelled")
+        else ("cancelled" if link.should_stop() else "succeeded")
+    )
     with sessions() as session:
         store.finish(session, args.sweep_id, status, **final)
     log.info("sweep %s %s", args.sweep_id, status)

@@ -32,8 +32,9 @@ def _mlflow(settings: Settings) -> str:
 
         # A real API call, not /health: a misconfigured --allowed-hosts answers 403 here while /health is 200.
         try:
-            response = httpx.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
-                                 params={"max_results": 1}, timeout=3.0)
+            response = httpx.get(
+                f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=3.0
+            )
         except httpx.HTTPError as exc:
             return f"unreachable: {type(exc).__name__}"
         if response.status_code != 200:
@@ -42,7 +43,7 @@ def _mlflow(settings: Settings) -> str:
     if uri.startswith("sqlite:///"):
         from pathlib import Path
 
-        folder = Path(uri[len("sqlite:///"):]).parent
+        folder = Path(uri[len("sqlite:///") :]).parent
         return "ok" if folder.is_dir() or not folder.exists() else f"unreachable: {folder} is not a folder"
     return "ok (not checked)"
 

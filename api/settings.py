@@ -31,9 +31,7 @@ def state_dir() -> Path:
 class Settings(BaseSettings):
     """Everything the API server, its dispatcher and its drivers read."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(
         None,
@@ -67,18 +65,20 @@ class Settings(BaseSettings):
     )
     protect_reads: bool = Field(False, validation_alias=AliasChoices("RFSWEEP_PROTECT_READS"))
     max_running_sweeps: int = Field(
-        1, ge=0, validation_alias=AliasChoices("RFSWEEP_MAX_RUNNING_SWEEPS"),
+        1,
+        ge=0,
+        validation_alias=AliasChoices("RFSWEEP_MAX_RUNNING_SWEEPS"),
         description="Sweeps that run at once; 0 = queue only (nothing executes).",
     )
-    max_body_bytes: int = Field(
-        256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES")
-    )
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES"))
     # Per-request spec limits, so one request cannot exhaust the cluster.
     limit_num_samples: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NUM_SAMPLES"))
     limit_total_trials: int = Field(1000, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_TOTAL_TRIALS"))
     limit_max_t: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_T"))
     limit_concurrency: int = Field(
-        16, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
+        16,
+        ge=1,
+        validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
         description="Largest search.max_concurrent_trials.",
     )
     limit_cpu_per_trial: float = Field(8, gt=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_CPU_PER_TRIAL"))
@@ -88,12 +88,16 @@ class Settings(BaseSettings):
     ray_num_gpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_GPUS"))
     dispatch_interval_s: float = Field(0.5, gt=0, validation_alias=AliasChoices("RFSWEEP_DISPATCH_INTERVAL_S"))
     driver_heartbeat_timeout_s: float = Field(
-        60, gt=0, validation_alias=AliasChoices("RFSWEEP_DRIVER_HEARTBEAT_TIMEOUT_S"),
+        60,
+        gt=0,
+        validation_alias=AliasChoices("RFSWEEP_DRIVER_HEARTBEAT_TIMEOUT_S"),
         description="A driver on another host silent this long counts as dead.",
     )
     max_driver_attempts: int = Field(3, ge=1, validation_alias=AliasChoices("RFSWEEP_MAX_DRIVER_ATTEMPTS"))
     db_pool_size: int = Field(10, ge=1, validation_alias=AliasChoices("RFSWEEP_DB_POOL_SIZE"))
-    rfsweep_home: str | None = Field(None, validation_alias=AliasChoices("RFSWEEP_HOME"))  # not "home": populate_by_name would read $HOME
+    rfsweep_home: str | None = Field(
+        None, validation_alias=AliasChoices("RFSWEEP_HOME")
+    )  # not "home": populate_by_name would read $HOME
 
     @field_validator("api_token")
     @classmethod
@@ -112,9 +116,9 @@ class Settings(BaseSettings):
             url = self.database_url
             # compose and most tools write postgresql://; SQLAlchemy needs the driver named.
             if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://"):]
+                url = "postgresql://" + url[len("postgres://") :]
             if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
         return f"sqlite:///{(self.state_path / 'api.db').resolve()}"
 

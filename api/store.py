@@ -64,9 +64,18 @@ def create_sweep(
             return _replay(existing, request_hash)
     now = utcnow()
     sweep = Sweep(
-        id=str(uuid.uuid4()), name=name, status="queued", spec=spec, idempotency_key=idempotency_key,
-        request_hash=request_hash, total_trials=total_trials, max_epochs=max_epochs,
-        created_at=now, updated_at=now, cancel_requested=False, attempts=0,
+        id=str(uuid.uuid4()),
+        name=name,
+        status="queued",
+        spec=spec,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        total_trials=total_trials,
+        max_epochs=max_epochs,
+        created_at=now,
+        updated_at=now,
+        cancel_requested=False,
+        attempts=0,
         progress=initial_progress(total_trials, max_epochs),
     )
     session.add(sweep)
@@ -95,8 +104,16 @@ def _replay(existing: Sweep, request_hash: str) -> Created:
 def initial_progress(total_trials: int | None, max_epochs: int | None) -> dict[str, Any]:
     total = total_trials or 0
     return {
-        "total": total, "pending": total, "running": 0, "finished": 0, "stopped_early": 0,
-        "failed": 0, "diverged": 0, "cancelled": 0, "epochs_done": 0, "max_epochs": max_epochs or 0,
+        "total": total,
+        "pending": total,
+        "running": 0,
+        "finished": 0,
+        "stopped_early": 0,
+        "failed": 0,
+        "diverged": 0,
+        "cancelled": 0,
+        "epochs_done": 0,
+        "max_epochs": max_epochs or 0,
     }
 
 
@@ -157,8 +174,15 @@ def claim(session: Session, sweep_id: str) -> bool:
     result = session.execute(
         sa.update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.status == "queued")
-        .values(status="running", started_at=now, updated_at=now, attempts=Sweep.attempts + 1,
-                driver_pid=None, driver_host=None, driver_heartbeat_at=None)
+        .values(
+            status="running",
+            started_at=now,
+            updated_at=now,
+            attempts=Sweep.attempts + 1,
+            driver_pid=None,
+            driver_host=None,
+            driver_heartbeat_at=None,
+        )
     )
     session.commit()
     return result.rowcount == 1
@@ -175,9 +199,7 @@ def record_driver(session: Session, sweep_id: str, pid: int, *, new_attempt: boo
     session.commit()
 
 
-def finish(
-    session: Session, sweep_id: str, status: str, *, error: str | None = None, **values: Any
-) -> bool:
+def finish(session: Session, sweep_id: str, status: str, *, error: str | None = None, **values: Any) -> bool:
     """Move a running sweep to a terminal status (no-op when it already is terminal)."""
     assert status in TERMINAL_STATUSES
     now = utcnow()

@@ -131,10 +131,14 @@ def check_spec(data: Any, settings: Settings, *, strict_types: bool = True) -> C
     errors = limit_errors(spec, data, settings)
     total_trials, max_epochs = _budget(spec)
     if total_trials is not None and total_trials > settings.limit_total_trials:
-        errors.append(field_error(
-            "search.num_samples",
-            f"{total_trials} trials in all exceeds the server limit of {settings.limit_total_trials} "
-            "(RFSWEEP_LIMIT_TOTAL_TRIALS)", "limit_exceeded"))
+        errors.append(
+            field_error(
+                "search.num_samples",
+                f"{total_trials} trials in all exceeds the server limit of {settings.limit_total_trials} "
+                "(RFSWEEP_LIMIT_TOTAL_TRIALS)",
+                "limit_exceeded",
+            )
+        )
     if errors:
         raise InvalidSpec(errors)
     name = getattr(spec, "name", None) if isinstance(getattr(spec, "name", None), str) else None
@@ -169,17 +173,28 @@ def limit_errors(spec: Any, raw: dict[str, Any], settings: Settings) -> list[dic
     def over(path: tuple[str, ...], limit: float, env: str, what: str) -> None:
         value = _get(spec, *path)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > limit:
-            errors.append(field_error(
-                ".".join(path), f"{what} {value:g} exceeds the server limit of {limit:g} ({env})", "limit_exceeded"))
+            errors.append(
+                field_error(
+                    ".".join(path), f"{what} {value:g} exceeds the server limit of {limit:g} ({env})", "limit_exceeded"
+                )
+            )
 
     over(("search", "num_samples"), settings.limit_num_samples, "RFSWEEP_LIMIT_NUM_SAMPLES", "num_samples")
     over(("scheduler", "max_t"), settings.limit_max_t, "RFSWEEP_LIMIT_MAX_T", "max_t")
-    over(("search", "max_concurrent_trials"), settings.limit_concurrency, "RFSWEEP_LIMIT_CONCURRENCY",
-         "max_concurrent_trials")
+    over(
+        ("search", "max_concurrent_trials"),
+        settings.limit_concurrency,
+        "RFSWEEP_LIMIT_CONCURRENCY",
+        "max_concurrent_trials",
+    )
     over(("resources", "cpu"), settings.limit_cpu_per_trial, "RFSWEEP_LIMIT_CPU_PER_TRIAL", "cpu per trial")
     over(("resources", "gpu"), settings.limit_gpu_per_trial, "RFSWEEP_LIMIT_GPU_PER_TRIAL", "gpu per trial")
     if _get(raw, "tracking", "uri") not in (None, ""):
-        errors.append(field_error(
-            "tracking.uri", "set by the server (MLFLOW_TRACKING_URI); leave it out of specs sent to the API",
-            "not_allowed"))
+        errors.append(
+            field_error(
+                "tracking.uri",
+                "set by the server (MLFLOW_TRACKING_URI); leave it out of specs sent to the API",
+                "not_allowed",
+            )
+        )
     return errors

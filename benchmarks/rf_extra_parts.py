@@ -64,11 +64,14 @@ def measure(rule_name: str, rounds: int) -> dict:
         med["refresh_per_step"] /= config.pinv_every
     extra = sum(v for k, v in med.items() if k not in ("bp_step", "rule_step"))
     return {
-        "rule": rule_name, "microseconds_median": {k: round(v, 1) for k, v in med.items()},
+        "rule": rule_name,
+        "microseconds_median": {k: round(v, 1) for k, v in med.items()},
         "parts_alone_over_bp": round(extra / med["bp_step"], 3),
         "floor_ratio": round(1 + extra / med["bp_step"], 3),
         "measured_ratio": round(med["rule_step"] / med["bp_step"], 3),
-        "threads": torch.get_num_threads(), "rounds": rounds, **machine(),
+        "threads": torch.get_num_threads(),
+        "rounds": rounds,
+        **machine(),
     }
 
 
@@ -87,8 +90,10 @@ def main() -> None:
     else:
         for name, micros in report["microseconds_median"].items():
             print(f"{name:28s} {micros:8.1f} µs")
-        print(f"parts alone / bp step: {report['parts_alone_over_bp']:.3f}  →  floor {report['floor_ratio']:.3f} ×,"
-              f" measured {report['measured_ratio']:.3f} ×")
+        print(
+            f"parts alone / bp step: {report['parts_alone_over_bp']:.3f}  →  floor {report['floor_ratio']:.3f} ×,"
+            f" measured {report['measured_ratio']:.3f} ×"
+        )
 
 
 if __name__ == "__main__":

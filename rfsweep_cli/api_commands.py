@@ -9,8 +9,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 UrlOption = Annotated[Optional[str], typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
-TokenOption = Annotated[Optional[str], typer.Option(
-    "--token", envvar="RFSWEEP_API_TOKEN", help="Bearer token (RFSWEEP_API_TOKEN).", show_default=False)]
+TokenOption = Annotated[
+    Optional[str],
+    typer.Option("--token", envvar="RFSWEEP_API_TOKEN", help="Bearer token (RFSWEEP_API_TOKEN).", show_default=False),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
 
 
@@ -49,9 +51,13 @@ def _print_best(best: dict[str, Any]) -> None:
     for algorithm, entry in rows.items():
         value = entry.get("value")
         params = entry.get("params") or entry.get("config") or {}
-        table.add_row(str(algorithm), f"{value:.4f}" if isinstance(value, float) else str(value),
-                      ", ".join(f"{k}={_short(v)}" for k, v in params.items()), str(entry.get("trial_id")),
-                      str(entry.get("mlflow_run_id")))
+        table.add_row(
+            str(algorithm),
+            f"{value:.4f}" if isinstance(value, float) else str(value),
+            ", ".join(f"{k}={_short(v)}" for k, v in params.items()),
+            str(entry.get("trial_id")),
+            str(entry.get("mlflow_run_id")),
+        )
     console = Console()
     console.print(table)
     console.print(f"overall best: {overall.get('algorithm')} {overall.get('metric')}={overall.get('value')}")
@@ -68,9 +74,11 @@ def _progress_line(sweep: dict[str, Any]) -> str:
     p = sweep.get("progress") or {}
     best = sweep.get("best") or {}
     best_text = f" best {best.get('metric')}={best.get('value'):.4f}" if isinstance(best.get("value"), float) else ""
-    return (f"{sweep['status']}: trials {p.get('finished', 0)} finished, {p.get('stopped_early', 0)} stopped early, "
-            f"{p.get('running', 0)} running, {p.get('failed', 0) + p.get('diverged', 0)} failed/diverged of "
-            f"{p.get('total', 0)}; epochs {p.get('epochs_done', 0)}/{p.get('max_epochs', 0)}{best_text}")
+    return (
+        f"{sweep['status']}: trials {p.get('finished', 0)} finished, {p.get('stopped_early', 0)} stopped early, "
+        f"{p.get('running', 0)} running, {p.get('failed', 0) + p.get('diverged', 0)} failed/diverged of "
+        f"{p.get('total', 0)}; epochs {p.get('epochs_done', 0)}/{p.get('max_epochs', 0)}{best_text}"
+    )
 
 
 def follow(client, sweep_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
@@ -92,14 +100,26 @@ def follow(client, sweep_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
             if sweep["status"] in ("succeeded", "failed", "cancelled"):
                 return sweep
             time.sleep(poll_s)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
-                  TimeElapsedColumn(), TextColumn("{task.fields[detail]}"), console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task("sweep", total=None, detail="queued")
         while True:
             sweep = client.get(sweep_id)
             p = sweep.get("progress") or {}
-            bar.update(task, total=p.get("max_epochs") or None, completed=p.get("epochs_done", 0),
-                       description=sweep["status"], detail=_progress_line(sweep).split(": ", 1)[1])
+            bar.update(
+                task,
+                total=p.get("max_epochs") or None,
+                completed=p.get("epochs_done", 0),
+                description=sweep["status"],
+                detail=_progress_line(sweep).split(": ", 1)[1],
+            )
             if sweep["status"] in ("succeeded", "failed", "cancelled"):
                 return sweep
             time.sleep(poll_s)
@@ -121,15 +141,24 @@ def register(app: typer.Typer) -> None:
         from api.app import ensure_schema
 
         ensure_schema()
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=log_level == "debug")
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=log_level == "debug",
+        )
 
     @app.command()
     def submit(
         spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML or JSON).", exists=True, dir_okay=False)],
         url: UrlOption = None,
         token: TokenOption = None,
-        wait: Annotated[bool, typer.Option("--wait", help="Follow the sweep until it ends, then print the best.")] = False,
+        wait: Annotated[
+            bool, typer.Option("--wait", help="Follow the sweep until it ends, then print the best.")
+        ] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Submit a sweep spec to the API."""
@@ -137,7 +166,9 @@ def register(app: typer.Typer) -> None:
             try:
                 created = client.submit(spec)
                 if not wait:
-                    typer.echo(json.dumps(created) if as_json else f"submitted sweep {created['id']} ({created['status']})")
+                    typer.echo(
+                        json.dumps(created) if as_json else f"submitted sweep {created['id']} ({created['status']})"
+                    )
                     return
                 typer.echo(f"submitted sweep {created['id']}", err=as_json)
                 final = follow(client, created["id"])
@@ -197,7 +228,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("list")
     def list_(
-        url: UrlOption = None, token: TokenOption = None,
+        url: UrlOption = None,
+        token: TokenOption = None,
         status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
         limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20,
         as_json: JsonOption = False,
@@ -221,8 +253,14 @@ def register(app: typer.Typer) -> None:
         for s in page["items"]:
             p, b = s["progress"], s.get("best") or {}
             done = p["finished"] + p["stopped_early"] + p["failed"] + p["diverged"] + p["cancelled"]
-            table.add_row(s["id"], s.get("name") or "", s["status"], s["created_at"][:19].replace("T", " "), f"{done}/{p['total']}",
-                          f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "")
+            table.add_row(
+                s["id"],
+                s.get("name") or "",
+                s["status"],
+                s["created_at"][:19].replace("T", " "),
+                f"{done}/{p['total']}",
+                f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "",
+            )
         Console().print(table)
 
     @app.command()
@@ -230,15 +268,18 @@ def register(app: typer.Typer) -> None:
         spec: Annotated[Optional[Path], typer.Option(help="Spec to run (default examples/digits_quick.yaml).")] = None,
         port: Annotated[int, typer.Option(help="API port (0: a free one).")] = 0,
         mlflow_port: Annotated[int, typer.Option(help="MLflow UI port (0: 5000 if free, else a free one).")] = 0,
-        keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave the API and MLflow UI running.")] = False,
+        keep_running: Annotated[
+            bool, typer.Option("--keep-running", help="Leave the API and MLflow UI running.")
+        ] = False,
         no_ui: Annotated[bool, typer.Option("--no-ui", help="Do not start the MLflow UI; print its command.")] = False,
     ) -> None:
         """The README's main job on the embedded default: start the API (local Ray, SQLite stores), submit
         the digits example, follow it, print the best configuration and the MLflow UI address."""
         from rfsweep_cli.quickstart import run_quickstart
 
-        raise typer.Exit(run_quickstart(spec=spec, port=port, mlflow_port=mlflow_port,
-                                        keep_running=keep_running, start_ui=not no_ui))
+        raise typer.Exit(
+            run_quickstart(spec=spec, port=port, mlflow_port=mlflow_port, keep_running=keep_running, start_ui=not no_ui)
+        )
 
 
 __all__ = ["register", "follow"]

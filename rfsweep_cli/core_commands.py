@@ -49,8 +49,15 @@ def train_command(
     from rf_core import TrainConfig, train
 
     values: dict[str, Any] = {
-        "dataset": dataset, "algorithm": algorithm, "epochs": epochs, "lr": lr, "feedback_lr": feedback_lr,
-        "batch_size": batch_size, "data_dir": data_dir, "device": device, "seed": seed,
+        "dataset": dataset,
+        "algorithm": algorithm,
+        "epochs": epochs,
+        "lr": lr,
+        "feedback_lr": feedback_lr,
+        "batch_size": batch_size,
+        "data_dir": data_dir,
+        "device": device,
+        "seed": seed,
     }
     if hidden:
         values["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
@@ -73,16 +80,27 @@ def train_command(
     if _show_progress():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[metrics]}"), TimeRemainingColumn(), transient=False)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         progress.start()
         task = progress.add_task(f"{algorithm} on {dataset}", total=epochs, metrics="")
 
     def on_epoch(record: dict, _state) -> None:
         if progress is not None:
-            progress.update(task, advance=1, metrics=(
-                f"train {record['train_loss']:.3f}  val acc {record['val_accuracy']:.4f}  "
-                f"test acc {record['test_accuracy']:.4f}"))
+            progress.update(
+                task,
+                advance=1,
+                metrics=(
+                    f"train {record['train_loss']:.3f}  val acc {record['val_accuracy']:.4f}  "
+                    f"test acc {record['test_accuracy']:.4f}"
+                ),
+            )
 
     try:
         result = train(config, on_epoch=on_epoch)

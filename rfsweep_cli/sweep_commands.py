@@ -45,22 +45,30 @@ def _progress_view(progress, spec_name: str):
     from rich.text import Text
 
     head = Text.assemble(
-        ("sweep ", "bold"), (spec_name, "bold cyan"), f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
+        ("sweep ", "bold"),
+        (spec_name, "bold cyan"),
+        f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
     )
     counts = Text.assemble(
         f"trials {progress.total}: ",
-        (f"running {progress.running}", "yellow"), "  ",
-        (f"finished {progress.finished}", "green"), "  ",
-        (f"stopped early {progress.stopped_early}", "cyan"), "  ",
-        (f"failed {progress.failed}", "red"), "  ",
-        (f"diverged {progress.diverged}", "magenta"), "  ",
+        (f"running {progress.running}", "yellow"),
+        "  ",
+        (f"finished {progress.finished}", "green"),
+        "  ",
+        (f"stopped early {progress.stopped_early}", "cyan"),
+        "  ",
+        (f"failed {progress.failed}", "red"),
+        "  ",
+        (f"diverged {progress.diverged}", "magenta"),
+        "  ",
         f"cancelled {progress.cancelled}  pending {progress.pending}   ",
         f"epochs {progress.epochs_done}/{progress.max_epochs}",
     )
     best = progress.best
     best_line = Text(
         f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} ({best['trial_id']})"
-        if best else "best so far: –"
+        if best
+        else "best so far: –"
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("trial", "algorithm", "status", "epochs", f"last {progress.metric}", "params"):
@@ -68,7 +76,9 @@ def _progress_view(progress, spec_name: str):
     order = {"running": 0, "pending": 1}
     trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
     for t in trials[:14]:
-        table.add_row(t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"]))
+        table.add_row(
+            t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"])
+        )
     if len(trials) > 14:
         table.add_row("…", f"{len(trials) - 14} more", "", "", "", "")
     return Group(head, counts, best_line, table)
@@ -77,11 +87,17 @@ def _progress_view(progress, spec_name: str):
 def sweep(
     spec_path: Path = typer.Argument(..., help="sweep spec (YAML or JSON)", exists=False),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
-    json_output: bool = typer.Option(False, "--json", help="print the result as one JSON object on the last stdout line"),
-    storage_path: Optional[str] = typer.Option(None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"),
+    json_output: bool = typer.Option(
+        False, "--json", help="print the result as one JSON object on the last stdout line"
+    ),
+    storage_path: Optional[str] = typer.Option(
+        None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"
+    ),
     sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
     resume: bool = typer.Option(False, "--resume", help="restore the sweep SWEEP_ID from its storage path"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"
+    ),
 ) -> None:
     """Run a sweep to completion with a live progress display, then print the best configuration per rule."""
     from rich.console import Console
@@ -108,8 +124,14 @@ def sweep(
             live.update(_progress_view(progress, spec.name))
 
         result = run_sweep(
-            spec, sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage_path,
-            ray_address=ray_address, on_progress=on_progress, resume=resume, should_stop=interrupted.is_set,
+            spec,
+            sweep_id=sweep_id,
+            tracking_uri=tracking_uri,
+            storage_path=storage_path,
+            ray_address=ray_address,
+            on_progress=on_progress,
+            resume=resume,
+            should_stop=interrupted.is_set,
         )
     _print_summary(console, result, time.monotonic() - started)
     if json_output:
@@ -132,7 +154,14 @@ def _print_summary(console, result, seconds: float) -> None:
     for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
         table.add_column(column)
     for rule, best in result.best_per_algorithm.items():
-        table.add_row(rule, f"{best['value']:.4f}", best["trial_id"], str(best["epochs"]), _short(best["params"]), best["mlflow_run_id"] or "–")
+        table.add_row(
+            rule,
+            f"{best['value']:.4f}",
+            best["trial_id"],
+            str(best["epochs"]),
+            _short(best["params"]),
+            best["mlflow_run_id"] or "–",
+        )
     console.print(table)
     if result.best:
         best = result.best
@@ -161,8 +190,12 @@ def validate(
         print(json.dumps({"valid": True, **summary}))
         return
     console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
-    console.print(f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, {summary['total_trials']} in all")
-    console.print(f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, at most {summary['max_concurrent_trials'] or 'as many as fit'} at once")
+    console.print(
+        f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, {summary['total_trials']} in all"
+    )
+    console.print(
+        f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, at most {summary['max_concurrent_trials'] or 'as many as fit'} at once"
+    )
     if summary["asha_rungs"]:
         console.print(f"  scheduler: ASHA, max_t {summary['max_t']} epochs, rungs at epochs {summary['asha_rungs']}")
     else:

@@ -67,8 +67,10 @@ TUNED_DOMAINS: dict[str, dict[str, Any]] = {
 # accurate and cheaper (docs/RF_CORE.md §4); the reproduction runs what the paper ran.
 PAPER_FIXED: dict[str, dict[str, Any]] = {"rf_two_phase": {"pinv_every": 20}}
 TUNED_START: dict[str, dict[str, Any]] = {
-    "bp": {"weight_decay": 2e-3}, "fa": {"weight_decay": 2e-4},
-    "rf_parallel": {"weight_decay": 6e-5}, "rf_two_phase": {"weight_decay": 2e-4},
+    "bp": {"weight_decay": 2e-3},
+    "fa": {"weight_decay": 2e-4},
+    "rf_parallel": {"weight_decay": 6e-5},
+    "rf_two_phase": {"weight_decay": 2e-4},
 }
 
 
@@ -86,15 +88,31 @@ class Protocol:
 
 
 PROTOCOLS = (
-    Protocol("a", "paper", "test_accuracy", PAPER_DOMAINS, "leaky_relu", False, "constant",
-             "as the paper specifies: lr log-uniform [1e-4, 1e-2] (rf_parallel feedback lr [1e-6, 1e-3]), "
-             "leaky ReLU, selection on test accuracy; reported: the best test accuracy over epochs"),
-    Protocol("b", "tuned", "val_accuracy", TUNED_DOMAINS, None, True, "cosine",
-             "wide domains (bp, fa lr [1e-3, 0.5], weight decay [1e-4, 1e-2]; RF lr [0.05, 5], hidden_step_scale "
-             "[1, 30], weight decay [1e-6, 5e-4], rf_parallel feedback lr [1e-6, 1e-2]), a cosine learning-rate "
-             "decay over the epoch budget, each rule's default activation, its tuned defaults tried first, "
-             "selection on the validation split; reported: test accuracy at the epoch of best validation accuracy",
-             start_overrides=TUNED_START),
+    Protocol(
+        "a",
+        "paper",
+        "test_accuracy",
+        PAPER_DOMAINS,
+        "leaky_relu",
+        False,
+        "constant",
+        "as the paper specifies: lr log-uniform [1e-4, 1e-2] (rf_parallel feedback lr [1e-6, 1e-3]), "
+        "leaky ReLU, selection on test accuracy; reported: the best test accuracy over epochs",
+    ),
+    Protocol(
+        "b",
+        "tuned",
+        "val_accuracy",
+        TUNED_DOMAINS,
+        None,
+        True,
+        "cosine",
+        "wide domains (bp, fa lr [1e-3, 0.5], weight decay [1e-4, 1e-2]; RF lr [0.05, 5], hidden_step_scale "
+        "[1, 30], weight decay [1e-6, 5e-4], rf_parallel feedback lr [1e-6, 1e-2]), a cosine learning-rate "
+        "decay over the epoch budget, each rule's default activation, its tuned defaults tried first, "
+        "selection on the validation split; reported: test accuracy at the epoch of best validation accuracy",
+        start_overrides=TUNED_START,
+    ),
 )
 
 
@@ -110,9 +128,11 @@ class Budget:
 
     def describe(self) -> str:
         subset = f", first {self.train_subset} training examples" if self.train_subset else ""
-        return (f"{self.name}: {self.configurations} configurations per rule, ASHA max_t {self.epochs} epochs "
-                f"(grace {self.grace_period}, reduction ×{self.reduction_factor}), best configuration retrained "
-                f"{self.epochs} epochs × {self.seeds} seeds{subset}")
+        return (
+            f"{self.name}: {self.configurations} configurations per rule, ASHA max_t {self.epochs} epochs "
+            f"(grace {self.grace_period}, reduction ×{self.reduction_factor}), best configuration retrained "
+            f"{self.epochs} epochs × {self.seeds} seeds{subset}"
+        )
 
 
 PAPER_BUDGET = Budget("paper", configurations=20, epochs=100, seeds=3, grace_period=1, reduction_factor=4)
@@ -134,15 +154,19 @@ def budget_for(name: str, dataset: str, **overrides: int | None) -> Budget:
     if not changes:
         return base
     budget = replace(base, **changes)
-    return replace(budget, name=f"{base.name} (changed: {', '.join(f'{k}={v}' for k, v in changes.items())})",
-                   grace_period=min(budget.grace_period, budget.epochs))
+    return replace(
+        budget,
+        name=f"{base.name} (changed: {', '.join(f'{k}={v}' for k, v in changes.items())})",
+        grace_period=min(budget.grace_period, budget.epochs),
+    )
 
 
 # ---- the specs -------------------------------------------------------------------------------------
 
 
-def search_spec(protocol: Protocol, budget: Budget, dataset: str, data_dir: str | None, experiment: str,
-                max_concurrent: int | None) -> SweepSpec:
+def search_spec(
+    protocol: Protocol, budget: Budget, dataset: str, data_dir: str | None, experiment: str, max_concurrent: int | None
+) -> SweepSpec:
     from rf_core import TrainConfig
 
     points = []
@@ -151,23 +175,45 @@ def search_spec(protocol: Protocol, budget: Budget, dataset: str, data_dir: str 
             defaults = TrainConfig(algorithm=rule).resolved().to_dict()
             defaults.update(protocol.start_overrides.get(rule, {}))
             points.append({"algorithm": rule, **{k: defaults[k] for k in protocol.domains[rule]}})
-    return parse_spec({
-        "name": f"reproduce-{dataset}-{protocol.key}-search",
-        "dataset": _dataset_section(dataset, data_dir, budget),
-        "model": {"activation": protocol.activation} if protocol.activation else {},
-        "algorithm": list(RULES),
-        "parameters": {"batch_size": 32, "lr_schedule": protocol.lr_schedule},
-        "algorithm_parameters": {rule: {**domain, **PAPER_FIXED.get(rule, {})} for rule, domain in protocol.domains.items()},
-        "search": {"method": "hyperopt", "metric": protocol.metric, "mode": "max", "num_samples": budget.configurations,
-                   "max_concurrent_trials": max_concurrent, "seed": 0, "points_to_evaluate": points},
-        "scheduler": {"type": "asha", "max_t": budget.epochs, "grace_period": budget.grace_period,
-                      "reduction_factor": budget.reduction_factor},
-        "tracking": {"experiment": experiment},
-    })
+    return parse_spec(
+        {
+            "name": f"reproduce-{dataset}-{protocol.key}-search",
+            "dataset": _dataset_section(dataset, data_dir, budget),
+            "model": {"activation": protocol.activation} if protocol.activation else {},
+            "algorithm": list(RULES),
+            "parameters": {"batch_size": 32, "lr_schedule": protocol.lr_schedule},
+            "algorithm_parameters": {
+                rule: {**domain, **PAPER_FIXED.get(rule, {})} for rule, domain in protocol.domains.items()
+            },
+            "search": {
+                "method": "hyperopt",
+                "metric": protocol.metric,
+                "mode": "max",
+                "num_samples": budget.configurations,
+                "max_concurrent_trials": max_concurrent,
+                "seed": 0,
+                "points_to_evaluate": points,
+            },
+            "scheduler": {
+                "type": "asha",
+                "max_t": budget.epochs,
+                "grace_period": budget.grace_period,
+                "reduction_factor": budget.reduction_factor,
+            },
+            "tracking": {"experiment": experiment},
+        }
+    )
 
 
-def retrain_spec(protocol: Protocol, budget: Budget, dataset: str, data_dir: str | None, experiment: str,
-                 best_configs: dict[str, dict[str, Any]], max_concurrent: int | None) -> SweepSpec:
+def retrain_spec(
+    protocol: Protocol,
+    budget: Budget,
+    dataset: str,
+    data_dir: str | None,
+    experiment: str,
+    best_configs: dict[str, dict[str, Any]],
+    max_concurrent: int | None,
+) -> SweepSpec:
     """Each rule's best configuration, fixed, with `seed` as the only searched value: one trial per seed."""
     from rf_core import rule_fields
 
@@ -176,24 +222,36 @@ def retrain_spec(protocol: Protocol, budget: Budget, dataset: str, data_dir: str
     for rule, config in best_configs.items():
         own = rule_fields(rule)
         per_rule[rule] = {
-            k: v for k, v in config.items()
-            if k in own and k not in RESERVED_FIELDS and k != "seed" and v is not None
+            k: v
+            for k, v in config.items()
+            if k in own
+            and k not in RESERVED_FIELDS
+            and k != "seed"
+            and v is not None
             and not (k in SECTION_FIELDS and k != "activation")
             and not (k == "activation" and protocol.activation)
         }
-    return parse_spec({
-        "name": f"reproduce-{dataset}-{protocol.key}-retrain",
-        "dataset": _dataset_section(dataset, data_dir, budget),
-        "model": {"activation": protocol.activation} if protocol.activation else {},
-        "algorithm": list(best_configs),
-        "parameters": {"seed": {"distribution": "choice", "values": seeds}},
-        "algorithm_parameters": per_rule,
-        "search": {"method": "random", "metric": protocol.metric, "mode": "max", "num_samples": len(seeds),
-                   "max_concurrent_trials": max_concurrent, "seed": 0,
-                   "points_to_evaluate": [{"algorithm": r, "seed": s} for r in best_configs for s in seeds]},
-        "scheduler": {"type": "fifo", "max_t": budget.epochs},
-        "tracking": {"experiment": experiment},
-    })
+    return parse_spec(
+        {
+            "name": f"reproduce-{dataset}-{protocol.key}-retrain",
+            "dataset": _dataset_section(dataset, data_dir, budget),
+            "model": {"activation": protocol.activation} if protocol.activation else {},
+            "algorithm": list(best_configs),
+            "parameters": {"seed": {"distribution": "choice", "values": seeds}},
+            "algorithm_parameters": per_rule,
+            "search": {
+                "method": "random",
+                "metric": protocol.metric,
+                "mode": "max",
+                "num_samples": len(seeds),
+                "max_concurrent_trials": max_concurrent,
+                "seed": 0,
+                "points_to_evaluate": [{"algorithm": r, "seed": s} for r in best_configs for s in seeds],
+            },
+            "scheduler": {"type": "fifo", "max_t": budget.epochs},
+            "tracking": {"experiment": experiment},
+        }
+    )
 
 
 def _dataset_section(dataset: str, data_dir: str | None, budget: Budget) -> dict[str, Any]:
@@ -261,10 +319,16 @@ class RuleOutcome:
         sel = _mean_std([s.selected_test_accuracy(protocol) for s in self.seeds])
         final = _mean_std([s.final_test_accuracy for s in self.seeds])
         e90 = _mean_std([s.epochs_to_90 for s in self.seeds])
-        return {"test_accuracy_mean": sel[0], "test_accuracy_std": sel[1], "runs": sel[2],
-                "final_test_accuracy_mean": final[0], "final_test_accuracy_std": final[1],
-                "epochs_to_90_mean": e90[0], "epochs_to_90_std": e90[1],
-                "diverged": sum(s.status == "diverged" for s in self.seeds)}
+        return {
+            "test_accuracy_mean": sel[0],
+            "test_accuracy_std": sel[1],
+            "runs": sel[2],
+            "final_test_accuracy_mean": final[0],
+            "final_test_accuracy_std": final[1],
+            "epochs_to_90_mean": e90[0],
+            "epochs_to_90_std": e90[1],
+            "diverged": sum(s.status == "diverged" for s in self.seeds),
+        }
 
 
 def _histories(client, run_id: str) -> list[dict[str, float]]:
@@ -272,8 +336,11 @@ def _histories(client, run_id: str) -> list[dict[str, float]]:
 
     columns = {key: dict(tracking.metric_history(client, run_id, key)) for key in METRIC_NAMES}
     epochs = sorted(set().union(*(c.keys() for c in columns.values())))
-    return [{"epoch": e, **{k: columns[k].get(e, float("nan")) for k in METRIC_NAMES}} for e in epochs
-            if all(e in columns[k] for k in ("test_accuracy", "val_accuracy"))]
+    return [
+        {"epoch": e, **{k: columns[k].get(e, float("nan")) for k in METRIC_NAMES}}
+        for e in epochs
+        if all(e in columns[k] for k in ("test_accuracy", "val_accuracy"))
+    ]
 
 
 def collect_seed_runs(result, tracking_uri: str) -> dict[str, list[SeedRun]]:
@@ -286,10 +353,16 @@ def collect_seed_runs(result, tracking_uri: str) -> dict[str, list[SeedRun]]:
         config = trial["config"]
         history = _histories(client, trial["mlflow_run_id"]) if trial.get("mlflow_run_id") else []
         train_config = TrainConfig.from_dict({k: (tuple(v) if k == "hidden" and v else v) for k, v in config.items()})
-        out.setdefault(trial["algorithm"], []).append(SeedRun(
-            seed=int(config.get("seed", 0)), trial_id=trial["trial_id"], mlflow_run_id=trial.get("mlflow_run_id"),
-            status=trial["status"], history=history, initial_test_accuracy=untrained_test_accuracy(train_config),
-        ))
+        out.setdefault(trial["algorithm"], []).append(
+            SeedRun(
+                seed=int(config.get("seed", 0)),
+                trial_id=trial["trial_id"],
+                mlflow_run_id=trial.get("mlflow_run_id"),
+                status=trial["status"],
+                history=history,
+                initial_test_accuracy=untrained_test_accuracy(train_config),
+            )
+        )
     for runs in out.values():
         runs.sort(key=lambda r: r.seed)
     return out
@@ -308,17 +381,24 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, RuleOutcome]],
-                    seconds: float) -> str:
+def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, RuleOutcome]], seconds: float) -> str:
     paper = PAPER_TABLE1.get(dataset)
-    lines = [f"# Table 1 on {dataset} — rfsweep reproduce", "",
-             f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min.", ""]
+    lines = [
+        f"# Table 1 on {dataset} — rfsweep reproduce",
+        "",
+        f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min.",
+        "",
+    ]
     for protocol in PROTOCOLS:
         rows = outcomes.get(protocol.key)
         if not rows:
             continue
         lines += [f"## Protocol ({protocol.key}) {protocol.name}", "", protocol.description + ".", ""]
-        head = "| algorithm | test accuracy % (mean ± std) | final-epoch test % | epochs to 90 % | runs | chosen configuration | search " + protocol.metric + " |"
+        head = (
+            "| algorithm | test accuracy % (mean ± std) | final-epoch test % | epochs to 90 % | runs | chosen configuration | search "
+            + protocol.metric
+            + " |"
+        )
         sep = "|---|---|---|---|---|---|---|"
         if paper:
             head += " paper: test % / epochs |"
@@ -329,19 +409,26 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             if out is None:
                 continue
             s = out.stats(protocol)
-            e90 = "–" if s["epochs_to_90_mean"] is None else f"{s['epochs_to_90_mean']:.1f} ± {s['epochs_to_90_std']:.1f}"
+            e90 = (
+                "–" if s["epochs_to_90_mean"] is None else f"{s['epochs_to_90_mean']:.1f} ± {s['epochs_to_90_std']:.1f}"
+            )
             runs = f"{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
             chosen = ", ".join(f"{k} {_sig(v)}" for k, v in sorted((out.search_trial.get("params") or {}).items()))
-            row = (f"| {rule} | {_pct(s['test_accuracy_mean'], s['test_accuracy_std'])} | "
-                   f"{_pct(s['final_test_accuracy_mean'], s['final_test_accuracy_std'])} | {e90} | {runs} | "
-                   f"{chosen or '–'} | {_num(out.search_value, 4)} |")
+            row = (
+                f"| {rule} | {_pct(s['test_accuracy_mean'], s['test_accuracy_std'])} | "
+                f"{_pct(s['final_test_accuracy_mean'], s['final_test_accuracy_std'])} | {e90} | {runs} | "
+                f"{chosen or '–'} | {_num(out.search_value, 4)} |"
+            )
             if paper:
                 acc, epochs = paper[rule]
                 row += f" {acc:.2f} / {epochs} |"
             lines.append(row)
         lines.append("")
-    lines += ["Epochs to 90 %: the first epoch t with E_0 − E_t ≥ 0.9 (E_0 − E_min), E = test error, E_0 the "
-              "untrained network's (the paper's Table 1 \"Epochs\" column).", ""]
+    lines += [
+        "Epochs to 90 %: the first epoch t with E_0 − E_t ≥ 0.9 (E_0 − E_min), E = test error, E_0 the "
+        "untrained network's (the paper's Table 1 \"Epochs\" column).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -366,8 +453,12 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
             continue
         length = min(len(s.history) for s in runs)
         epochs = [runs[0].history[i]["epoch"] for i in range(length)]
-        for key, ax, style, label in (("train_loss", ax_loss, "-", "train"), ("test_loss", ax_loss, "--", "test"),
-                                      ("train_accuracy", ax_acc, "-", "train"), ("test_accuracy", ax_acc, "--", "test")):
+        for key, ax, style, label in (
+            ("train_loss", ax_loss, "-", "train"),
+            ("test_loss", ax_loss, "--", "test"),
+            ("train_accuracy", ax_acc, "-", "train"),
+            ("test_accuracy", ax_acc, "--", "test"),
+        ):
             scale = 100 if key.endswith("accuracy") else 1
             mean = [scale * statistics.fmean(s.history[i][key] for s in runs) for i in range(length)]
             ax.plot(epochs, mean, style, color=colours.get(rule), linewidth=1.6, label=f"{rule} ({label})")
@@ -421,9 +512,15 @@ class ReproduceResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "budget": asdict(self.budget), "seconds": round(self.seconds, 1),
-            "out_dir": self.out_dir, "files": self.files, "mlflow": self.ids,
-            "protocols": {p.key: {rule: o.stats(p) for rule, o in self.outcomes.get(p.key, {}).items()} for p in PROTOCOLS},
+            "dataset": self.dataset,
+            "budget": asdict(self.budget),
+            "seconds": round(self.seconds, 1),
+            "out_dir": self.out_dir,
+            "files": self.files,
+            "mlflow": self.ids,
+            "protocols": {
+                p.key: {rule: o.stats(p) for rule, o in self.outcomes.get(p.key, {}).items()} for p in PROTOCOLS
+            },
         }
 
 
@@ -459,7 +556,10 @@ def run_reproduce(
     experiment = experiment or f"reproduce-{dataset}"
     chosen = [p for p in PROTOCOLS if p.key in protocols]
     stages = [(p, kind) for p in chosen for kind in ("search", "retrain")]
-    expected_search = {p.key: expected_asha_epochs(search_spec(p, budget, dataset, data_dir, experiment, max_concurrent)) for p in chosen}
+    expected_search = {
+        p.key: expected_asha_epochs(search_spec(p, budget, dataset, data_dir, experiment, max_concurrent))
+        for p in chosen
+    }
     expected = sum(expected_search.values()) + len(chosen) * len(RULES) * budget.seeds * budget.epochs
     done_before = 0
     outcomes: dict[str, dict[str, RuleOutcome]] = {}
@@ -471,19 +571,37 @@ def run_reproduce(
 
             def report(progress, _name=name, _index=index) -> None:
                 if on_progress is not None:
-                    on_progress(ReproduceProgress(_name, _index, len(stages), progress, done_before + progress.epochs_done,
-                                                  expected, time.monotonic() - started))
+                    on_progress(
+                        ReproduceProgress(
+                            _name,
+                            _index,
+                            len(stages),
+                            progress,
+                            done_before + progress.epochs_done,
+                            expected,
+                            time.monotonic() - started,
+                        )
+                    )
 
             if kind == "search":
                 spec = search_spec(protocol, budget, dataset, data_dir, experiment, max_concurrent)
             else:
                 best = {rule: o.config for rule, o in outcomes[protocol.key].items()}
                 spec = retrain_spec(protocol, budget, dataset, data_dir, experiment, best, max_concurrent)
-            result = run_sweep(spec, sweep_id=new_sweep_id(spec), tracking_uri=uri, storage_path=storage_path,
-                               on_progress=report, should_stop=should_stop)
+            result = run_sweep(
+                spec,
+                sweep_id=new_sweep_id(spec),
+                tracking_uri=uri,
+                storage_path=storage_path,
+                on_progress=report,
+                should_stop=should_stop,
+            )
             done_before += sum(t["epochs"] for t in result.trials)
-            ids.setdefault(protocol.key, {})[kind] = {"sweep_id": result.sweep_id, "parent_run_id": result.parent_run_id,
-                                                      "experiment_id": result.experiment_id}
+            ids.setdefault(protocol.key, {})[kind] = {
+                "sweep_id": result.sweep_id,
+                "parent_run_id": result.parent_run_id,
+                "experiment_id": result.experiment_id,
+            }
             ids["experiment_id"] = result.experiment_id
             if result.status == "cancelled":
                 raise KeyboardInterrupt(f"cancelled during {name}")
@@ -517,25 +635,55 @@ def _write_outputs(out: Path, dataset: str, budget: Budget, outcomes, ids, secon
     for key, rows in outcomes.items():
         protocol = next(p for p in PROTOCOLS if p.key == key)
         target = out / ("fig4.png" if key == main else f"fig4_protocol_{key}.png")
-        plot_fig4(rows, f"{dataset}, protocol ({key}) {protocol.name}: best configuration per rule, mean of "
-                        f"{budget.seeds} seeds (solid train, dashed test)", target)
+        plot_fig4(
+            rows,
+            f"{dataset}, protocol ({key}) {protocol.name}: best configuration per rule, mean of "
+            f"{budget.seeds} seeds (solid train, dashed test)",
+            target,
+        )
         files.append(target.name)
     demo = pinv_demo(out_dir=out)
     (out / "pinv_demo.json").write_text(json.dumps({k: v for k, v in demo.items() if k != "settings"}, indent=2))
     files += ["fig2.png", "pinv_demo.json"]
     best = {
-        key: {rule: {"config": o.config, "search_value": o.search_value, "search_trial_id": o.search_trial.get("trial_id"),
-                     "search_run_id": o.search_trial.get("mlflow_run_id"), **o.stats(next(p for p in PROTOCOLS if p.key == key)),
-                     "seeds": [{"seed": s.seed, "run_id": s.mlflow_run_id, "status": s.status, "epochs": len(s.history),
-                                "final_test_accuracy": s.final_test_accuracy, "best_test_accuracy": s.best_test_accuracy,
-                                "test_accuracy_at_best_val": s.test_accuracy_at_best_val, "epochs_to_90": s.epochs_to_90,
-                                "initial_test_accuracy": s.initial_test_accuracy} for s in o.seeds]}
-              for rule, o in rows.items()}
+        key: {
+            rule: {
+                "config": o.config,
+                "search_value": o.search_value,
+                "search_trial_id": o.search_trial.get("trial_id"),
+                "search_run_id": o.search_trial.get("mlflow_run_id"),
+                **o.stats(next(p for p in PROTOCOLS if p.key == key)),
+                "seeds": [
+                    {
+                        "seed": s.seed,
+                        "run_id": s.mlflow_run_id,
+                        "status": s.status,
+                        "epochs": len(s.history),
+                        "final_test_accuracy": s.final_test_accuracy,
+                        "best_test_accuracy": s.best_test_accuracy,
+                        "test_accuracy_at_best_val": s.test_accuracy_at_best_val,
+                        "epochs_to_90": s.epochs_to_90,
+                        "initial_test_accuracy": s.initial_test_accuracy,
+                    }
+                    for s in o.seeds
+                ],
+            }
+            for rule, o in rows.items()
+        }
         for key, rows in outcomes.items()
     }
-    (out / "best_configs.json").write_text(json.dumps({"dataset": dataset, "budget": asdict(budget),
-                                                       "protocols": {p.key: p.description for p in PROTOCOLS},
-                                                       "best": best}, indent=2, default=str))
+    (out / "best_configs.json").write_text(
+        json.dumps(
+            {
+                "dataset": dataset,
+                "budget": asdict(budget),
+                "protocols": {p.key: p.description for p in PROTOCOLS},
+                "best": best,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     files.append("best_configs.json")
     return files + ["run_ids.json"]
 
@@ -544,13 +692,34 @@ def _log_report_run(uri: str, experiment: str, out: Path, files: list[str], data
     """The run the MLflow UI shows the outputs on, tagged with the four sweeps' parent runs."""
     client = tracking.make_client(uri)
     experiment_id = tracking.ensure_experiment(client, experiment, uri)
-    run = client.create_run(experiment_id, run_name=f"reproduce-{dataset}",
-                            tags={tracking.TAG_ROLE: "reproduce", "rfsweep.dataset": dataset})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"reproduce-{dataset}",
+        tags={tracking.TAG_ROLE: "reproduce", "rfsweep.dataset": dataset},
+    )
     run_id = ids["report_run_id"] = run.info.run_id
-    tracking.log_params(client, run_id, {"dataset": dataset, "budget": budget.name, "configurations": str(budget.configurations),
-                                         "epochs": str(budget.epochs), "seeds": str(budget.seeds)})
-    tracking.log_tags(client, run_id, {f"rfsweep.sweep.{k}.{kind}": v["parent_run_id"]
-                                       for k in ("a", "b") if k in ids for kind, v in ids[k].items() if isinstance(v, dict) and "parent_run_id" in v})
+    tracking.log_params(
+        client,
+        run_id,
+        {
+            "dataset": dataset,
+            "budget": budget.name,
+            "configurations": str(budget.configurations),
+            "epochs": str(budget.epochs),
+            "seeds": str(budget.seeds),
+        },
+    )
+    tracking.log_tags(
+        client,
+        run_id,
+        {
+            f"rfsweep.sweep.{k}.{kind}": v["parent_run_id"]
+            for k in ("a", "b")
+            if k in ids
+            for kind, v in ids[k].items()
+            if isinstance(v, dict) and "parent_run_id" in v
+        },
+    )
     (out / "run_ids.json").write_text(json.dumps(ids, indent=2))
     for name in files:
         if (out / name).exists():

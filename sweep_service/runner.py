@@ -136,7 +136,11 @@ class TrialRecord:
             "weights_uri": self.weights_uri,
             "training_seconds": round(sum(self.epoch_seconds.values()), 4),
             "eval_seconds": round(sum(self.eval_seconds.values()), 4),
-            "started_at": self.started_at, "ended_at": self.ended_at, "wall_seconds": None if self.started_at is None or self.ended_at is None else round(self.ended_at - self.started_at, 4),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "wall_seconds": None
+            if self.started_at is None or self.ended_at is None
+            else round(self.ended_at - self.started_at, 4),
             "retries": self.retries,
             "device": self.device,
             "node_id": self.node_id,
@@ -163,7 +167,9 @@ class SweepMonitor:
         self.on_progress = on_progress
         self.should_stop = should_stop
         self.client = tracking.make_client(tracking_uri)
-        self.experiment_id = tracking.ensure_experiment(self.client, spec.tracking.experiment or spec.name, tracking_uri)
+        self.experiment_id = tracking.ensure_experiment(
+            self.client, spec.tracking.experiment or spec.name, tracking_uri
+        )
         self.parent_run_id: str | None = None
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
@@ -204,14 +210,26 @@ class SweepMonitor:
             )
             self.parent_run_id = run.info.run_id
             spec = self.spec
-            tracking.log_params(self.client, self.parent_run_id, {
-                "name": spec.name, "dataset": spec.dataset.name, "algorithms": ",".join(spec.algorithms),
-                "metric": spec.metric, "mode": spec.mode, "search_method": spec.search.method,
-                "num_samples": str(spec.search.num_samples), "seed": str(spec.search.seed),
-                "max_concurrent_trials": str(spec.search.max_concurrent_trials), "scheduler": spec.scheduler.type,
-                "max_t": str(spec.max_t), "checkpoint_every": str(spec.checkpoint_every),
-                "max_failures": str(spec.failure.max_failures), "resources": json.dumps(spec.resources.model_dump()),
-            })
+            tracking.log_params(
+                self.client,
+                self.parent_run_id,
+                {
+                    "name": spec.name,
+                    "dataset": spec.dataset.name,
+                    "algorithms": ",".join(spec.algorithms),
+                    "metric": spec.metric,
+                    "mode": spec.mode,
+                    "search_method": spec.search.method,
+                    "num_samples": str(spec.search.num_samples),
+                    "seed": str(spec.search.seed),
+                    "max_concurrent_trials": str(spec.search.max_concurrent_trials),
+                    "scheduler": spec.scheduler.type,
+                    "max_t": str(spec.max_t),
+                    "checkpoint_every": str(spec.checkpoint_every),
+                    "max_failures": str(spec.failure.max_failures),
+                    "resources": json.dumps(spec.resources.model_dump()),
+                },
+            )
             tracking.log_text(self.client, self.parent_run_id, spec.to_yaml(), "spec.yaml")
         for run in tracking.find_runs(self.client, self.experiment_id, sweep_id=self.sweep_id, role="trial"):
             self._reload_trial(run)
@@ -223,7 +241,9 @@ class SweepMonitor:
             return
         config = json.loads(tags.get("rfsweep.config", "{}"))
         params = json.loads(tags.get("rfsweep.params", "{}"))
-        rec = TrialRecord(trial_id=trial_id, algorithm=tags.get(tracking.TAG_ALGORITHM, "?"), config=config, params=params)
+        rec = TrialRecord(
+            trial_id=trial_id, algorithm=tags.get(tracking.TAG_ALGORITHM, "?"), config=config, params=params
+        )
         rec.mlflow_run_id = run.info.run_id
         rec.status = TrialStatus(tags.get(tracking.TAG_STATUS, "running"))
         rec.retries = int(tags.get("rfsweep.retries", 0))
@@ -233,7 +253,9 @@ class SweepMonitor:
         history = tracking.metric_history(self.client, rec.mlflow_run_id, self.spec.metric)
         seconds = tracking.metric_history(self.client, rec.mlflow_run_id, "epoch_seconds")
         rec.epoch_seconds = {int(s): v for s, v in seconds}
-        rec.eval_seconds = {int(s): v for s, v in tracking.metric_history(self.client, rec.mlflow_run_id, "eval_seconds")}
+        rec.eval_seconds = {
+            int(s): v for s, v in tracking.metric_history(self.client, rec.mlflow_run_id, "eval_seconds")
+        }
         rec.curve = {int(s): v for s, v in history}
         rec.logged_epochs = {int(step) for step, _ in history}
         if history:
@@ -297,8 +319,11 @@ class SweepMonitor:
         live_ids = {t.trial_id for t in tune_trials}
         for other in self.records.values():
             if (
-                other.trial_id not in live_ids and other.mlflow_run_id and not other.status.terminal
-                and other.algorithm == rec.algorithm and json.dumps(other.params, sort_keys=True) == json.dumps(rec.params, sort_keys=True)
+                other.trial_id not in live_ids
+                and other.mlflow_run_id
+                and not other.status.terminal
+                and other.algorithm == rec.algorithm
+                and json.dumps(other.params, sort_keys=True) == json.dumps(rec.params, sort_keys=True)
             ):
                 return other
         return None
@@ -307,11 +332,15 @@ class SweepMonitor:
         del self.records[orphan.trial_id]
         rec.mlflow_run_id = orphan.mlflow_run_id
         rec.logged_epochs = set(orphan.logged_epochs)
-        tracking.log_tags(self.client, rec.mlflow_run_id, {
-            tracking.TAG_TRIAL_ID: rec.trial_id,
-            "rfsweep.previous_trial_id": orphan.trial_id,
-            "rfsweep.config": json.dumps(rec.config),
-        })
+        tracking.log_tags(
+            self.client,
+            rec.mlflow_run_id,
+            {
+                tracking.TAG_TRIAL_ID: rec.trial_id,
+                "rfsweep.previous_trial_id": orphan.trial_id,
+                "rfsweep.config": json.dumps(rec.config),
+            },
+        )
         log.info("trial %s continues the run of unsaved trial %s", rec.trial_id, orphan.trial_id)
         return rec.mlflow_run_id
 
@@ -404,7 +433,9 @@ class SweepMonitor:
         if epoch not in rec.logged_epochs:
             # Asynchronous: the trial waits for the driver after every epoch, so the driver must not wait
             # for the store. Pending writes are flushed before the run's status changes.
-            self._pending.setdefault(run_id, []).append(self._writer.submit(tracking.log_epoch, self.client, run_id, result))
+            self._pending.setdefault(run_id, []).append(
+                self._writer.submit(tracking.log_epoch, self.client, run_id, result)
+            )
             rec.logged_epochs.add(epoch)
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
@@ -428,12 +459,14 @@ class SweepMonitor:
         elif rec.early_stop is not None and rec.epochs < self.spec.max_t:
             status = TrialStatus.STOPPED_EARLY
             stop = rec.early_stop
-            extra.update({
-                "rfsweep.stopped_early": "true",
-                "rfsweep.stopped_at_rung": _num(stop.get("rung")),
-                "rfsweep.rung_cutoff": _num(stop.get("cutoff")),
-                "rfsweep.rung_value": _num(stop.get("value")),
-            })
+            extra.update(
+                {
+                    "rfsweep.stopped_early": "true",
+                    "rfsweep.stopped_at_rung": _num(stop.get("rung")),
+                    "rfsweep.rung_cutoff": _num(stop.get("cutoff")),
+                    "rfsweep.rung_value": _num(stop.get("value")),
+                }
+            )
             rec.reason = (
                 f"stopped by ASHA at epoch {rec.epochs}: {self.spec.metric} {_num(stop.get('value'))} "
                 f"missed the rung cutoff {_num(stop.get('cutoff'))}"
@@ -472,9 +505,14 @@ class SweepMonitor:
         rec.retries += 1
         self._dirty = True
         if rec.mlflow_run_id:
-            tracking.log_tags(self.client, rec.mlflow_run_id, {
-                "rfsweep.retries": rec.retries, "rfsweep.last_error": _error_text(trial),
-            })
+            tracking.log_tags(
+                self.client,
+                rec.mlflow_run_id,
+                {
+                    "rfsweep.retries": rec.retries,
+                    "rfsweep.last_error": _error_text(trial),
+                },
+            )
 
     def trial_errored(self, trial) -> None:
         rec = self._record(trial)
@@ -482,7 +520,9 @@ class SweepMonitor:
             return
         self._ensure_run(rec)
         rec.reason = f"crashed after {rec.retries} retries: {_error_text(trial)}"
-        self._set_status(rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason, "rfsweep.retries": rec.retries})
+        self._set_status(
+            rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason, "rfsweep.retries": rec.retries}
+        )
 
     def step(self, trials: list, force: bool = False) -> None:
         for trial in trials:
@@ -490,7 +530,11 @@ class SweepMonitor:
             self.tune_status[trial.trial_id] = trial.status
             self.tune_checkpoints[trial.trial_id] = getattr(trial, "checkpoint", None)
         now = time.monotonic()
-        if self.should_stop is not None and not self.cancel_requested and now - self._last_stop_poll >= STOP_POLL_EVERY_S:
+        if (
+            self.should_stop is not None
+            and not self.cancel_requested
+            and now - self._last_stop_poll >= STOP_POLL_EVERY_S
+        ):
             self._last_stop_poll = now
             try:
                 if self.should_stop():
@@ -510,7 +554,11 @@ class SweepMonitor:
 
     def _candidates(self) -> list[TrialRecord]:
         bad = (TrialStatus.DIVERGED, TrialStatus.FAILED)
-        return [r for r in self.records.values() if r.status not in bad and r.last_metric is not None and math.isfinite(r.last_metric)]
+        return [
+            r
+            for r in self.records.values()
+            if r.status not in bad and r.last_metric is not None and math.isfinite(r.last_metric)
+        ]
 
     def _best_entry(self, rec: TrialRecord | None) -> dict[str, Any] | None:
         if rec is None:
@@ -578,7 +626,9 @@ class SweepMonitor:
                 rec.reason = f"the sweep failed: {error}"
                 self._set_status(rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason})
             elif rec.trial_id not in tune_status and rec.mlflow_run_id is not None:
-                rec.reason = "lost: the driver died before Ray Tune saved this trial, and no restored trial took it over"
+                rec.reason = (
+                    "lost: the driver died before Ray Tune saved this trial, and no restored trial took it over"
+                )
                 self._set_status(rec, TrialStatus.FAILED, {"rfsweep.failure_reason": rec.reason})
             elif tune_status.get(rec.trial_id) == "ERROR":
                 rec.reason = rec.reason or "errored"
@@ -633,14 +683,23 @@ class SweepMonitor:
         metrics.append(Metric("sweep_seconds", float(seconds), now, 0))
         if best is not None:
             metrics.append(Metric(f"best_{self.spec.metric}", float(best["value"]), now, 0))
-            tags = {"rfsweep.best.trial_id": best["trial_id"], "rfsweep.best.algorithm": best["algorithm"],
-                    "rfsweep.best.mlflow_run_id": best["mlflow_run_id"] or "", "rfsweep.best.value": f"{best['value']:.6g}"}
+            tags = {
+                "rfsweep.best.trial_id": best["trial_id"],
+                "rfsweep.best.algorithm": best["algorithm"],
+                "rfsweep.best.mlflow_run_id": best["mlflow_run_id"] or "",
+                "rfsweep.best.value": f"{best['value']:.6g}",
+            }
             tags.update({f"rfsweep.best.param.{k}": json.dumps(v) for k, v in best["params"].items()})
             tracking.log_tags(client, run_id, tags)
         for rule, entry in per_algorithm.items():
             metrics.append(Metric(f"best_{self.spec.metric}.{rule}", float(entry["value"]), now, 0))
         client.log_batch(run_id, metrics=metrics)
-        tracking.log_text(client, run_id, json.dumps({"best": best, "best_per_algorithm": per_algorithm}, indent=2, default=str), "best_config.json")
+        tracking.log_text(
+            client,
+            run_id,
+            json.dumps({"best": best, "best_per_algorithm": per_algorithm}, indent=2, default=str),
+            "best_config.json",
+        )
         names = sorted({k for r in self.records.values() for k in r.params})
         tracking.log_text(client, run_id, tracking.trials_csv(trials, names), "trials.csv")
         try:
@@ -648,13 +707,25 @@ class SweepMonitor:
         except Exception as exc:
             log.warning("could not plot learning curves: %s", exc)
         end_status = {"succeeded": "FINISHED", "cancelled": "KILLED"}.get(status, "FAILED")
-        tracking.log_tags(client, run_id, {"rfsweep.sweep_status": status, **({"rfsweep.failure_reason": error} if error else {})})
+        tracking.log_tags(
+            client, run_id, {"rfsweep.sweep_status": status, **({"rfsweep.failure_reason": error} if error else {})}
+        )
         client.set_terminated(run_id, end_status)
         self._writer.shutdown(wait=True)  # flushed above; nothing is queued after the summaries
         return SweepResult(
-            sweep_id=self.sweep_id, status=status, best=best, best_per_algorithm=per_algorithm, trials=trials,
-            experiment_id=self.experiment_id, parent_run_id=run_id, tracking_uri=self.tracking_uri,
-            seconds=round(seconds, 3), counts=counts, metric=self.spec.metric, mode=self.spec.mode, storage_path="",
+            sweep_id=self.sweep_id,
+            status=status,
+            best=best,
+            best_per_algorithm=per_algorithm,
+            trials=trials,
+            experiment_id=self.experiment_id,
+            parent_run_id=run_id,
+            tracking_uri=self.tracking_uri,
+            seconds=round(seconds, 3),
+            counts=counts,
+            metric=self.spec.metric,
+            mode=self.spec.mode,
+            storage_path="",
             timeline=self.timeline,
         )
 
@@ -752,8 +823,10 @@ def run_sweep(
     from sweep_service.trainable import TrialSettings, run_trial
 
     sweep_id = sweep_id or new_sweep_id(spec)
-    storage = str(Path(storage_path).expanduser().resolve()) if storage_path and "://" not in storage_path else (
-        storage_path or str(paths.ray_results_dir())
+    storage = (
+        str(Path(storage_path).expanduser().resolve())
+        if storage_path and "://" not in storage_path
+        else (storage_path or str(paths.ray_results_dir()))
     )
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)
@@ -764,7 +837,9 @@ def run_sweep(
     spaces = build_spaces(spec)
     # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
     opened: dict[str, Any] = {}
-    opener = threading.Thread(target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True)
+    opener = threading.Thread(
+        target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True
+    )
     opener.start()
     started_ray = False
     error: str | None = None
@@ -787,9 +862,14 @@ def run_sweep(
     try:
         rungs = frozenset(budget.asha_rungs(spec))
         settings = TrialSettings(
-            spaces=spaces, metric=spec.metric, mode=spec.mode, max_t=spec.max_t,
-            checkpoint_every=spec.checkpoint_every, checkpoint_epochs=rungs,
-            cpus=spec.resources.cpu, gpus=spec.resources.gpu,
+            spaces=spaces,
+            metric=spec.metric,
+            mode=spec.mode,
+            max_t=spec.max_t,
+            checkpoint_every=spec.checkpoint_every,
+            checkpoint_epochs=rungs,
+            cpus=spec.resources.cpu,
+            gpus=spec.resources.gpu,
             crash_plan=faults.plan_from_env(_local_fault_dir(storage, sweep_id)),
         )
         trainable = tune.with_resources(
@@ -799,15 +879,22 @@ def run_sweep(
         if resume and tune.Tuner.can_restore(experiment_path):
             if local_storage:
                 checkpoints.fill_deleted_checkpoints(experiment_path)
-            tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+            tuner = tune.Tuner.restore(
+                experiment_path, trainable=trainable, resume_unfinished=True, resume_errored=False
+            )
         else:
             tuner = tune.Tuner(
                 trainable,
                 param_space={},
                 tune_config=tune.TuneConfig(
                     search_alg=tune_glue.PerRuleSearcher(
-                        spaces, spec.search.method, spec.metric, spec.mode, spec.search.num_samples,
-                        spec.search.seed, spec.search.initial_points,
+                        spaces,
+                        spec.search.method,
+                        spec.metric,
+                        spec.mode,
+                        spec.search.num_samples,
+                        spec.search.seed,
+                        spec.search.initial_points,
                     ),
                     scheduler=_scheduler(spec, sweep_id),
                     num_samples=budget.total_trials(spec),

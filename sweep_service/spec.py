@@ -181,8 +181,9 @@ class SweepSpec(_Strict):
     search: SearchSpec = Field(default_factory=SearchSpec)
     scheduler: Annotated[
         Union[Annotated[AshaSchedulerSpec, Tag("asha")], Annotated[FifoSchedulerSpec, Tag("fifo")]],
-        Discriminator(_scheduler_kind, custom_error_type="scheduler_type",
-                      custom_error_message="type must be 'asha' or 'fifo'"),
+        Discriminator(
+            _scheduler_kind, custom_error_type="scheduler_type", custom_error_message="type must be 'asha' or 'fifo'"
+        ),
     ] = Field(default_factory=AshaSchedulerSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     failure: FailureSpec = Field(default_factory=FailureSpec)
@@ -194,9 +195,7 @@ class SweepSpec(_Strict):
         errors = _semantic_errors(self)
         if errors:
             message = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors)
-            raise PydanticCustomError(
-                "spec_invalid", message.replace("{", "{{").replace("}", "}}"), {"errors": errors}
-            )
+            raise PydanticCustomError("spec_invalid", message.replace("{", "{{").replace("}", "}}"), {"errors": errors})
         return self
 
     # ---- loading ----------------------------------------------------------------------------
@@ -244,7 +243,10 @@ class SweepSpec(_Strict):
         values: dict[str, Any] = {"algorithm": rule, "dataset": self.dataset.name, "epochs": self.max_t}
         if self.dataset.data_dir is not None:
             values["data_dir"] = self.dataset.data_dir
-        for section, names in ((self.dataset, ("train_subset", "val_fraction")), (self.model, ("hidden", "activation", "bias"))):
+        for section, names in (
+            (self.dataset, ("train_subset", "val_fraction")),
+            (self.model, ("hidden", "activation", "bias")),
+        ):
             for name in names:
                 value = getattr(section, name)
                 if value is not None:
@@ -452,7 +454,11 @@ def _semantic_errors(spec: SweepSpec) -> list[dict[str, str]]:
         for name, value in overrides.items():
             loc = f"algorithm_parameters.{rule}.{name}"
             check_parameter(loc, name, value, seen)
-            if (name in fields or is_bundle(name, value)) and not _applies(name, value, own) and name not in RESERVED_FIELDS:
+            if (
+                (name in fields or is_bundle(name, value))
+                and not _applies(name, value, own)
+                and name not in RESERVED_FIELDS
+            ):
                 bad(loc, f"{rule} does not use {name}")
 
     # the fixed part of every rule's config must be a valid training config
@@ -573,7 +579,9 @@ def _check_distribution(loc: str, name: str, dist: Distribution, bad, user_field
         bad(f"{loc}.distribution", f"{name} takes a {field_kind if field_kind != 'other' else 'list'}: use choice")
         return
     if field_kind == "int":
-        integral = kind == "randint" or (q is not None and float(q).is_integer() and kind in ("quniform", "qloguniform"))
+        integral = kind == "randint" or (
+            q is not None and float(q).is_integer() and kind in ("quniform", "qloguniform")
+        )
         if not integral:
             bad(f"{loc}.distribution", f"{name} is an integer: use randint, or quniform/qloguniform with an integer q")
     # the bounds themselves must be acceptable values (randint's high is exclusive)

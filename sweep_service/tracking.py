@@ -89,7 +89,11 @@ def find_runs(client: "MlflowClient", experiment_id: str, **tags: str) -> list:
     runs, token = [], None
     while True:
         page = client.search_runs(
-            [experiment_id], filter_string=clauses, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+            [experiment_id],
+            filter_string=clauses,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
         )
         runs.extend(page)
         token = page.token
@@ -126,7 +130,10 @@ def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> No
 
 
 def log_epoch(
-    client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None,
+    client: "MlflowClient",
+    run_id: str,
+    record: Mapping[str, Any],
+    extra: Mapping[str, float] | None = None,
 ):
     """One epoch's metrics with step=epoch under rf_core's names."""
     from mlflow.entities import Metric
@@ -209,7 +216,15 @@ def plot_learning_curves(
             if not points:
                 continue
             xs, ys = zip(*points)
-            ax.plot(xs, ys, styles.get(status, "-"), marker="o", markersize=2.5, linewidth=1.2, label=f"{trial_id} ({status})")
+            ax.plot(
+                xs,
+                ys,
+                styles.get(status, "-"),
+                marker="o",
+                markersize=2.5,
+                linewidth=1.2,
+                label=f"{trial_id} ({status})",
+            )
         ax.set_title(f"{algorithm}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -272,7 +287,10 @@ def log_single_run(
         log_text(client, run_id, json.dumps(result.summary(), indent=2, default=str), "summary.json")
         with tempfile.TemporaryDirectory() as tmp:
             png = Path(tmp) / "learning_curve.png"
-            points = {m: [(r["epoch"], r[m]) for r in result.history if r.get(m) is not None] for m in ("train_accuracy", "val_accuracy", "test_accuracy")}
+            points = {
+                m: [(r["epoch"], r[m]) for r in result.history if r.get(m) is not None]
+                for m in ("train_accuracy", "val_accuracy", "test_accuracy")
+            }
             plot_learning_curves(
                 {str(config.get("algorithm")): [(m, pts, status) for m, pts in points.items()]},
                 "accuracy",

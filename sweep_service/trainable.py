@@ -81,14 +81,20 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         maybe_crash(settings.crash_plan, trial_id, epoch)
         diverged = bool(record.get("diverged"))
         report: dict[str, Any] = {
-            k: float(record[k]) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+            k: float(record[k])
+            for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
             if record.get(k) is not None
         }
         value = report.get(settings.metric, float("nan"))
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
         report.update(
-            epoch=epoch, epoch_seconds=float(record["seconds"]), eval_seconds=float(record.get("eval_seconds") or 0.0), diverged=diverged, device=device, node_id=node_id,
+            epoch=epoch,
+            epoch_seconds=float(record["seconds"]),
+            eval_seconds=float(record.get("eval_seconds") or 0.0),
+            diverged=diverged,
+            device=device,
+            node_id=node_id,
             resumed_from_epoch=resumed_from,
         )
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks

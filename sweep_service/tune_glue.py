@@ -38,7 +38,15 @@ def live_monitor(sweep_id: str) -> "SweepMonitor | None":
 # ---- search -------------------------------------------------------------------------------------
 
 
-def _rule_searcher(space: RuleSpace, method: str, metric: str, mode: str, num_samples: int, seed: int | None, initial_points: int | None):
+def _rule_searcher(
+    space: RuleSpace,
+    method: str,
+    metric: str,
+    mode: str,
+    num_samples: int,
+    seed: int | None,
+    initial_points: int | None,
+):
     from ray.tune.search.hyperopt import HyperOptSearch
 
     if not space.domains:
@@ -129,15 +137,28 @@ class PerRuleSearcher(Searcher):
 class PerRuleScheduler(FIFOScheduler):
     """ASHA per rule (rules are not compared with each other), epochs as time; notes early stops."""
 
-    def __init__(self, sweep_id: str, rules: list[str], metric: str, mode: str, max_t: int, grace_period: int, reduction_factor: float):
+    def __init__(
+        self,
+        sweep_id: str,
+        rules: list[str],
+        metric: str,
+        mode: str,
+        max_t: int,
+        grace_period: int,
+        reduction_factor: float,
+    ):
         super().__init__()
         self._sweep_id = sweep_id
         self._max_t = max_t
         self._metric, self._mode = metric, mode
         self._by_rule = {
             rule: ASHAScheduler(
-                time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
-                grace_period=grace_period, reduction_factor=reduction_factor,
+                time_attr="epoch",
+                metric=metric,
+                mode=mode,
+                max_t=max_t,
+                grace_period=grace_period,
+                reduction_factor=reduction_factor,
             )
             for rule in rules
         }
@@ -165,7 +186,9 @@ class PerRuleScheduler(FIFOScheduler):
             monitor = live_monitor(self._sweep_id)
             if monitor is not None:
                 sign = 1.0 if self._mode == "max" else -1.0
-                monitor.note_early_stop(trial.trial_id, rung, None if cutoff is None else sign * float(cutoff), result.get(self._metric))
+                monitor.note_early_stop(
+                    trial.trial_id, rung, None if cutoff is None else sign * float(cutoff), result.get(self._metric)
+                )
         return action
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:

@@ -88,11 +88,26 @@ def ray_env(tmp_path_factory) -> dict[str, str]:
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     ray = str(Path(sys.executable).with_name("ray"))
     temp_dir = f"/tmp/rfsweep-test-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths have a length limit
-    cmd = [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-           "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    cmd = [
+        ray,
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+    ]
     log = open(folder / "head.log", "ab")
-    process = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert process.poll() is None, (folder / "head.log").read_text()
@@ -126,5 +141,3 @@ def servers():
     yield start
     for server in started:
         server.stop()
-
-

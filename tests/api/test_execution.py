@@ -147,10 +147,14 @@ def test_lifecycle_and_queueing(start_server, backend):
 def test_cancel_running_sweep(start_server):
     server = start_server()
     with server.client() as client:
-        sweep_id = client.post("/sweeps", json=spec("cancel-me", **LONG_TRIALS,
-                                                     search={**TINY_SPEC["search"], "num_samples": 4})).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
-                 what="a trial to train")
+        sweep_id = client.post(
+            "/sweeps", json=spec("cancel-me", **LONG_TRIALS, search={**TINY_SPEC["search"], "num_samples": 4})
+        ).json()["id"]
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
+            240,
+            what="a trial to train",
+        )
         answer = client.post(f"/sweeps/{sweep_id}/cancel")
         assert answer.status_code == 200 and answer.json()["cancel_requested"] is True
         done = wait_status(client, sweep_id, TERMINAL, timeout=120)
@@ -173,8 +177,11 @@ def test_restart_with_sigkill_follows_the_live_driver(start_server):
     server = start_server()
     with server.client() as client:
         sweep_id = client.post("/sweeps", json=spec("restart-me", **LONG_TRIALS, search=TWO_TRIALS)).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1, 240,
-                 what="a trial to train")
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1,
+            240,
+            what="a trial to train",
+        )
     server.kill()
     killed_at = datetime.datetime.now(datetime.timezone.utc)
     assert _driver_pids(sweep_id), "the driver should outlive the API"
@@ -195,8 +202,11 @@ def test_restart_resumes_a_dead_driver(start_server):
     server = start_server()
     with server.client() as client:
         sweep_id = client.post("/sweeps", json=spec("resume-me", **LONG_TRIALS, search=TWO_TRIALS)).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
-                 what="a trial to train")
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
+            240,
+            what="a trial to train",
+        )
     server.kill()
     for pid in _driver_pids(sweep_id):
         os.kill(pid, signal.SIGKILL)
@@ -208,5 +218,6 @@ def test_restart_resumes_a_dead_driver(start_server):
         assert done["attempts"] == 2
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
     assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
-        (t["status"], t["epochs"], t.get("reason")) for t in trials]
+        (t["status"], t["epochs"], t.get("reason")) for t in trials
+    ]
     assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)

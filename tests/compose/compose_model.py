@@ -115,9 +115,13 @@ class _ComposeLoader(yaml.SafeLoader):
 
 _ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
 _ComposeLoader.add_constructor(
-    "!override", lambda loader, node: _Override(
-        loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node, deep=True)))
+    "!override",
+    lambda loader, node: _Override(
+        loader.construct_sequence(node, deep=True)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node, deep=True)
+    ),
+)
 _MERGED_SEQUENCES = ("ports", "volumes", "expose", "dns", "env_file")  # compose appends these across files
 
 
@@ -195,7 +199,7 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 def image_env(path: Path) -> dict[str, str]:
@@ -287,7 +291,8 @@ def _settings_field_names(tree: ast.Module) -> set[str]:
             if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
                 continue
             aliased = isinstance(item.value, ast.Call) and any(
-                k.arg in ("alias", "validation_alias") for k in item.value.keywords)
+                k.arg in ("alias", "validation_alias") for k in item.value.keywords
+            )
             if not aliased:
                 names.add((prefix + item.target.id).upper())
     return names

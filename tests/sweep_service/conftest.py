@@ -19,7 +19,9 @@ def ray_session():
 
     started = False
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        )
         started = True
     yield ray
     if started:

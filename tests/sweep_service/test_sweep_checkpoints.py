@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep_service.checkpoints import STAND_IN_MARKER, STATE_FILE, fill_deleted_checkpoints, load_resume_state, remove_stand_ins
+from sweep_service.checkpoints import (
+    STAND_IN_MARKER,
+    STATE_FILE,
+    fill_deleted_checkpoints,
+    load_resume_state,
+    remove_stand_ins,
+)
 
 
 def _checkpoint(trial_dir, index: int, epoch: int | None) -> None:

@@ -24,7 +24,9 @@ def digits_sweep(ray_session, tracking_uri, state_dir):
     data["name"] = f"digits-example-{uuid.uuid4().hex[:6]}"
     spec = parse_spec(data)
     progress = []
-    result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=str(state_dir / "ray_results"), on_progress=progress.append)
+    result = run_sweep(
+        spec, tracking_uri=tracking_uri, storage_path=str(state_dir / "ray_results"), on_progress=progress.append
+    )
     return spec, result, progress
 
 
@@ -123,23 +125,33 @@ def test_progress_and_json_result(digits_sweep):
     json.dumps(out)
     assert set(out["best"]) >= {"algorithm", "config", "metric", "value", "trial_id", "mlflow_run_id", "weights_uri"}
     assert out["mlflow"]["parent_run_id"] == result.parent_run_id
-    assert all(set(t) >= {"trial_id", "algorithm", "config", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"} for t in out["trials"])
+    assert all(
+        set(t) >= {"trial_id", "algorithm", "config", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"}
+        for t in out["trials"]
+    )
 
 
 def test_cancel_stops_trials_and_kills_their_runs(ray_session, tracking_uri, storage_path, unique_name, mlflow_client):
-    spec = parse_spec({
-        "name": unique_name, "dataset": {"name": "synthetic", "train_subset": 400},
-        "algorithm": "bp", "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
-        "search": {"num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy"},
-        "scheduler": {"type": "fifo", "max_t": 400},
-    })
+    spec = parse_spec(
+        {
+            "name": unique_name,
+            "dataset": {"name": "synthetic", "train_subset": 400},
+            "algorithm": "bp",
+            "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
+            "search": {"num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy"},
+            "scheduler": {"type": "fifo", "max_t": 400},
+        }
+    )
     seen_epochs = []
 
     def should_stop() -> bool:
         return len(seen_epochs) > 0 and seen_epochs[-1] >= 3
 
     result = run_sweep(
-        spec, tracking_uri=tracking_uri, storage_path=storage_path, should_stop=should_stop,
+        spec,
+        tracking_uri=tracking_uri,
+        storage_path=storage_path,
+        should_stop=should_stop,
         on_progress=lambda p: seen_epochs.append(max([t["epochs"] for t in p.trials] or [0])),
     )
     assert result.status == "cancelled"
