@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sweep_service.spec import AshaSchedulerSpec, SweepSpec
+from sweep_service.spec.model import AshaSchedulerSpec, SweepSpec
 
 
 def total_trials(spec: SweepSpec) -> int:

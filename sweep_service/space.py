@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep_service.spec import Distribution, SweepSpec, _base_kind, coerce_field, is_bundle, points_for_rule
+from sweep_service.spec import Distribution, SweepSpec, is_bundle, points_for_rule, same_value
+from sweep_service.spec.fields import coerce_field, field_kind
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RuleSpace:
             value = sampled[name]
             if name in self.choices:
                 out[name] = self.choices[name][int(value)]
-            elif _base_kind(name) == "int":
+            elif field_kind(name) == "int":
                 out[name] = int(round(float(value)))
             else:
                 out[name] = coerce_field(name, float(value))
@@ -49,16 +50,10 @@ class RuleSpace:
         encoded = {}
         for name, value in point.items():
             if name in self.choices:
-                encoded[name] = next(i for i, v in enumerate(self.choices[name]) if _same(v, value))
+                encoded[name] = next(i for i, v in enumerate(self.choices[name]) if same_value(v, value))
             else:
                 encoded[name] = value
         return encoded
-
-
-def _same(a: Any, b: Any) -> bool:
-    import json
-
-    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def tune_domain(dist: Distribution):
@@ -104,3 +99,19 @@ def build_rule_space(spec: SweepSpec, rule: str) -> RuleSpace:
 
 def build_spaces(spec: SweepSpec) -> dict[str, RuleSpace]:
     return {rule: build_rule_space(spec, rule) for rule in spec.algorithms}
+
+
+@dataclass(frozen=True)
+class SampledTrial:
+    """One trial's configuration as Tune hands it over, decoded (the worker and the driver read it alike)."""
+
+    rule: str
+    config: dict[str, Any]  # the complete training config
+    params: dict[str, Any]  # the searched parameters' values, as the spec names them
+
+
+def decode_trial(spaces: dict[str, RuleSpace], tune_config: dict[str, Any]) -> SampledTrial:
+    rule = tune_config["algorithm"]
+    sampled = {k: v for k, v in tune_config.items() if k != "algorithm"}
+    space = spaces[rule]
+    return SampledTrial(rule, space.decode(sampled), space.parameter_values(sampled))

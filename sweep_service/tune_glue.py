@@ -1,15 +1,17 @@
 """Ray Tune plumbing: a searcher and a scheduler per learning rule inside one Tune experiment, the
-callback that feeds our MLflow monitor, and the stopper that cancels a sweep.
+callback that feeds the sweep's monitor, and the stopper that cancels a sweep.
 
 Tune pickles the callbacks, the stopper and the scheduler into the experiment folder and restores those
 pickles on `Tuner.restore`, so these objects hold only the sweep id and find the live monitor of this
-process in `_LIVE` — a restored sweep gets the new process's monitor, not a stale copy.
+process in a registry (`register_monitor`) — a restored sweep gets the new process's monitor, not a stale
+copy. That is also how ASHA's decision (rung, cutoff) reaches the monitor: Tune gives callbacks no reason
+for a stop.
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ray.tune import Callback, Stopper
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
@@ -17,13 +19,25 @@ from ray.tune.search import Searcher
 
 from sweep_service.space import RuleSpace
 
-if TYPE_CHECKING:
-    from sweep_service.runner import SweepMonitor
 
-_LIVE: dict[str, "SweepMonitor"] = {}
+class SweepEvents(Protocol):
+    """What the glue tells the sweep's monitor (`sweep_service.monitor.SweepMonitor`)."""
+
+    cancel_requested: bool
+
+    def step(self, trials: list[Any], force: bool = False) -> None: ...
+    def trial_started(self, trial: Any, tune_trials: list[Any] | None = None) -> None: ...
+    def trial_result(self, trial: Any, result: dict[str, Any]) -> None: ...
+    def trial_completed(self, trial: Any) -> None: ...
+    def trial_recovering(self, trial: Any) -> None: ...
+    def trial_errored(self, trial: Any) -> None: ...
+    def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None: ...
 
 
-def register_monitor(sweep_id: str, monitor: "SweepMonitor") -> None:
+_LIVE: dict[str, SweepEvents] = {}
+
+
+def register_monitor(sweep_id: str, monitor: SweepEvents) -> None:
     _LIVE[sweep_id] = monitor
 
 
@@ -31,7 +45,7 @@ def unregister_monitor(sweep_id: str) -> None:
     _LIVE.pop(sweep_id, None)
 
 
-def live_monitor(sweep_id: str) -> "SweepMonitor | None":
+def live_monitor(sweep_id: str) -> SweepEvents | None:
     return _LIVE.get(sweep_id)
 
 
@@ -240,8 +254,7 @@ class CancelStopper(Stopper):
         self._max_t = max_t
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        max_t = getattr(self, "_max_t", None)  # stoppers pickled before max_t existed restore without it
-        return max_t is not None and int(result.get("epoch") or 0) >= max_t
+        return self._max_t is not None and int(result.get("epoch") or 0) >= self._max_t
 
     def stop_all(self) -> bool:
         monitor = live_monitor(self._sweep_id)

@@ -135,8 +135,9 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
     from ray import tune
 
     from rf_core import TrainConfig, train
-    from sweep_service.runner import SweepMonitor, TrialRecord
+    from sweep_service.monitor import SweepMonitor
     from sweep_service.status import TrialStatus
+    from sweep_service.trials import TrialRecord
 
     spec = parse_spec(
         {
@@ -159,7 +160,7 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
         trial_id="t0", algorithm="bp", config={}, params={}, status=TrialStatus.RUNNING, mlflow_run_id=run_id
     )
     for record in history[:2]:  # the driver logged epochs 1 and 2, then died
-        monitor._note_epoch(rec, run_id, {**record})
+        monitor._note_epoch(rec, {**record})
     monitor.records[rec.trial_id] = rec
     monitor.tune_status[rec.trial_id] = "TERMINATED"
     monitor.tune_checkpoints[rec.trial_id] = tune.Checkpoint.from_directory(str(checkpoint_dir))

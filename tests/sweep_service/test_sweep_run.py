@@ -116,11 +116,12 @@ def test_parent_run_has_the_summary_artifacts(digits_sweep, mlflow_client, tmp_p
 def test_progress_and_json_result(digits_sweep):
     _, result, progress = digits_sweep
     assert progress, "on_progress was never called"
-    last = progress[-1]
+    last = progress[-1].counts
     assert last.total == 6 and last.pending == 0 and last.running == 0
-    assert last.finished + last.stopped_early + last.diverged == 6
+    assert last.finished + last.stopped_early + last.diverged == 6 == last.done
     assert 6 <= last.epochs_done <= last.max_epochs == 60
-    assert any(p.running > 0 for p in progress)
+    assert any(p.counts.running > 0 for p in progress)
+    assert result.progress == last  # the result's counts are the last progress reported
     out = result.to_json()
     json.dumps(out)
     assert set(out["best"]) >= {"algorithm", "config", "metric", "value", "trial_id", "mlflow_run_id", "weights_uri"}

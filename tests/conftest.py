@@ -1,4 +1,5 @@
-"""Shared fixtures: one real local Ray for the whole session, one MLflow SQLite store, tiny specs."""
+"""Fixtures of the sweep and experiment tests: one real local Ray for the whole session, one MLflow SQLite
+store, names of their own. (Requested by name; only the fault-injection guard applies to every test.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
