@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
+from sweep_service.status import TERMINAL_SWEEP_STATUSES
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class ApiError(Exception):
@@ -134,7 +135,7 @@ class RfsweepClient:
             sweep = self.get(sweep_id)
             if on_update is not None:
                 on_update(sweep)
-            if sweep["status"] in TERMINAL:
+            if sweep["status"] in TERMINAL_SWEEP_STATUSES:
                 return sweep
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep['status']} after {timeout_s} s")

@@ -29,6 +29,7 @@ from sqlalchemy.orm import sessionmaker
 from api import store
 from api.db import Sweep, utcnow
 from api.settings import Settings
+from sweep_service.status import SweepStatus
 
 log = logging.getLogger("rfsweep.dispatcher")
 CANCEL_GRACE_S = 120.0
@@ -37,13 +38,9 @@ CANCEL_GRACE_S = 120.0
 # --- the local Ray head ------------------------------------------------------------------------
 
 
-def _head_file(settings: Settings) -> Path:
-    return settings.state_path / "ray_head.json"
-
-
 def read_head_address(settings: Settings) -> str | None:
     try:
-        info = json.loads(_head_file(settings).read_text())
+        info = json.loads(settings.state.ray_head_file.read_text())
     except (OSError, ValueError):
         return None
     return info.get("address") if _pid_alive(info.get("pid")) else None
@@ -89,7 +86,7 @@ class LocalRayHead:
         self.settings = settings
         self.process: subprocess.Popen | None = None
         self.address: str | None = None
-        self.token_path = settings.state_path / "ray_auth_token"
+        self.token_path = settings.state.ray_auth_token
 
     def env(self) -> dict[str, str]:
         return {
@@ -127,7 +124,7 @@ class LocalRayHead:
             cmd.append(f"--num-gpus={self.settings.ray_num_gpus}")
         env = {**os.environ, **self.env()}
         env.pop("RAY_ADDRESS", None)
-        logs = self.settings.state_path / "logs"
+        logs = self.settings.state.logs
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "ray_head.log", "ab") as out:
             self.process = subprocess.Popen(
@@ -145,13 +142,13 @@ class LocalRayHead:
         else:
             raise RuntimeError("the local Ray head did not open its port within 90 s")
         self.address = address
-        _head_file(self.settings).write_text(json.dumps({"address": address, "pid": self.process.pid}))
+        self.settings.state.ray_head_file.write_text(json.dumps({"address": address, "pid": self.process.pid}))
         log.info("started a local Ray head at %s (pid %s)", address, self.process.pid)
         return address
 
     def _read(self) -> dict | None:
         try:
-            return json.loads(_head_file(self.settings).read_text())
+            return json.loads(self.settings.state.ray_head_file.read_text())
         except (OSError, ValueError):
             return None
 
@@ -160,7 +157,7 @@ class LocalRayHead:
         # of its own must not overwrite /tmp/ray's "current cluster" that plain `ray.init()` reads.
         import hashlib
 
-        digest = hashlib.sha1(str(self.settings.state_path.resolve()).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(str(self.settings.state.root).encode()).hexdigest()[:10]
         return f"/tmp/rfsweep-ray-{digest}"
 
     def stop(self) -> None:
@@ -175,7 +172,7 @@ class LocalRayHead:
                     self.process.poll()
                 time.sleep(0.2)
         with contextlib.suppress(OSError):
-            _head_file(self.settings).unlink()
+            self.settings.state.ray_head_file.unlink()
 
 
 # --- leadership: one dispatcher per store, whatever the number of uvicorn workers -----------
@@ -334,18 +331,21 @@ class Dispatcher(threading.Thread):
         child = self.children.pop(sweep.id, None)
         reason = f"exit status {child.returncode}" if child is not None else "the driver process is gone"
         session.refresh(sweep)
-        if sweep.status != "running":  # it wrote its own ending just before exiting
+        if sweep.status != SweepStatus.RUNNING:  # it wrote its own ending just before exiting
             return False
         if sweep.cancel_requested:
-            store.finish(session, sweep.id, "cancelled")
-            _end_mlflow_runs(self.settings, sweep, "KILLED")
+            store.finish(session, sweep.id, SweepStatus.CANCELLED)
+            _end_mlflow_runs(self.settings, sweep, SweepStatus.CANCELLED)
             self.cancel_seen.pop(sweep.id, None)
             return False
         if sweep.attempts >= self.settings.max_driver_attempts:
             store.finish(
-                session, sweep.id, "failed", error=f"the driver died {sweep.attempts} times (last: {reason}); giving up"
+                session,
+                sweep.id,
+                SweepStatus.FAILED,
+                error=f"the driver died {sweep.attempts} times (last: {reason}); giving up",
             )
-            _end_mlflow_runs(self.settings, sweep, "FAILED")
+            _end_mlflow_runs(self.settings, sweep, SweepStatus.FAILED)
             return False
         log.warning("driver of sweep %s died (%s); resuming it (attempt %d)", sweep.id, reason, sweep.attempts + 1)
         self._spawn(session, sweep.id, resume=True)
@@ -358,7 +358,7 @@ class Dispatcher(threading.Thread):
                 "DATABASE_URL": self.settings.resolved_database_url,
                 "MLFLOW_TRACKING_URI": self.settings.resolved_tracking_uri,
                 "RFSWEEP_STORAGE_PATH": self.settings.resolved_storage_path,
-                "RFSWEEP_HOME": str(self.settings.state_path.resolve()),
+                "RFSWEEP_HOME": str(self.settings.state.root),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -367,7 +367,7 @@ class Dispatcher(threading.Thread):
             env.update(self.head.env())
         else:
             env["RAY_ADDRESS"] = self.settings.ray_address
-        logs = self.settings.state_path / "logs"
+        logs = self.settings.state.logs
         logs.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "api.driver", sweep_id]
         if resume:
@@ -381,23 +381,12 @@ class Dispatcher(threading.Thread):
         log.info("sweep %s: driver pid %s%s", sweep_id, child.pid, " (resume)" if resume else "")
 
 
-def _end_mlflow_runs(settings: Settings, sweep: Sweep, status: str) -> None:
+def _end_mlflow_runs(settings: Settings, sweep: Sweep, status: SweepStatus) -> None:
     """No orphan RUNNING runs: end what a dead driver left open."""
     try:
-        from mlflow.tracking import MlflowClient
+        from sweep_service.trial_runs import end_open_runs
 
-        client = MlflowClient(tracking_uri=settings.resolved_tracking_uri)
-        experiment_ids = (
-            [sweep.experiment_id] if sweep.experiment_id else [e.experiment_id for e in client.search_experiments()]
-        )
-        runs = client.search_runs(
-            experiment_ids,
-            filter_string=f"tags.`rfsweep.sweep_id` = '{sweep.id}' and attributes.status = 'RUNNING'",
-            max_results=5000,
-        )
-        for run in runs:
-            client.set_tag(run.info.run_id, "rfsweep.status", "cancelled" if status == "KILLED" else "failed")
-            client.set_terminated(run.info.run_id, status=status)
+        end_open_runs(settings.resolved_tracking_uri, sweep.id, sweep.experiment_id, status)
     except Exception:
         log.exception("could not end the MLflow runs of sweep %s", sweep.id)
 

@@ -6,26 +6,12 @@ Names follow what compose and operators already use: `DATABASE_URL`, `RAY_ADDRES
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def state_dir() -> Path:
-    """The state folder: RFSWEEP_HOME, else ./.rfsweep (same rule as sweep_service.paths)."""
-    try:
-        from sweep_service import paths  # the sweep layer owns the rule; follow it when present
-
-        for name in ("state_dir", "home", "rfsweep_home"):
-            fn = getattr(paths, name, None)
-            if callable(fn):
-                return Path(fn())
-    except ImportError:
-        pass
-    return Path(os.environ.get("RFSWEEP_HOME") or ".rfsweep")
+from sweep_service.paths import StateLayout
 
 
 class Settings(BaseSettings):
@@ -107,8 +93,9 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def state_path(self) -> Path:
-        return Path(self.rfsweep_home) if self.rfsweep_home else state_dir()
+    def state(self) -> StateLayout:
+        """The state folder (RFSWEEP_HOME, else ./.rfsweep) and where each file of it lies."""
+        return StateLayout.at(self.rfsweep_home)
 
     @property
     def resolved_database_url(self) -> str:
@@ -120,19 +107,19 @@ class Settings(BaseSettings):
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
-        return f"sqlite:///{(self.state_path / 'api.db').resolve()}"
+        return self.state.api_database_url
 
     @property
     def resolved_tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        return f"sqlite:///{(self.state_path / 'mlflow.db').resolve()}"
+        return self.state.tracking_uri
 
     @property
     def resolved_storage_path(self) -> str:
         if self.storage_path:
             return self.storage_path
-        return str((self.state_path / "ray_results").resolve())
+        return str(self.state.ray_results)
 
     @property
     def resolved_mlflow_ui_url(self) -> str | None:

@@ -163,6 +163,10 @@ def test_cancel_running_sweep(start_server):
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
         assert trials and not [t for t in trials if t["status"] in ("running", "pending")]
         assert any(t["status"] == "cancelled" for t in trials)
+        # the sweep's counts are the runner's: a trial that never started is cancelled too, as in MLflow
+        progress = done["progress"]
+        assert progress["pending"] == progress["running"] == 0 and progress["total"] == 4
+        assert sum(progress[s] for s in ("finished", "stopped_early", "failed", "diverged", "cancelled")) == 4
     children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
     by_trial = {t["mlflow_run_id"]: t for t in trials}
     for run in children:
