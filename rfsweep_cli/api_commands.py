@@ -8,6 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from rfsweep_cli.display import follow, print_best, progress_line
+from sweep_service.status import ProgressCounts, SweepStatus
+
 UrlOption = Annotated[Optional[str], typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
 TokenOption = Annotated[
     Optional[str],
@@ -34,95 +37,6 @@ def _fail(exc: Exception) -> None:
         typer.secho(f"error: cannot reach the API ({type(exc).__name__}: {exc})", err=True, fg="red")
         raise typer.Exit(3)
     raise exc
-
-
-def _print_best(best: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    overall = best.get("best") or {}
-    table = Table(title=f"Best configuration per algorithm ({overall.get('metric')})")
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_column("searched parameters", min_width=18)
-    table.add_column("trial", no_wrap=True)
-    table.add_column("MLflow run", overflow="fold")
-    rows = dict(best.get("best_per_algorithm") or {}) or {overall.get("algorithm") or "-": overall}
-    for algorithm, entry in rows.items():
-        value = entry.get("value")
-        params = entry.get("params") or entry.get("config") or {}
-        table.add_row(
-            str(algorithm),
-            f"{value:.4f}" if isinstance(value, float) else str(value),
-            ", ".join(f"{k}={_short(v)}" for k, v in params.items()),
-            str(entry.get("trial_id")),
-            str(entry.get("mlflow_run_id")),
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"overall best: {overall.get('algorithm')} {overall.get('metric')}={overall.get('value')}")
-    console.print(f"  config: {json.dumps(overall.get('config'), sort_keys=True)}", soft_wrap=True)
-    if overall.get("weights_uri"):
-        console.print(f"  weights: {overall['weights_uri']}", soft_wrap=True)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
-
-
-def _progress_line(sweep: dict[str, Any]) -> str:
-    p = sweep.get("progress") or {}
-    best = sweep.get("best") or {}
-    best_text = f" best {best.get('metric')}={best.get('value'):.4f}" if isinstance(best.get("value"), float) else ""
-    return (
-        f"{sweep['status']}: trials {p.get('finished', 0)} finished, {p.get('stopped_early', 0)} stopped early, "
-        f"{p.get('running', 0)} running, {p.get('failed', 0) + p.get('diverged', 0)} failed/diverged of "
-        f"{p.get('total', 0)}; epochs {p.get('epochs_done', 0)}/{p.get('max_epochs', 0)}{best_text}"
-    )
-
-
-def follow(client, sweep_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
-    """Follow a sweep with a live progress display until it ends."""
-    import time
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: one plain line per change
-        last = None
-        while True:
-            sweep = client.get(sweep_id)
-            line = _progress_line(sweep)
-            if line != last:
-                print(line, flush=True)
-                last = line
-            if sweep["status"] in ("succeeded", "failed", "cancelled"):
-                return sweep
-            time.sleep(poll_s)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[detail]}"),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("sweep", total=None, detail="queued")
-        while True:
-            sweep = client.get(sweep_id)
-            p = sweep.get("progress") or {}
-            bar.update(
-                task,
-                total=p.get("max_epochs") or None,
-                completed=p.get("epochs_done", 0),
-                description=sweep["status"],
-                detail=_progress_line(sweep).split(": ", 1)[1],
-            )
-            if sweep["status"] in ("succeeded", "failed", "cancelled"):
-                return sweep
-            time.sleep(poll_s)
 
 
 def register(app: typer.Typer) -> None:
@@ -172,7 +86,7 @@ def register(app: typer.Typer) -> None:
                     return
                 typer.echo(f"submitted sweep {created['id']}", err=as_json)
                 final = follow(client, created["id"])
-                if final["status"] != "succeeded":
+                if final["status"] != SweepStatus.SUCCEEDED:
                     typer.secho(f"sweep {final['status']}: {final.get('error') or ''}", err=True, fg="red")
                     raise typer.Exit(1)
                 best = client.best(created["id"])
@@ -183,7 +97,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps({"id": created["id"], **best}))
         else:
-            _print_best(best)
+            print_best(best)
 
     @app.command()
     def status(sweep_id: str, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
@@ -197,7 +111,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(sweep))
             return
         typer.echo(f"{sweep['id']} {sweep.get('name') or ''}")
-        typer.echo(_progress_line(sweep))
+        typer.echo(progress_line(sweep))
         if sweep.get("error"):
             typer.echo(f"error: {sweep['error']}")
         if (sweep.get("mlflow") or {}).get("ui_url"):
@@ -214,7 +128,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(answer))
         else:
-            _print_best(answer)
+            print_best(answer)
 
     @app.command()
     def cancel(sweep_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
@@ -251,14 +165,13 @@ def register(app: typer.Typer) -> None:
         for col in ("name", "status", "created", "trials done", "best"):
             table.add_column(col)
         for s in page["items"]:
-            p, b = s["progress"], s.get("best") or {}
-            done = p["finished"] + p["stopped_early"] + p["failed"] + p["diverged"] + p["cancelled"]
+            p, b = ProgressCounts.from_dict(s["progress"]), s.get("best") or {}
             table.add_row(
                 s["id"],
                 s.get("name") or "",
                 s["status"],
                 s["created_at"][:19].replace("T", " "),
-                f"{done}/{p['total']}",
+                f"{p.done}/{p.total}",
                 f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "",
             )
         Console().print(table)
@@ -282,4 +195,4 @@ def register(app: typer.Typer) -> None:
         )
 
 
-__all__ = ["register", "follow"]
+__all__ = ["register"]

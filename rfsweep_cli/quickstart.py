@@ -52,14 +52,15 @@ def _stop(process: subprocess.Popen | None, name: str, timeout: float = 60) -> N
 def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_running: bool, start_ui: bool) -> int:
     from api.client import ApiError, RfsweepClient
     from api.settings import Settings
-    from rfsweep_cli.api_commands import _print_best, follow
+    from rfsweep_cli.display import follow, print_best
+    from sweep_service.status import SweepStatus
 
     spec = spec or _default_spec()
     settings = Settings()
-    home = settings.state_path.resolve()
-    logs = home / "logs"
+    home = settings.state.root
+    logs = settings.state.logs
     logs.mkdir(parents=True, exist_ok=True)
-    tracking_uri = settings.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}"
+    tracking_uri = settings.resolved_tracking_uri
     api_port = port or _free_port(8000)
     token = os.environ.get("RFSWEEP_API_TOKEN") or secrets.token_urlsafe(24)
     ui_port = mlflow_port or _free_port(5000)
@@ -138,10 +139,10 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
         created = client.submit(spec)
         typer.echo(f"sweep {created['id']} queued")
         final = follow(client, created["id"])
-        if final["status"] != "succeeded":
+        if final["status"] != SweepStatus.SUCCEEDED:
             typer.secho(f"sweep {final['status']}: {final.get('error') or ''}", fg="red", err=True)
             return 1
-        _print_best(client.best(created["id"]))
+        print_best(client.best(created["id"]))
         mlflow = final.get("mlflow") or {}
         page = (
             f"{ui_url}/#/experiments/{mlflow['experiment_id']}/runs/{mlflow['parent_run_id']}"

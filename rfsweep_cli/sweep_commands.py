@@ -9,20 +9,28 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from sweep_service.status import TrialStatus
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from sweep_service.monitor import SweepProgress
+    from sweep_service.runner import SweepResult
+
 
 def _load_spec_or_exit(spec_path: Path, console) -> Any:
-    from sweep_service.spec import SpecError, SweepSpec
+    from sweep_service.spec import SpecError, load_spec_file
 
     try:
-        return SweepSpec.from_file(spec_path)
+        return load_spec_file(spec_path)
     except SpecError as exc:
         console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
-        for err in exc.errors:
-            console.print(f"  [red]{err['loc'] or '(document)'}[/]: {err['msg']}", markup=True, highlight=False)
+        for problem in exc.problems:
+            console.print(f"  [red]{problem.path or '(document)'}[/]: {problem.msg}", markup=True, highlight=False)
         raise typer.Exit(code=2) from None
 
 
@@ -39,30 +47,31 @@ def _short(params: dict[str, Any]) -> str:
     return json.dumps({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in params.items()})
 
 
-def _progress_view(progress, spec_name: str):
+def _progress_view(progress: SweepProgress, spec_name: str) -> Group:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    c = progress.counts
     head = Text.assemble(
         ("sweep ", "bold"),
         (spec_name, "bold cyan"),
         f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
     )
     counts = Text.assemble(
-        f"trials {progress.total}: ",
-        (f"running {progress.running}", "yellow"),
+        f"trials {c.total}: ",
+        (f"running {c.running}", "yellow"),
         "  ",
-        (f"finished {progress.finished}", "green"),
+        (f"finished {c.finished}", "green"),
         "  ",
-        (f"stopped early {progress.stopped_early}", "cyan"),
+        (f"stopped early {c.stopped_early}", "cyan"),
         "  ",
-        (f"failed {progress.failed}", "red"),
+        (f"failed {c.failed}", "red"),
         "  ",
-        (f"diverged {progress.diverged}", "magenta"),
+        (f"diverged {c.diverged}", "magenta"),
         "  ",
-        f"cancelled {progress.cancelled}  pending {progress.pending}   ",
-        f"epochs {progress.epochs_done}/{progress.max_epochs}",
+        f"cancelled {c.cancelled}  pending {c.pending}   ",
+        f"epochs {c.epochs_done}/{c.max_epochs}",
     )
     best = progress.best
     best_line = Text(
@@ -73,7 +82,7 @@ def _progress_view(progress, spec_name: str):
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("trial", "algorithm", "status", "epochs", f"last {progress.metric}", "params"):
         table.add_column(column)
-    order = {"running": 0, "pending": 1}
+    order = {TrialStatus.RUNNING.value: 0, TrialStatus.PENDING.value: 1}
     trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
     for t in trials[:14]:
         table.add_row(
