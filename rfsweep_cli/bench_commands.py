@@ -31,6 +31,7 @@ def bench_command(
     """Benchmark the learning rules: step cost vs bp, epoch speed vs the standard PyTorch recipe, growth."""
     import torch
 
+    from paper_experiments.recipe_comparison import recipe_comparison
     from rf_core import bench
     from rf_core.data import DatasetNotFound
 
@@ -47,7 +48,7 @@ def bench_command(
 
     recipe: dict = {}
     try:
-        recipe = bench.recipe_comparison(
+        recipe = recipe_comparison(
             data_dir or os.environ.get("RFSWEEP_DATA_DIR") or "", epochs=1 if quick else 5, device=device, progress=_say
         )
         _say(

@@ -163,7 +163,7 @@ def pinv_demo_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The paper's Figure 2: pairs of matrices learning to be each other's pseudoinverse."""
-    from rf_core.pinv_demo import pinv_demo
+    from paper_experiments.pinv_demo import pinv_demo
 
     report = pinv_demo(pairs=pairs, seed=seed, steps=steps, out_dir=out)
     if out is not None:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from sweep_service.status import TrialStatus
+
 
 def _progress_view(progress, budget_text: str):
     from rich.console import Group
@@ -28,19 +30,20 @@ def _progress_view(progress, budget_text: str):
     ]
     sweep = progress.sweep
     if sweep is not None:
-        done = sweep.finished + sweep.stopped_early + sweep.failed + sweep.diverged + sweep.cancelled
-        running = sorted({t["algorithm"] for t in sweep.trials if t["status"] == "running"})
-        lines.append(Text(f"  trials {done}/{sweep.total} done, running: {', '.join(running) or '–'}"))
+        running = sorted({t["algorithm"] for t in sweep.trials if t["status"] == TrialStatus.RUNNING})
+        lines.append(
+            Text(f"  trials {sweep.counts.done}/{sweep.counts.total} done, running: {', '.join(running) or '–'}")
+        )
         per_rule: dict[str, dict] = {}
         for t in sweep.trials:
             rule = per_rule.setdefault(t["algorithm"], {"done": 0, "total": 0, "best": None})
             rule["total"] += 1
-            if t["status"] not in ("pending", "running"):
+            if TrialStatus(t["status"]).terminal:
                 rule["done"] += 1
             value = t.get("last_metric")
             if (
                 value is not None
-                and t["status"] not in ("diverged", "failed")
+                and t["status"] not in (TrialStatus.DIVERGED, TrialStatus.FAILED)
                 and (rule["best"] is None or value > rule["best"])
             ):
                 rule["best"] = value
@@ -89,7 +92,8 @@ def reproduce(
     from rich.console import Console
     from rich.live import Live
 
-    from sweep_service.reproduce import DATASETS, budget_for, run_reproduce
+    from paper_experiments.protocols import DATASETS, budget_for
+    from paper_experiments.reproduce import run_reproduce
 
     console = Console(stderr=json_output)
     if dataset not in DATASETS:

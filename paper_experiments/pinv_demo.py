@@ -136,8 +136,11 @@ def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir=None) 
         "paper_setting": {"converged": runs[1]["converged"], "total": runs[1]["total"], "setting": runs[1]["setting"]},
         "settings": [
             {k: r[k] for k in ("setting", "rule", "init_scale", "eta", "steps", "converged", "total")}
-            | {"steps_recorded": r["steps_recorded"], "error_u_quantiles": _quantiles(r["error_u"]),
-               "error_v_quantiles": _quantiles(r["error_v"])}
+            | {
+                "steps_recorded": r["steps_recorded"],
+                "error_u_quantiles": _quantiles(r["error_u"]),
+                "error_v_quantiles": _quantiles(r["error_v"]),
+            }
             for r in runs
         ],
         "seed": seed,

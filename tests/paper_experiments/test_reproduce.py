@@ -10,16 +10,9 @@ import sys
 
 import pytest
 
-from sweep_service.reproduce import (
-    PROTOCOLS,
-    RULES,
-    Budget,
-    SeedRun,
-    budget_for,
-    retrain_spec,
-    run_reproduce,
-    search_spec,
-)
+from paper_experiments.protocols import PROTOCOLS, RULES, Budget, budget_for, retrain_spec, search_spec
+from paper_experiments.report import SeedRun
+from paper_experiments.reproduce import run_reproduce
 
 TINY = Budget("test", configurations=2, epochs=3, seeds=2, grace_period=1, reduction_factor=3)
 PAPER, TUNED = PROTOCOLS
