@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from sweep_service.status import SweepStatus
+
 REPO = Path(__file__).resolve().parents[1]
 VALID_SPEC = {
     "name": "load-valid",
@@ -125,7 +127,9 @@ async def fire(session, kind: str, ids: list[str], scheduled: float, run: Run, r
         elif kind == "list":
             params = {"limit": "20"}
             if rng.random() < 0.3:
-                params["status"] = rng.choice(["queued", "succeeded", "cancelled"])
+                params["status"] = rng.choice(
+                    [SweepStatus.QUEUED.value, SweepStatus.SUCCEEDED.value, SweepStatus.CANCELLED.value]
+                )
             request = session.get("/sweeps", params=params)
         elif kind == "post_valid":
             body = {**VALID_SPEC, "name": f"load-{uuid.uuid4().hex[:8]}"}

@@ -23,7 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_load import Server, _drop_database, _fresh_database, machine, percentile  # noqa: E402
 
-STATUSES = ["succeeded"] * 6 + ["failed", "cancelled", "queued", "running"]
+from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus  # noqa: E402
+
+STATUSES = [SweepStatus.SUCCEEDED] * 6 + [
+    SweepStatus.FAILED,
+    SweepStatus.CANCELLED,
+    SweepStatus.QUEUED,
+    SweepStatus.RUNNING,
+]
 
 
 def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
@@ -53,7 +60,7 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
             status = rng.choice(STATUSES)
             sweep_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             ids.append(sweep_id)
-            done = status in ("succeeded", "failed", "cancelled")
+            done = status.terminal
             best = (
                 {
                     "algorithm": "bp",
@@ -64,7 +71,7 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
                     "mlflow_run_id": uuid.uuid4().hex,
                     "weights_uri": None,
                 }
-                if status == "succeeded"
+                if status is SweepStatus.SUCCEEDED
                 else None
             )
             created = start + dt.timedelta(seconds=i)
@@ -72,27 +79,20 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
                 dict(
                     id=sweep_id,
                     name=f"filled-{i}",
-                    status=status,
+                    status=status.value,
                     spec=spec,
                     total_trials=12,
                     max_epochs=120,
                     created_at=created,
                     updated_at=created,
-                    started_at=created if status != "queued" else None,
+                    started_at=created if status is not SweepStatus.QUEUED else None,
                     finished_at=created if done else None,
-                    cancel_requested=status == "cancelled",
-                    progress={
-                        "total": 12,
-                        "pending": 0 if done else 12,
-                        "running": 0,
-                        "finished": 12 if done else 0,
-                        "stopped_early": 0,
-                        "failed": 0,
-                        "diverged": 0,
-                        "cancelled": 0,
-                        "epochs_done": 120 if done else 0,
-                        "max_epochs": 120,
-                    },
+                    cancel_requested=status is SweepStatus.CANCELLED,
+                    progress=(
+                        ProgressCounts(total=12, finished=12, epochs_done=120, max_epochs=120)
+                        if done
+                        else ProgressCounts.queued(12, 120)
+                    ).to_dict(),
                     best=best,
                     best_per_algorithm={"bp": best} if best else None,
                     trials=[
@@ -100,7 +100,7 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
                             "trial_id": f"t{k}",
                             "algorithm": "bp",
                             "config": {"lr": 0.01},
-                            "status": "finished",
+                            "status": TrialStatus.FINISHED.value,
                             "epochs": 10,
                             "last_metric": 0.9,
                             "best_metric": 0.9,
@@ -110,7 +110,7 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
                     ]
                     if done
                     else None,
-                    attempts=1 if status != "queued" else 0,
+                    attempts=1 if status is not SweepStatus.QUEUED else 0,
                 )
             )
             if len(batch) == 5000:

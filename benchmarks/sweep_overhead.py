@@ -65,9 +65,9 @@ def measure(spec: Path) -> dict:
 
 def _concurrency(spec_path: Path) -> int:
     sys.path.insert(0, str(ROOT))
-    from sweep_service.spec import SweepSpec
+    from sweep_service.spec import load_spec_file
 
-    spec = SweepSpec.from_file(spec_path)
+    spec = load_spec_file(spec_path)
     return int(spec.search.max_concurrent_trials or os.cpu_count() or 1)
 
 
