@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from api.settings import Settings
 
 
-def check_all(settings: Settings, engine: Engine, dispatcher) -> tuple[dict[str, str], bool]:
-    checks = {"database": _database(engine), "mlflow": _mlflow(settings), "ray": _ray(settings, dispatcher)}
+def check_all(settings: Settings, engine: Engine) -> tuple[dict[str, str], bool]:
+    checks = {"database": _database(engine), "mlflow": _mlflow(settings), "ray": _ray(settings)}
     return checks, all(v.startswith("ok") for v in checks.values())
 
 
@@ -69,7 +69,7 @@ def ray_gcs_address(address: str) -> str | None:
     return None
 
 
-def _ray(settings: Settings, dispatcher) -> str:
+def _ray(settings: Settings) -> str:
     if settings.ray_address:
         target = ray_gcs_address(settings.ray_address)
         if target is None:
@@ -77,7 +77,7 @@ def _ray(settings: Settings, dispatcher) -> str:
         return "ok" if _tcp(target) else f"unreachable: {target}"
     if settings.max_running_sweeps == 0:
         return "ok (queue-only: no Ray needed)"
-    from api.dispatcher import read_head_address
+    from api.local_ray import read_head_address
 
     address = read_head_address(settings)
     if address is None:

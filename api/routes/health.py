@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.deps import Services, services
@@ -24,9 +24,9 @@ async def healthz() -> Health:
     responses={503: {"model": Readiness}},
     summary="Database, MLflow and Ray reachable (503 naming what is not).",
 )
-def readyz(request: Request, ctx: Annotated[Services, Depends(services)]) -> JSONResponse:
+def readyz(ctx: Annotated[Services, Depends(services)]) -> JSONResponse:
     from api.readiness import check_all
 
-    checks, ok = check_all(ctx.settings, ctx.engine, getattr(request.app.state, "dispatcher", None))
+    checks, ok = check_all(ctx.settings, ctx.engine)
     body = Readiness(status="ready" if ok else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
