@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
 CLUSTER_OVERRIDE = REPO / "compose.cluster.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
-COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
-CODE_PACKAGES = ("api", "sweep_service", "rf_core", "rfsweep_cli")
+# The Compose Specification's schema, vendored (Apache-2.0, its LICENSE beside it).
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "schema" / "compose-spec.json"
+CODE_PACKAGES = ("api", "sweep_service", "rf_core", "paper_experiments", "rfsweep_cli")
 
 # Compose interpolation: $$, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME:+alt}, $NAME.
 _INTERPOLATION = re.compile(

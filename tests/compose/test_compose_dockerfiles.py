@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from compose_model import REPO, compose_dockerfiles, dockerfile_instructions, final_stage, load_compose, read_env_file
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from compose_model import REPO, compose_dockerfiles, dockerfile_instructions, final_stage, load_compose, read_env_file
 
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
 APP_DOCKERFILE = REPO / "docker" / "Dockerfile"

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
-
 from compose_model import REPO, load_compose, read_env_file
 from native_stack import HostMappingProxy, NativeService, StackPlan, stop_all
 

@@ -12,7 +12,6 @@ import subprocess
 
 import jsonschema
 import pytest
-
 from compose_model import (
     COMPOSE_SCHEMA,
     REPO,
@@ -241,7 +240,7 @@ def test_published_and_referenced_ports_are_ports_the_services_listen_on(compose
 
 def test_exposed_ports_of_each_image_cover_what_compose_publishes(compose):
     dockerfiles = {ctx: df for df, ctx in compose_dockerfiles(compose).items()}
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         if "build" not in service or not service.get("ports"):
             continue
         build = service["build"]
