@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 def _warm_up() -> None:
     """Import the spec model (and torch under rf_core) and compile the schema before the first request,
     not during it: the first POST would otherwise take seconds."""
-    import sweep_service.budget  # noqa: F401
+    import sweep_service.budget
     import sweep_service.spec  # noqa: F401
     from api.validation import schema_validator
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -21,7 +23,7 @@ BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -84,7 +86,7 @@ LIST_COLUMNS = (
 )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while a driver writes progress; busy_timeout waits out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -111,7 +113,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine):
+def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations between uvicorn workers and drivers starting together."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -144,7 +146,6 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    with _migration_lock(engine):
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+    with _migration_lock(engine), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -16,6 +16,8 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from api import store
 from api.db import make_engine, make_sessionmaker
 from api.settings import Settings
@@ -59,7 +61,7 @@ def progress_values(progress: SweepProgress) -> dict[str, Any]:
 class StoreLink:
     """The driver's line to the store: heartbeat, cancel flag, throttled progress."""
 
-    def __init__(self, sessions, sweep_id: str):
+    def __init__(self, sessions: sessionmaker[Session], sweep_id: str):
         self.sessions, self.sweep_id = sessions, sweep_id
         self.cancel = threading.Event()
         self._pending: dict[str, Any] | None = None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,7 +120,7 @@ def list_sweeps(
         query = query.where(Sweep.status == status)
     if cursor is not None:
         query = query.where(Sweep.seq < decode_cursor(cursor))
-    rows = session.execute(query.order_by(Sweep.seq.desc()).limit(limit + 1)).all()
+    rows = list(session.execute(query.order_by(Sweep.seq.desc()).limit(limit + 1)).all())
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -158,7 +159,7 @@ def next_queued(session: Session, count: int) -> list[Sweep]:
 def claim(session: Session, sweep_id: str) -> bool:
     """queued → running, atomically (a cancel may have won the race)."""
     now = utcnow()
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
         sa.update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.status == QUEUED)
         .values(
@@ -190,7 +191,7 @@ def finish(session: Session, sweep_id: str, status: SweepStatus, *, error: str |
     """Move a running sweep to a terminal status (no-op when it already is terminal)."""
     assert status.terminal
     now = utcnow()
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
         sa.update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL_SWEEP_STATUSES))
         .values(status=status.value, error=error, finished_at=now, updated_at=now, **values)
@@ -224,4 +225,4 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

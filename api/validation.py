@@ -87,7 +87,7 @@ def schema_errors(data: Any, limit: int = 20) -> list[dict[str, Any]]:
     for found in sorted(schema_validator().iter_errors(data), key=relevance)[:limit]:
         error = best_match(found.context) if found.context else found
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = set((error.schema or {}).get("properties", {}))  # type: ignore[union-attr]
+            known = set((error.schema or {}).get("properties", {}))
             for key in error.instance:
                 if key not in known:
                     out.append(field_error((*error.absolute_path, key), "unknown field", "extra_forbidden"))

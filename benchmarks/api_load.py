@@ -53,7 +53,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
 
 
@@ -141,7 +141,7 @@ async def fire(session, kind: str, ids: list[str], scheduled: float, run: Run, r
             status = response.status
         if kind == "post_valid" and status == 201:
             run.created_ids.append(json.loads(payload)["id"])
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         status = 0
     end = time.perf_counter()
     run.samples.append(Sample(kind, status, (end - scheduled) * 1000, (end - now) * 1000, lag))
@@ -169,7 +169,7 @@ async def open_model(
 
         await asyncio.gather(*(warm() for _ in range(min(64, int(rate // 4) + 1))))
         tasks = []
-        total = int(round(rate * duration))
+        total = round(rate * duration)
         t0 = time.perf_counter() + 0.2
         for i in range(total):
             scheduled = t0 + i / rate
@@ -245,7 +245,7 @@ class Server:
             "--http",
             "httptools",
         ]
-        self.log = open(home / "server.log", "ab")
+        self.log = open(home / "server.log", "ab")  # noqa: SIM115 (the server writes it until stop())
         self.process = subprocess.Popen(cmd, env=env, cwd=home, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -275,7 +275,11 @@ def seed_sweeps(url: str, token: str, n: int) -> list[str]:
 
 def machine() -> str:
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = "unknown CPU"
     return f"{os.cpu_count()} cores, {model}; load average at start {os.getloadavg()[0]:.1f}"

@@ -21,9 +21,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import Server, _drop_database, _fresh_database, machine, percentile  # noqa: E402
+from api_load import Server, _drop_database, _fresh_database, machine, percentile
 
-from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus  # noqa: E402
+from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
 
 STATUSES = [SweepStatus.SUCCEEDED] * 6 + [
     SweepStatus.FAILED,
@@ -52,7 +52,7 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
         "search": {"num_samples": 6},
         "scheduler": {"type": "asha", "max_t": 10},
     }
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     ids = []
     batch = []
     with engine.begin() as conn:
@@ -138,7 +138,7 @@ async def fixed_rate(url: str, paths: list[str], rate: float, duration: float) -
                 await response.read()
                 if response.status != 200:
                     errors += 1
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             errors += 1
         latencies.append((time.perf_counter() - scheduled) * 1000)
 

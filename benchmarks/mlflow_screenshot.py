@@ -8,7 +8,9 @@ download needed) because the nested runs only show after a click on the parent's
 positions fit MLflow 3.17's UI at 1600x1000.
 """
 
-import sys, time
+import sys
+import time
+
 from playwright.sync_api import sync_playwright
 
 base, parent, out = sys.argv[1], sys.argv[2], sys.argv[3]

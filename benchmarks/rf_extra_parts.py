@@ -49,7 +49,7 @@ def measure(rule_name: str, rounds: int) -> dict:
         "bp_step": lambda: bp.step(x, y, 1e-9),
         "rule_step": lambda: rule.step(x, y, 1e-9),
         "joint_grams_and_inverse": lambda: _rf._joint_step_weights(cache, config, config.norm_eps, shares, layers),
-        "joint_step_weight_products": lambda: [weights[l] @ d for l, d in zip(layers, displacements)],
+        "joint_step_weight_products": lambda: [weights[i] @ d for i, d in zip(layers, displacements, strict=True)],
     }
     if rule_name == "rf_parallel":
         parts["feedback_update"] = lambda: rule.after_step(cache)

@@ -135,7 +135,7 @@ def budget_for(name: str, dataset: str, **overrides: int | None) -> Budget:
         base = QUICK_BUDGETS.get(dataset, QUICK_BUDGETS["default"])
     else:
         raise ValueError(f"budget must be 'paper' or 'quick', not {name!r}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if not changes:
         return base
     budget = replace(base, **changes)

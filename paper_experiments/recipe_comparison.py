@@ -9,12 +9,13 @@ sides of a ratio alike.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,17 @@ def _torchvision_root(data_dir: str) -> tuple[Path, Callable[[], None]]:
     raw.mkdir(parents=True)
     for stem in IDX_FILES.values():
         source = _idx_path(folder, stem)
+        assert source is not None, stem  # locate() found every file
         opener = gzip.open if source.suffix == ".gz" else open
         with opener(source, "rb") as src, open(raw / stem, "wb") as dst:
             shutil.copyfileobj(src, dst)
     return root, lambda: shutil.rmtree(root, ignore_errors=True)
 
 
-def _recipe_model(hidden, slope: float, init_gain: float, seed: int) -> torch.nn.Sequential:
+def _recipe_model(hidden: Sequence[int], slope: float, init_gain: float, seed: int) -> torch.nn.Sequential:
     sizes = [784, *hidden, 10]
     layers: list[torch.nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         linear = torch.nn.Linear(fan_in, fan_out, bias=False)
         layers.append(linear)
         if i < len(sizes) - 2:
@@ -61,10 +63,10 @@ def torch_recipe(
     data_dir: str,
     epochs: int,
     lr: float,
-    hidden=PAPER_HIDDEN,
+    hidden: Sequence[int] = PAPER_HIDDEN,
     batch: int = 32,
     seed: int = 0,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """bp the way most users write it: torchvision dataset + DataLoader(shuffle) + nn.Sequential + autograd + SGD."""
     history = []
@@ -75,7 +77,9 @@ def torch_recipe(
     return history
 
 
-def torch_recipe_epochs(data_dir: str, epochs: int, lr: float, hidden=PAPER_HIDDEN, batch: int = 32, seed: int = 0):
+def torch_recipe_epochs(
+    data_dir: str, epochs: int, lr: float, hidden: Sequence[int] = PAPER_HIDDEN, batch: int = 32, seed: int = 0
+) -> Generator[dict[str, float], None, None]:
     """`torch_recipe` one epoch per `next()`, so that a comparison can interleave it with rf_core's epochs."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
@@ -125,11 +129,11 @@ def ours(
     data_dir: str,
     epochs: int,
     lr: float,
-    hidden=PAPER_HIDDEN,
+    hidden: Sequence[int] = PAPER_HIDDEN,
     batch: int = 32,
     seed: int = 0,
     device: str = "cpu",
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """rf_core's bp on the same data, network, init distribution and learning rate (every training image)."""
     from rf_core.data import load_dataset
@@ -149,9 +153,9 @@ def ours(
         diagnostics=False,
     )
     samples = len(load_dataset("fashion_mnist", data_dir, val_fraction=0.0, seed=seed, device=device).y_train)
-    rows = []
+    rows: list[dict[str, float]] = []
 
-    def report(record, _get_state):
+    def report(record: dict[str, Any], _get_state: Any) -> None:
         rows.append(
             {
                 "epoch": record["epoch"],
@@ -180,12 +184,13 @@ def recipe_comparison(
     Also the bound on the speed-up: the recipe's epoch against an epoch of nothing but bp's matrix products
     at the throughput this machine reaches on them alone (measured in the same run)."""
     lr = lr or TrainConfig(algorithm="bp", dataset="fashion_mnist").resolved().lr
+    assert lr is not None  # resolved() fills in the rule's default
     say = progress or (lambda _msg: None)
     say(f"rf_core bp and the standard recipe: {epochs} epochs each, interleaved")
     recipe_epochs = torch_recipe_epochs(data_dir, epochs, lr)
     recipe: list[dict[str, float]] = []
 
-    def then_one_recipe_epoch(record: dict) -> None:
+    def then_one_recipe_epoch(record: dict[str, float]) -> None:
         say(f"  rf_core epoch {record['epoch']}: {record['seconds']:.2f} s")
         recipe.append(next(recipe_epochs))
         say(f"  recipe epoch {recipe[-1]['epoch']}: {recipe[-1]['seconds']:.2f} s")
@@ -204,7 +209,9 @@ def recipe_comparison(
         "recipe_epoch_seconds_median": recipe_epoch,
         "ours_epoch_seconds_median": our_epoch,
         "epoch_speedup_vs_torch_recipe": recipe_epoch / our_epoch,
-        "epoch_speedup_per_pair_median": statistics.median(r["seconds"] / m["seconds"] for r, m in zip(recipe, mine)),
+        "epoch_speedup_per_pair_median": statistics.median(
+            r["seconds"] / m["seconds"] for r, m in zip(recipe, mine, strict=True)
+        ),
         "epoch_speedup_bound_from_matmuls": recipe_epoch / (flops_per_epoch / (peak * 1e9)),
         "recipe_test_accuracy": recipe[-1]["test_accuracy"],
         "ours_test_accuracy": mine[-1]["test_accuracy"],

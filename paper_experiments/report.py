@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paper_experiments.protocols import PAPER_TABLE1, PROTOCOLS, RULES, Budget, Protocol
 from rf_core import METRIC_NAMES, TrainConfig, epochs_to_90, untrained_test_accuracy
@@ -17,6 +17,9 @@ from sweep_service import mlflow_names as names
 from sweep_service import tracking
 from sweep_service.runner import SweepResult
 from sweep_service.status import TrialStatus
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass
@@ -82,7 +85,7 @@ class RuleOutcome:
         }
 
 
-def _histories(client, run_id: str) -> list[dict[str, float]]:
+def _histories(client: MlflowClient, run_id: str) -> list[dict[str, float]]:
     columns = {key: dict(tracking.metric_history(client, run_id, key)) for key in METRIC_NAMES}
     epochs = sorted(set().union(*(c.keys() for c in columns.values())))
     return [
@@ -142,9 +145,8 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             continue
         lines += [f"## Protocol ({protocol.key}) {protocol.name}", "", protocol.description + ".", ""]
         head = (
-            "| algorithm | test accuracy % (mean ± std) | final-epoch test % | epochs to 90 % | runs | chosen configuration | search "
-            + protocol.metric
-            + " |"
+            "| algorithm | test accuracy % (mean ± std) | final-epoch test % | epochs to 90 % | runs "
+            f"| chosen configuration | search {protocol.metric} |"
         )
         sep = "|---|---|---|---|---|---|---|"
         if paper:
@@ -226,7 +228,14 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
     return path
 
 
-def write_outputs(out: Path, dataset: str, budget: Budget, outcomes, ids, seconds: float, pinv_demo) -> list[str]:
+def write_outputs(
+    out: Path,
+    dataset: str,
+    budget: Budget,
+    outcomes: dict[str, dict[str, RuleOutcome]],
+    seconds: float,
+    pinv_demo: Callable[..., dict[str, Any]],
+) -> list[str]:
     (out / "table1.md").write_text(table1_markdown(dataset, budget, outcomes, seconds))
     main = "b" if "b" in outcomes else next(iter(outcomes), None)
     files = ["table1.md"]
@@ -283,10 +292,12 @@ def write_outputs(out: Path, dataset: str, budget: Budget, outcomes, ids, second
         )
     )
     files.append("best_configs.json")
-    return files + ["run_ids.json"]
+    return [*files, "run_ids.json"]
 
 
-def log_report_run(uri: str, experiment: str, out: Path, files: list[str], dataset: str, budget: Budget, ids) -> None:
+def log_report_run(
+    uri: str, experiment: str, out: Path, files: list[str], dataset: str, budget: Budget, ids: dict[str, Any]
+) -> None:
     """The run the MLflow UI shows the outputs on, tagged with the four sweeps' parent runs."""
     client = tracking.make_client(uri)
     experiment_id = tracking.ensure_experiment(client, experiment, uri)

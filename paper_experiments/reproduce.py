@@ -118,7 +118,9 @@ def run_reproduce(
         for index, (protocol, kind) in enumerate(stages):
             name = f"protocol ({protocol.key}) {kind}"
 
-            def report(progress: SweepProgress, _name: str = name, _index: int = index) -> None:
+            def report(
+                progress: SweepProgress, _name: str = name, _index: int = index, _before: int = done_before
+            ) -> None:
                 if on_progress is not None:
                     on_progress(
                         ReproduceProgress(
@@ -126,7 +128,7 @@ def run_reproduce(
                             _index,
                             len(stages),
                             progress,
-                            done_before + progress.counts.epochs_done,
+                            _before + progress.counts.epochs_done,
                             expected,
                             time.monotonic() - started,
                         )
@@ -172,6 +174,6 @@ def run_reproduce(
             ray.shutdown()
 
     seconds = time.monotonic() - started
-    files = write_outputs(out, dataset, budget, outcomes, ids, seconds, lambda **kw: pinv_demo(steps=pinv_steps, **kw))
+    files = write_outputs(out, dataset, budget, outcomes, seconds, lambda **kw: pinv_demo(steps=pinv_steps, **kw))
     log_report_run(uri, experiment, out, files, dataset, budget, ids)  # adds ids["report_run_id"], writes run_ids.json
     return ReproduceResult(str(out), dataset, budget, seconds, outcomes, ids, files)

@@ -1,6 +1,7 @@
 """Screen training-config variants of one rule on Fashion-MNIST (the runs behind docs/RF_STABILITY.md).
 
-    OMP_NUM_THREADS=1 python -m paper_experiments.rf_screen RULE EPOCHS SUBSET '[{"rf_backward": "gated", "lr": 1.0}, ...]'
+    OMP_NUM_THREADS=1 python -m paper_experiments.rf_screen RULE EPOCHS SUBSET \
+        '[{"rf_backward": "gated", "lr": 1.0}, ...]'
 
 SUBSET 0 = the full training set. Prints, per variant, test and train accuracy after every epoch.
 """

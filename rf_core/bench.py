@@ -7,7 +7,6 @@ per-round ratios, so that the noise of a shared machine hits both sides of a rat
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import statistics

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from api.client import RfsweepClient
 
 from rfsweep_cli.display import follow, print_best, progress_line
 from sweep_service.status import ProgressCounts, SweepStatus
 
-UrlOption = Annotated[Optional[str], typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
+UrlOption = Annotated[str | None, typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
 TokenOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--token", envvar="RFSWEEP_API_TOKEN", help="Bearer token (RFSWEEP_API_TOKEN).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
 
 
-def _client(url: str | None, token: str | None):
+def _client(url: str | None, token: str | None) -> RfsweepClient:
     from api.client import RfsweepClient
 
     return RfsweepClient(url, token)
@@ -144,7 +147,7 @@ def register(app: typer.Typer) -> None:
     def list_(
         url: UrlOption = None,
         token: TokenOption = None,
-        status: Annotated[Optional[str], typer.Option(help="Only this status.")] = None,
+        status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
         limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20,
         as_json: JsonOption = False,
     ) -> None:
@@ -178,7 +181,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def quickstart(
-        spec: Annotated[Optional[Path], typer.Option(help="Spec to run (default examples/digits_quick.yaml).")] = None,
+        spec: Annotated[Path | None, typer.Option(help="Spec to run (default examples/digits_quick.yaml).")] = None,
         port: Annotated[int, typer.Option(help="API port (0: a free one).")] = 0,
         mlflow_port: Annotated[int, typer.Option(help="MLflow UI port (0: 5000 if free, else a free one).")] = 0,
         keep_running: Annotated[

@@ -9,7 +9,6 @@ import os
 import platform
 import sys
 import time
-from typing import Optional
 
 import typer
 
@@ -21,10 +20,10 @@ def _say(message: str) -> None:
 def bench_command(
     quick: bool = typer.Option(False, "--quick", help="fewer steps, rounds and epochs (same network, batch 32)"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
-    data_dir: Optional[str] = typer.Option(
+    data_dir: str | None = typer.Option(
         None, help="Fashion-MNIST folder for the recipe comparison (default: RFSWEEP_DATA_DIR)"
     ),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     skip_scaling: bool = typer.Option(False, "--skip-scaling", help="leave out the width/batch growth table"),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
@@ -40,7 +39,8 @@ def bench_command(
     started = time.perf_counter()
     rounds, steps = (3, 60) if quick else (7, 200)
     _say(
-        f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, {device}"
+        f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, "
+        f"{device}"
     )
     steps_report = bench.step_cost(rounds=rounds, steps=steps, device=device)
     for name, ratio in steps_report["step_time_ratio_vs_bp"].items():
@@ -51,11 +51,12 @@ def bench_command(
         recipe = recipe_comparison(
             data_dir or os.environ.get("RFSWEEP_DATA_DIR") or "", epochs=1 if quick else 5, device=device, progress=_say
         )
+        r = recipe
         _say(
-            f"  epoch: recipe {recipe['recipe_epoch_seconds_median']:.2f} s, rf_core {recipe['ours_epoch_seconds_median']:.2f} s "
-            f"→ {recipe['epoch_speedup_vs_torch_recipe']:.1f}× faster; test accuracy {recipe['ours_test_accuracy']:.4f} vs "
-            f"{recipe['recipe_test_accuracy']:.4f}; {recipe['ours_gflops']:.1f} GFLOP/s of {recipe['matmul_gflops_same_shapes']:.1f} (matmuls alone, "
-            f"which bound the speed-up at {recipe['epoch_speedup_bound_from_matmuls']:.1f}×)"
+            f"  epoch: recipe {r['recipe_epoch_seconds_median']:.2f} s, rf_core {r['ours_epoch_seconds_median']:.2f} s "
+            f"→ {r['epoch_speedup_vs_torch_recipe']:.1f}× faster; test accuracy {r['ours_test_accuracy']:.4f} vs "
+            f"{r['recipe_test_accuracy']:.4f}; {r['ours_gflops']:.1f} GFLOP/s of {r['matmul_gflops_same_shapes']:.1f} "
+            f"(matmuls alone, which bound the speed-up at {r['epoch_speedup_bound_from_matmuls']:.1f}×)"
         )
     except (DatasetNotFound, ImportError) as exc:
         recipe = {"skipped": str(exc)}

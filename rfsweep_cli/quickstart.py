@@ -116,7 +116,7 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
                 typer.secho(f"the API exited ({api.returncode}); see {logs / 'quickstart_api.log'}", fg="red", err=True)
                 return 1
             try:
-                code, ready = client.readyz()
+                code, _ = client.readyz()
                 if code == 200:
                     break
             except Exception:

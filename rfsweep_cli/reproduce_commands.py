@@ -8,14 +8,19 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 
 from sweep_service.status import TrialStatus
 
+if TYPE_CHECKING:
+    from rich.console import Group
 
-def _progress_view(progress, budget_text: str):
+    from paper_experiments.reproduce import ReproduceProgress
+
+
+def _progress_view(progress: ReproduceProgress, budget_text: str) -> Group:
     from rich.console import Group
     from rich.text import Text
 
@@ -58,33 +63,31 @@ def _progress_view(progress, budget_text: str):
 def reproduce(
     dataset: str = typer.Option(..., "--dataset", help="fashion_mnist | mnist | cifar10 | digits"),
     budget: str = typer.Option("paper", "--budget", help="paper (20 configurations, 100 epochs, 3 seeds) | quick"),
-    data_dir: Optional[str] = typer.Option(
+    data_dir: str | None = typer.Option(
         None, "--data-dir", help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"
     ),
     out: Path = typer.Option(Path("reproduce-out"), "--out", help="output folder"),
-    tracking_uri: Optional[str] = typer.Option(
+    tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else local SQLite)"
     ),
-    configurations: Optional[int] = typer.Option(
+    configurations: int | None = typer.Option(
         None, "--configurations", help="override: configurations per rule", min=1
     ),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="override: ASHA max_t and retraining epochs", min=1),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="override: seeds per best configuration", min=1),
-    train_subset: Optional[int] = typer.Option(
+    epochs: int | None = typer.Option(None, "--epochs", help="override: ASHA max_t and retraining epochs", min=1),
+    seeds: int | None = typer.Option(None, "--seeds", help="override: seeds per best configuration", min=1),
+    train_subset: int | None = typer.Option(
         None, "--train-subset", help="override: train on the first N examples", min=1
     ),
     protocol: list[str] = typer.Option(
         ["a", "b"], "--protocol", help="a (the paper's, as printed) and/or b (tuned, selected on validation)"
     ),
-    max_concurrent: Optional[int] = typer.Option(
+    max_concurrent: int | None = typer.Option(
         None, "--max-concurrent", help="trials at once (default: one per CPU)", min=1
     ),
-    storage_path: Optional[str] = typer.Option(
+    storage_path: str | None = typer.Option(
         None, "--storage-path", help="Tune storage (default $RFSWEEP_HOME/ray_results)"
     ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", help="join this Ray cluster (default: a local Ray)"
-    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="join this Ray cluster (default: a local Ray)"),
     json_output: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Rerun the paper's comparison (bp, fa, rf_parallel, rf_two_phase) with its protocol and with a tuned one;

@@ -9,20 +9,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from sweep_service.status import TrialStatus
 
 if TYPE_CHECKING:
-    from rich.console import Group
+    from rich.console import Console, Group
 
     from sweep_service.monitor import SweepProgress
     from sweep_service.runner import SweepResult
+    from sweep_service.spec import SweepSpec
 
 
-def _load_spec_or_exit(spec_path: Path, console) -> Any:
+def _load_spec_or_exit(spec_path: Path, console: Console) -> SweepSpec:
     from sweep_service.spec import SpecError, load_spec_file
 
     try:
@@ -75,7 +76,8 @@ def _progress_view(progress: SweepProgress, spec_name: str) -> Group:
     )
     best = progress.best
     best_line = Text(
-        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} ({best['trial_id']})"
+        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} "
+        f"({best['trial_id']})"
         if best
         else "best so far: –"
     )
@@ -95,16 +97,16 @@ def _progress_view(progress: SweepProgress, spec_name: str) -> Group:
 
 def sweep(
     spec_path: Path = typer.Argument(..., help="sweep spec (YAML or JSON)", exists=False),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
     json_output: bool = typer.Option(
         False, "--json", help="print the result as one JSON object on the last stdout line"
     ),
-    storage_path: Optional[str] = typer.Option(
+    storage_path: str | None = typer.Option(
         None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"
     ),
-    sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
+    sweep_id: str | None = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
     resume: bool = typer.Option(False, "--resume", help="restore the sweep SWEEP_ID from its storage path"),
-    ray_address: Optional[str] = typer.Option(
+    ray_address: str | None = typer.Option(
         None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"
     ),
 ) -> None:
@@ -129,7 +131,7 @@ def sweep(
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
 
-        def on_progress(progress) -> None:
+        def on_progress(progress: SweepProgress) -> None:
             live.update(_progress_view(progress, spec.name))
 
         result = run_sweep(
@@ -150,7 +152,7 @@ def sweep(
         raise typer.Exit(code=130)
 
 
-def _print_summary(console, result, seconds: float) -> None:
+def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
     from rich.table import Table
 
     counts = result.counts
@@ -200,10 +202,13 @@ def validate(
         return
     console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
     console.print(
-        f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, {summary['total_trials']} in all"
+        f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, "
+        f"{summary['total_trials']} in all"
     )
+    at_once = summary["max_concurrent_trials"] or "as many as fit"
     console.print(
-        f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, at most {summary['max_concurrent_trials'] or 'as many as fit'} at once"
+        f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, "
+        f"at most {at_once} at once"
     )
     if summary["asha_rungs"]:
         console.print(f"  scheduler: ASHA, max_t {summary['max_t']} epochs, rungs at epochs {summary['asha_rungs']}")

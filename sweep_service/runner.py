@@ -84,7 +84,7 @@ def connect_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
-    common = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+    common: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     if address:
         ray.init(address=address, **common)
         return False
@@ -285,7 +285,7 @@ def _local_fault_dir(storage: str, sweep_id: str) -> str:
     return str(Path(base) / sweep_id / "_injected_faults")
 
 
-def _scheduler(spec: SweepSpec, sweep_id: str):
+def _scheduler(spec: SweepSpec, sweep_id: str) -> Any:
     from sweep_service import tune_glue
 
     sched = spec.scheduler

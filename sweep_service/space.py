@@ -41,7 +41,7 @@ class RuleSpace:
             if name in self.choices:
                 out[name] = self.choices[name][int(value)]
             elif field_kind(name) == "int":
-                out[name] = int(round(float(value)))
+                out[name] = round(float(value))
             else:
                 out[name] = coerce_field(name, float(value))
         return out
@@ -56,13 +56,15 @@ class RuleSpace:
         return encoded
 
 
-def tune_domain(dist: Distribution):
+def tune_domain(dist: Distribution) -> Any:
     """The Ray Tune domain with the spec's semantics (choices as indices; see module docstring)."""
     from ray import tune
 
-    kind, low, high, q = dist.distribution, dist.low, dist.high, dist.q
+    kind = dist.distribution
     if kind == "choice":
         return tune.choice(list(range(len(dist.values or []))))
+    # the spec's checks guarantee the bounds (and q where the distribution takes one)
+    low, high, q = float(dist.low or 0), float(dist.high or 0), float(dist.q or 0)
     if kind == "uniform":
         return tune.uniform(low, high)
     if kind == "loguniform":
@@ -72,7 +74,7 @@ def tune_domain(dist: Distribution):
     if kind == "qloguniform":
         return tune.qloguniform(low, high, q)
     if kind == "randint":
-        if q is None:
+        if dist.q is None:
             return tune.randint(int(low), int(high))
         return tune.qrandint(int(low), int(high), int(q))
     raise ValueError(f"unknown distribution {kind!r}")

@@ -7,13 +7,13 @@ the CLI's displays (both). They are defined here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field
 
 
-class TrialStatus(str, Enum):
+class TrialStatus(StrEnum):
     PENDING = "pending"  # suggested or waiting for resources; not training yet
     RUNNING = "running"
     FINISHED = "finished"  # trained up to the scheduler's max_t
@@ -21,9 +21,6 @@ class TrialStatus(str, Enum):
     FAILED = "failed"  # crashed, after its retries
     DIVERGED = "diverged"  # loss became NaN/inf: a result, never retried
     CANCELLED = "cancelled"  # the sweep was cancelled before the trial ended
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def terminal(self) -> bool:
@@ -43,15 +40,12 @@ class TrialStatus(str, Enum):
         }[self]
 
 
-class SweepStatus(str, Enum):
+class SweepStatus(StrEnum):
     QUEUED = "queued"  # accepted by the API, waiting for a free slot (the runner never reports it)
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # every trial reached a terminal status
     FAILED = "failed"  # the sweep itself broke (its trials' failures do not fail it)
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def terminal(self) -> bool:

@@ -14,8 +14,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rf_core import METRIC_NAMES
 from sweep_service import mlflow_names as names
@@ -45,7 +46,7 @@ def _sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def make_client(tracking_uri: str) -> "MlflowClient":
+def make_client(tracking_uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     db = _sqlite_path(tracking_uri)
@@ -54,7 +55,7 @@ def make_client(tracking_uri: str) -> "MlflowClient":
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
     """The experiment's id, creating it (artifacts beside a SQLite store, not in ./mlruns) if needed."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
@@ -80,7 +81,8 @@ def find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str])
     from mlflow.entities import ViewType
 
     clauses = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs, token = [], None
+    runs: list[Run] = []
+    token = None
     while True:
         page = client.search_runs(
             [experiment_id],
@@ -105,7 +107,7 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, str]) -> None:
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     from mlflow.entities import Param
 
     items = [Param(k, v[:6000]) for k, v in params.items()]
@@ -113,18 +115,18 @@ def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, str]) -
         client.log_batch(run_id, params=items[i : i + 100])
 
 
-def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> None:
+def log_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
     client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
 def log_epoch(
-    client: "MlflowClient",
+    client: MlflowClient,
     run_id: str,
     record: Mapping[str, Any],
     extra: Mapping[str, float] | None = None,
-):
+) -> None:
     """One epoch's metrics (rf_core's record) with step=epoch: rf_core's names, its `seconds` as epoch_seconds."""
     from mlflow.entities import Metric
 
@@ -140,7 +142,7 @@ def log_epoch(
     client.log_batch(run_id, metrics=metrics)
 
 
-def log_weights(client: "MlflowClient", run_id: str, state: Mapping[str, Any]) -> str:
+def log_weights(client: MlflowClient, run_id: str, state: Mapping[str, Any]) -> str:
     """Save a state dict as the run's `weights/state_dict.pt`; returns its `runs:/` URI."""
     import torch
 
@@ -155,11 +157,11 @@ def weights_uri(run_id: str) -> str:
     return f"runs:/{run_id}/{WEIGHTS_ARTIFACT}"
 
 
-def log_text(client: "MlflowClient", run_id: str, text: str, artifact_file: str) -> None:
+def log_text(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
     client.log_text(run_id, text, artifact_file)
 
 
-def metric_history(client: "MlflowClient", run_id: str, key: str) -> list[tuple[int, float]]:
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     """(step, value) pairs of one metric, by step, one per step (the last logged wins)."""
     by_step: dict[int, float] = {}
     for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
@@ -207,11 +209,11 @@ def plot_learning_curves(
         TrialStatus.FAILED.value: ":",
         TrialStatus.CANCELLED.value: "-.",
     }
-    for ax, algorithm in zip(axes[0], algorithms):
+    for ax, algorithm in zip(axes[0], algorithms, strict=True):
         for trial_id, points, status in curves.get(algorithm, []):
             if not points:
                 continue
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             ax.plot(
                 xs,
                 ys,
@@ -245,7 +247,7 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def log_single_run(
-    result: "TrainResult",
+    result: TrainResult,
     tracking_uri: str | None = None,
     experiment: str = "rfsweep-train",
     run_name: str | None = None,

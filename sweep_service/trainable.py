@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     pending_history = list(resume_state["history"]) if resume_state else []
     worst = worst_value(settings.metric, settings.mode)
 
-    def on_epoch(record: dict[str, Any], get_state) -> bool | None:
+    def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
         epoch = int(record["epoch"])
         maybe_crash(settings.crash_plan, trial_id, epoch)
         diverged = bool(record.get("diverged"))

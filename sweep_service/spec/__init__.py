@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from sweep_service.problems import Loc, Problem, SpecError, dotted
 from sweep_service.spec.checks import semantic_problems
 from sweep_service.spec.model import (
     CONST_TAG,
@@ -23,7 +24,6 @@ from sweep_service.spec.model import (
     points_for_rule,
     same_value,
 )
-from sweep_service.problems import Loc, Problem, SpecError, dotted
 
 __all__ = [
     "PAPER_PARAMETERS",

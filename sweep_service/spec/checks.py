@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from rf_core import TrainConfig, available_rules, rule_fields
+from sweep_service.problems import Loc, Problem, dotted
 from sweep_service.spec.fields import (
     RESERVED_FIELDS,
     SECTION_FIELDS,
@@ -18,7 +19,6 @@ from sweep_service.spec.fields import (
     field_problem,
 )
 from sweep_service.spec.model import AshaSchedulerSpec, Distribution, SweepSpec, applies, is_bundle, same_value
-from sweep_service.problems import Loc, Problem, dotted
 
 
 def semantic_problems(spec: SweepSpec) -> list[Problem]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
@@ -58,11 +58,11 @@ def _parameter_kind(value: Any) -> str:
 
 
 Constant = Annotated[
-    Union[int, float, bool, str, list[Any], None],
+    int | float | bool | str | list[Any] | None,
     Field(description="a fixed value for every trial"),
 ]
 ParameterSpec = Annotated[
-    Union[Annotated[Distribution, Tag(DIST_TAG)], Annotated[Constant, Tag(CONST_TAG)]],
+    Annotated[Distribution, Tag(DIST_TAG)] | Annotated[Constant, Tag(CONST_TAG)],
     Discriminator(_parameter_kind),
 ]
 
@@ -147,7 +147,7 @@ class SweepSpec(_Strict):
     )
     search: SearchSpec = Field(default_factory=SearchSpec)
     scheduler: Annotated[
-        Union[Annotated[AshaSchedulerSpec, Tag("asha")], Annotated[FifoSchedulerSpec, Tag("fifo")]],
+        Annotated[AshaSchedulerSpec, Tag("asha")] | Annotated[FifoSchedulerSpec, Tag("fifo")],
         Discriminator(
             _scheduler_kind, custom_error_type="scheduler_type", custom_error_message="type must be 'asha' or 'fifo'"
         ),
@@ -216,10 +216,11 @@ def applies(name: str, value: Any, fields: frozenset[str]) -> bool:
 
 
 def _bundle_keys(value: Any) -> set[str]:
-    if isinstance(value, Distribution) and value.distribution == "choice" and value.values:
-        if all(isinstance(v, dict) for v in value.values):
-            return set().union(*(set(v) for v in value.values))
-    return set()
+    if not (isinstance(value, Distribution) and value.distribution == "choice" and value.values):
+        return set()
+    if not all(isinstance(v, dict) for v in value.values):
+        return set()
+    return set().union(*(set(v) for v in value.values))
 
 
 def is_bundle(name: str, value: Any) -> bool:

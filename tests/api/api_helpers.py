@@ -75,7 +75,7 @@ class ApiServer:
             "--workers",
             str(self.workers),
         ]
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the server writes it while it runs)
         self.process = subprocess.Popen(
             cmd, cwd=self.home, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from api_helpers import PG_ADMIN_URL, ApiServer, free_port
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -99,7 +98,7 @@ def ray_env(tmp_path_factory) -> dict[str, str]:
         "--disable-usage-stats",
         f"--temp-dir={temp_dir}",
     ]
-    log = open(folder / "head.log", "ab")
+    log = open(folder / "head.log", "ab")  # noqa: SIM115 (the Ray head writes it while it runs)
     process = subprocess.Popen(
         cmd,
         env={**os.environ, **env},

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from api_helpers import TINY_SPEC, ApiServer, mlflow_runs, wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -187,7 +186,7 @@ def test_restart_with_sigkill_follows_the_live_driver(start_server):
             what="a trial to train",
         )
     server.kill()
-    killed_at = datetime.datetime.now(datetime.timezone.utc)
+    killed_at = datetime.datetime.now(datetime.UTC)
     assert _driver_pids(sweep_id), "the driver should outlive the API"
     server = start_server()
     with server.client() as client:

@@ -9,7 +9,6 @@ import json
 import httpx
 import pytest
 import yaml
-
 from api_helpers import TINY_SPEC, TOKEN, ApiServer
 
 

@@ -163,7 +163,7 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
 
 def test_cli_rejects_an_unknown_dataset_and_budget_without_starting_anything():
     run = [sys.executable, "-m", "rfsweep_cli.main", "reproduce"]
-    bad_dataset = subprocess.run(run + ["--dataset", "imagenet"], capture_output=True, text=True)
+    bad_dataset = subprocess.run([*run, "--dataset", "imagenet"], capture_output=True, text=True)
     assert bad_dataset.returncode == 2 and "--dataset must be one of" in bad_dataset.stdout + bad_dataset.stderr
-    bad_budget = subprocess.run(run + ["--dataset", "digits", "--budget", "huge"], capture_output=True, text=True)
+    bad_budget = subprocess.run([*run, "--dataset", "digits", "--budget", "huge"], capture_output=True, text=True)
     assert bad_budget.returncode == 2 and "budget must be 'paper' or 'quick'" in bad_budget.stdout + bad_budget.stderr

@@ -49,7 +49,8 @@ PROBE = """
 import json, ray
 ray.init(logging_level="ERROR")
 alive = [n for n in ray.nodes() if n["Alive"]]
-print(json.dumps({"alive": len(alive), "workers": [n["NodeID"] for n in alive if "node:__internal_head__" not in n["Resources"]]}))
+workers = [n["NodeID"] for n in alive if "node:__internal_head__" not in n["Resources"]]
+print(json.dumps({"alive": len(alive), "workers": workers}))
 """
 
 

@@ -31,7 +31,7 @@ def digits_sweep(ray_session, tracking_uri, state_dir):
 
 
 def test_one_parent_and_one_linked_child_per_trial(digits_sweep, mlflow_client):
-    spec, result, _ = digits_sweep
+    _, result, _ = digits_sweep
     parents, children = children_and_parent(mlflow_client, result.experiment_id)
     assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
     assert len(children) == 6 == len(result.trials)

@@ -128,7 +128,7 @@ def test_points_to_evaluate_come_first_exactly_including_lists_and_mappings():
     points = [{**p, "combo": params["combo"]["values"][i]} for i, p in enumerate(points)]
     spec = make_spec(params, points=points, algorithm="bp", num_samples=5)
     got = suggestions(spec, 5)
-    for (rule, values, _), point in zip(got, points):
+    for (_, values, _), point in zip(got, points, strict=False):  # the first suggestions are the points
         assert values["hidden"] == point["hidden"]
         assert values["combo"] == point["combo"]
         assert values["lr"] == pytest.approx(point["lr"])
