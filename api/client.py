@@ -1,9 +1,9 @@
 """A small client of the rfsweep HTTP API (httpx).
 
-    client = RfsweepClient("http://127.0.0.1:8000", token="...")
-    sweep = client.submit("examples/digits_quick.yaml")
-    final = client.wait(sweep["id"])
-    print(client.best(sweep["id"])["best"]["config"])
+client = RfsweepClient("http://127.0.0.1:8000", token="...")
+sweep = client.submit("examples/digits_quick.yaml")
+final = client.wait(sweep["id"])
+print(client.best(sweep["id"])["best"]["config"])
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
+from sweep_service.status import TERMINAL_SWEEP_STATUSES
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class ApiError(Exception):
@@ -32,14 +33,17 @@ class ApiError(Exception):
 
 def format_detail(detail: Any) -> str:
     if isinstance(detail, list):
-        return "; ".join(f"{d.get('path') or '.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
-                         if isinstance(d, dict) else str(d) for d in detail)
+        return "; ".join(
+            f"{d.get('path') or '.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+            if isinstance(d, dict)
+            else str(d)
+            for d in detail
+        )
     return str(detail)
 
 
 class RfsweepClient:
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
-                 retries: int = 3):
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0, retries: int = 3):
         self.url = (url or os.environ.get("RFSWEEP_URL") or DEFAULT_URL).rstrip("/")
         token = token if token is not None else os.environ.get("RFSWEEP_API_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -117,15 +121,21 @@ class RfsweepClient:
             if not cursor:
                 return
 
-    def wait(self, sweep_id: str, *, poll_s: float = 1.0, timeout_s: float | None = None,
-             on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        sweep_id: str,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Poll until the sweep ends; returns its final state."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             sweep = self.get(sweep_id)
             if on_update is not None:
                 on_update(sweep)
-            if sweep["status"] in TERMINAL:
+            if sweep["status"] in TERMINAL_SWEEP_STATUSES:
                 return sweep
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep['status']} after {timeout_s} s")

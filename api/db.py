@@ -5,23 +5,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from sweep_service.status import SweepStatus
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -36,7 +38,7 @@ class Sweep(Base):
     seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(sa.String(36), unique=True, nullable=False)
     name: Mapped[str | None] = mapped_column(sa.String(200))
-    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="queued")
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default=SweepStatus.QUEUED.value)
     spec: Mapped[dict] = mapped_column(sa.JSON, nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
@@ -65,14 +67,26 @@ class Sweep(Base):
 
 # Columns a list page needs; the big JSON documents (spec, trials, result) stay on disk.
 LIST_COLUMNS = (
-    Sweep.seq, Sweep.id, Sweep.name, Sweep.status, Sweep.created_at, Sweep.updated_at,
-    Sweep.started_at, Sweep.finished_at, Sweep.error, Sweep.progress, Sweep.best,
-    Sweep.experiment_id, Sweep.parent_run_id, Sweep.total_trials, Sweep.max_epochs,
+    Sweep.seq,
+    Sweep.id,
+    Sweep.name,
+    Sweep.status,
+    Sweep.created_at,
+    Sweep.updated_at,
+    Sweep.started_at,
+    Sweep.finished_at,
+    Sweep.error,
+    Sweep.progress,
+    Sweep.best,
+    Sweep.experiment_id,
+    Sweep.parent_run_id,
+    Sweep.total_trials,
+    Sweep.max_epochs,
     Sweep.cancel_requested,
 )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while a driver writes progress; busy_timeout waits out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -99,7 +113,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine):
+def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations between uvicorn workers and drivers starting together."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -132,7 +146,6 @@ def upgrade(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    with _migration_lock(engine):
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+    with _migration_lock(engine), engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -14,16 +14,21 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import store
 from api.db import make_engine, make_sessionmaker
 from api.settings import Settings
+from sweep_service.status import SweepStatus
+
+if TYPE_CHECKING:
+    from sweep_service.monitor import SweepProgress
 
 log = logging.getLogger("rfsweep.driver")
 HEARTBEAT_S = 1.0
 PROGRESS_MIN_INTERVAL_S = 0.5
-COUNT_KEYS = ("total", "pending", "running", "finished", "stopped_early", "failed", "diverged", "cancelled")
 
 
 def clean(value: Any) -> Any:
@@ -41,40 +46,22 @@ def clean(value: Any) -> Any:
     return str(value)
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def progress_values(progress: Any) -> dict[str, Any]:
-    """SweepProgress → the store's columns."""
-    counts = _get(progress, "counts")
-    if not isinstance(counts, dict):  # SweepProgress carries the counts as its own fields
-        counts = {k: _get(counts if counts is not None else progress, k, 0) for k in COUNT_KEYS}
-    summary = {k: int(counts.get(k) or 0) for k in COUNT_KEYS}
-    summary["epochs_done"] = int(_get(progress, "epochs_done", 0) or 0)
-    summary["max_epochs"] = int(_get(progress, "max_epochs", 0) or 0)
-    values: dict[str, Any] = {"progress": summary}
-    best = _get(progress, "best")
-    if best:
-        values["best"] = clean(best)
-    best_per_algorithm = _get(progress, "best_per_algorithm")
-    if best_per_algorithm:
-        values["best_per_algorithm"] = clean(best_per_algorithm)
-    trials = _get(progress, "trials")
-    if trials is not None:
-        values["trials"] = clean(list(trials))
-    for key in ("experiment_id", "parent_run_id"):
-        if _get(progress, key):
-            values[key] = str(_get(progress, key))
+def progress_values(progress: SweepProgress) -> dict[str, Any]:
+    """What the store keeps of a running sweep's progress (its columns)."""
+    values: dict[str, Any] = {"progress": progress.counts.to_dict(), "trials": clean(progress.trials)}
+    if progress.best:
+        values["best"] = clean(progress.best)
+    if progress.experiment_id:
+        values["experiment_id"] = str(progress.experiment_id)
+    if progress.parent_run_id:
+        values["parent_run_id"] = str(progress.parent_run_id)
     return values
 
 
 class StoreLink:
     """The driver's line to the store: heartbeat, cancel flag, throttled progress."""
 
-    def __init__(self, sessions, sweep_id: str):
+    def __init__(self, sessions: sessionmaker[Session], sweep_id: str):
         self.sessions, self.sweep_id = sessions, sweep_id
         self.cancel = threading.Event()
         self._pending: dict[str, Any] | None = None
@@ -138,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         sweep = store.get_sweep(session, args.sweep_id)
-        if sweep is None or sweep.status != "running":
+        if sweep is None or sweep.status != SweepStatus.RUNNING:
             log.info("sweep %s is %s; nothing to run", args.sweep_id, sweep.status if sweep else "unknown")
             return 0
         store.record_driver(session, sweep.id, os.getpid())
@@ -155,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         spec = parse_spec(spec_data)
         log.info("running sweep %s (resume=%s) on %s", args.sweep_id, args.resume, os.environ.get("RAY_ADDRESS"))
         result = run_sweep(
-            spec, sweep_id=args.sweep_id, tracking_uri=settings.resolved_tracking_uri,
-            storage_path=settings.resolved_storage_path, ray_address=settings.ray_address,
-            on_progress=link.on_progress, resume=args.resume, should_stop=link.should_stop,
+            spec,
+            sweep_id=args.sweep_id,
+            tracking_uri=settings.resolved_tracking_uri,
+            storage_path=settings.resolved_storage_path,
+            ray_address=settings.ray_address,
+            on_progress=link.on_progress,
+            resume=args.resume,
+            should_stop=link.should_stop,
         )
     except BaseException as exc:
         link.close()
@@ -165,47 +157,26 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         with sessions() as session:
             if link.should_stop():
-                store.finish(session, args.sweep_id, "cancelled")
+                store.finish(session, args.sweep_id, SweepStatus.CANCELLED)
             else:
-                store.finish(session, args.sweep_id, "failed", error=reason[:2000])
+                store.finish(session, args.sweep_id, SweepStatus.FAILED, error=reason[:2000])
         return 1
     link.close()
-    payload = clean(result.to_json() if hasattr(result, "to_json") else dict(result))
-    final: dict[str, Any] = {"result": payload}
-    if payload.get("best"):
+    payload = clean(result.to_json())
+    final: dict[str, Any] = {
+        "result": payload,
+        "best_per_algorithm": payload["best_per_algorithm"],
+        "trials": payload["trials"],
+        "progress": result.progress.to_dict(),
+        "experiment_id": str(result.experiment_id),
+        "parent_run_id": str(result.parent_run_id),
+    }
+    if payload["best"]:
         final["best"] = payload["best"]
-    if payload.get("best_per_algorithm") is not None:
-        final["best_per_algorithm"] = payload["best_per_algorithm"]
-    if payload.get("trials") is not None:
-        final["trials"] = payload["trials"]
-        final["progress"] = _final_progress(sessions, args.sweep_id, payload["trials"])
-    mlflow_info = payload.get("mlflow") or {}
-    if mlflow_info.get("experiment_id"):
-        final["experiment_id"] = str(mlflow_info["experiment_id"])
-    if mlflow_info.get("parent_run_id"):
-        final["parent_run_id"] = str(mlflow_info["parent_run_id"])
-    status = payload.get("status") if payload.get("status") in ("succeeded", "cancelled") else (
-        "cancelled" if link.should_stop() else "succeeded")
     with sessions() as session:
-        store.finish(session, args.sweep_id, status, **final)
-    log.info("sweep %s %s", args.sweep_id, status)
+        store.finish(session, args.sweep_id, result.status, **final)
+    log.info("sweep %s %s", args.sweep_id, result.status)
     return 0
-
-
-def _final_progress(sessions, sweep_id: str, trials: list[dict]) -> dict[str, Any]:
-    with sessions() as session:
-        sweep = store.get_sweep(session, sweep_id)
-        previous = dict(sweep.progress or {}) if sweep else {}
-    counts = {k: 0 for k in COUNT_KEYS}
-    counts["total"] = max(len(trials), int(previous.get("total") or 0))
-    for trial in trials:
-        status = trial.get("status")
-        if status in counts and status != "total":
-            counts[status] += 1
-    counts["pending"] = max(0, counts["total"] - sum(counts[k] for k in COUNT_KEYS if k not in ("total", "pending")))
-    counts["epochs_done"] = sum(int(t.get("epochs") or 0) for t in trials)
-    counts["max_epochs"] = int(previous.get("max_epochs") or 0)
-    return counts
 
 
 if __name__ == "__main__":

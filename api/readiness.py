@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from api.settings import Settings
 
 
-def check_all(settings: Settings, engine: Engine, dispatcher) -> tuple[dict[str, str], bool]:
-    checks = {"database": _database(engine), "mlflow": _mlflow(settings), "ray": _ray(settings, dispatcher)}
+def check_all(settings: Settings, engine: Engine) -> tuple[dict[str, str], bool]:
+    checks = {"database": _database(engine), "mlflow": _mlflow(settings), "ray": _ray(settings)}
     return checks, all(v.startswith("ok") for v in checks.values())
 
 
@@ -32,8 +32,9 @@ def _mlflow(settings: Settings) -> str:
 
         # A real API call, not /health: a misconfigured --allowed-hosts answers 403 here while /health is 200.
         try:
-            response = httpx.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
-                                 params={"max_results": 1}, timeout=3.0)
+            response = httpx.get(
+                f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=3.0
+            )
         except httpx.HTTPError as exc:
             return f"unreachable: {type(exc).__name__}"
         if response.status_code != 200:
@@ -42,7 +43,7 @@ def _mlflow(settings: Settings) -> str:
     if uri.startswith("sqlite:///"):
         from pathlib import Path
 
-        folder = Path(uri[len("sqlite:///"):]).parent
+        folder = Path(uri[len("sqlite:///") :]).parent
         return "ok" if folder.is_dir() or not folder.exists() else f"unreachable: {folder} is not a folder"
     return "ok (not checked)"
 
@@ -68,7 +69,7 @@ def ray_gcs_address(address: str) -> str | None:
     return None
 
 
-def _ray(settings: Settings, dispatcher) -> str:
+def _ray(settings: Settings) -> str:
     if settings.ray_address:
         target = ray_gcs_address(settings.ray_address)
         if target is None:
@@ -76,7 +77,7 @@ def _ray(settings: Settings, dispatcher) -> str:
         return "ok" if _tcp(target) else f"unreachable: {target}"
     if settings.max_running_sweeps == 0:
         return "ok (queue-only: no Ray needed)"
-    from api.dispatcher import read_head_address
+    from api.local_ray import read_head_address
 
     address = read_head_address(settings)
     if address is None:

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SweepStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from sweep_service.status import SWEEP_STATUS_NAMES, ProgressCounts
+
+SweepStatus = Literal[SWEEP_STATUS_NAMES]  # type: ignore[valid-type]
 
 
 class ErrorResponse(BaseModel):
@@ -25,21 +27,6 @@ class SweepCreated(BaseModel):
     id: str
     status: SweepStatus
     links: Links
-
-
-class Progress(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    total: int = 0
-    pending: int = 0
-    running: int = 0
-    finished: int = 0
-    stopped_early: int = 0
-    failed: int = 0
-    diverged: int = 0
-    cancelled: int = 0
-    epochs_done: int = Field(0, description="Epochs trained so far, over all trials.")
-    max_epochs: int = Field(0, description="The most epochs the sweep can spend (every trial to max_t).")
 
 
 class BestTrial(BaseModel):
@@ -70,7 +57,7 @@ class SweepSummary(BaseModel):
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     error: str | None = Field(None, description="Why the sweep failed.")
-    progress: Progress
+    progress: ProgressCounts
     best: BestTrial | None = Field(None, description="Best trial so far.")
     mlflow: MlflowInfo
     links: Links

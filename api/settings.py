@@ -6,34 +6,18 @@ Names follow what compose and operators already use: `DATABASE_URL`, `RAY_ADDRES
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def state_dir() -> Path:
-    """The state folder: RFSWEEP_HOME, else ./.rfsweep (same rule as sweep_service.paths)."""
-    try:
-        from sweep_service import paths  # the sweep layer owns the rule; follow it when present
-
-        for name in ("state_dir", "home", "rfsweep_home"):
-            fn = getattr(paths, name, None)
-            if callable(fn):
-                return Path(fn())
-    except ImportError:
-        pass
-    return Path(os.environ.get("RFSWEEP_HOME") or ".rfsweep")
+from sweep_service.paths import StateLayout
 
 
 class Settings(BaseSettings):
     """Everything the API server, its dispatcher and its drivers read."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(
         None,
@@ -67,18 +51,20 @@ class Settings(BaseSettings):
     )
     protect_reads: bool = Field(False, validation_alias=AliasChoices("RFSWEEP_PROTECT_READS"))
     max_running_sweeps: int = Field(
-        1, ge=0, validation_alias=AliasChoices("RFSWEEP_MAX_RUNNING_SWEEPS"),
+        1,
+        ge=0,
+        validation_alias=AliasChoices("RFSWEEP_MAX_RUNNING_SWEEPS"),
         description="Sweeps that run at once; 0 = queue only (nothing executes).",
     )
-    max_body_bytes: int = Field(
-        256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES")
-    )
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES"))
     # Per-request spec limits, so one request cannot exhaust the cluster.
     limit_num_samples: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NUM_SAMPLES"))
     limit_total_trials: int = Field(1000, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_TOTAL_TRIALS"))
     limit_max_t: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_T"))
     limit_concurrency: int = Field(
-        16, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
+        16,
+        ge=1,
+        validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
         description="Largest search.max_concurrent_trials.",
     )
     limit_cpu_per_trial: float = Field(8, gt=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_CPU_PER_TRIAL"))
@@ -88,12 +74,16 @@ class Settings(BaseSettings):
     ray_num_gpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_GPUS"))
     dispatch_interval_s: float = Field(0.5, gt=0, validation_alias=AliasChoices("RFSWEEP_DISPATCH_INTERVAL_S"))
     driver_heartbeat_timeout_s: float = Field(
-        60, gt=0, validation_alias=AliasChoices("RFSWEEP_DRIVER_HEARTBEAT_TIMEOUT_S"),
+        60,
+        gt=0,
+        validation_alias=AliasChoices("RFSWEEP_DRIVER_HEARTBEAT_TIMEOUT_S"),
         description="A driver on another host silent this long counts as dead.",
     )
     max_driver_attempts: int = Field(3, ge=1, validation_alias=AliasChoices("RFSWEEP_MAX_DRIVER_ATTEMPTS"))
     db_pool_size: int = Field(10, ge=1, validation_alias=AliasChoices("RFSWEEP_DB_POOL_SIZE"))
-    rfsweep_home: str | None = Field(None, validation_alias=AliasChoices("RFSWEEP_HOME"))  # not "home": populate_by_name would read $HOME
+    rfsweep_home: str | None = Field(
+        None, validation_alias=AliasChoices("RFSWEEP_HOME")
+    )  # not "home": populate_by_name would read $HOME
 
     @field_validator("api_token")
     @classmethod
@@ -103,8 +93,9 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def state_path(self) -> Path:
-        return Path(self.rfsweep_home) if self.rfsweep_home else state_dir()
+    def state(self) -> StateLayout:
+        """The state folder (RFSWEEP_HOME, else ./.rfsweep) and where each file of it lies."""
+        return StateLayout.at(self.rfsweep_home)
 
     @property
     def resolved_database_url(self) -> str:
@@ -112,23 +103,23 @@ class Settings(BaseSettings):
             url = self.database_url
             # compose and most tools write postgresql://; SQLAlchemy needs the driver named.
             if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://"):]
+                url = "postgresql://" + url[len("postgres://") :]
             if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
-        return f"sqlite:///{(self.state_path / 'api.db').resolve()}"
+        return self.state.api_database_url
 
     @property
     def resolved_tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        return f"sqlite:///{(self.state_path / 'mlflow.db').resolve()}"
+        return self.state.tracking_uri
 
     @property
     def resolved_storage_path(self) -> str:
         if self.storage_path:
             return self.storage_path
-        return str((self.state_path / "ray_results").resolve())
+        return str(self.state.ray_results)
 
     @property
     def resolved_mlflow_ui_url(self) -> str | None:

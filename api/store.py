@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.db import LIST_COLUMNS, TERMINAL_STATUSES, Sweep, utcnow
+from api.db import LIST_COLUMNS, Sweep, utcnow
+from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus
+
+QUEUED, RUNNING, CANCELLED = SweepStatus.QUEUED.value, SweepStatus.RUNNING.value, SweepStatus.CANCELLED.value
 
 CURSOR_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 INT64_MAX = 2**63 - 1
@@ -64,10 +68,19 @@ def create_sweep(
             return _replay(existing, request_hash)
     now = utcnow()
     sweep = Sweep(
-        id=str(uuid.uuid4()), name=name, status="queued", spec=spec, idempotency_key=idempotency_key,
-        request_hash=request_hash, total_trials=total_trials, max_epochs=max_epochs,
-        created_at=now, updated_at=now, cancel_requested=False, attempts=0,
-        progress=initial_progress(total_trials, max_epochs),
+        id=str(uuid.uuid4()),
+        name=name,
+        status=QUEUED,
+        spec=spec,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        total_trials=total_trials,
+        max_epochs=max_epochs,
+        created_at=now,
+        updated_at=now,
+        cancel_requested=False,
+        attempts=0,
+        progress=ProgressCounts.queued(total_trials, max_epochs).to_dict(),
     )
     session.add(sweep)
     try:
@@ -92,14 +105,6 @@ def _replay(existing: Sweep, request_hash: str) -> Created:
     return Created(existing, False)
 
 
-def initial_progress(total_trials: int | None, max_epochs: int | None) -> dict[str, Any]:
-    total = total_trials or 0
-    return {
-        "total": total, "pending": total, "running": 0, "finished": 0, "stopped_early": 0,
-        "failed": 0, "diverged": 0, "cancelled": 0, "epochs_done": 0, "max_epochs": max_epochs or 0,
-    }
-
-
 def get_sweep(session: Session, sweep_id: str) -> Sweep | None:
     if len(sweep_id) > 36:
         return None
@@ -115,7 +120,7 @@ def list_sweeps(
         query = query.where(Sweep.status == status)
     if cursor is not None:
         query = query.where(Sweep.seq < decode_cursor(cursor))
-    rows = session.execute(query.order_by(Sweep.seq.desc()).limit(limit + 1)).all()
+    rows = list(session.execute(query.order_by(Sweep.seq.desc()).limit(limit + 1)).all())
     next_cursor = encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -125,12 +130,12 @@ def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
     now = utcnow()
     session.execute(
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now)
+        .where(Sweep.id == sweep_id, Sweep.status == QUEUED)
+        .values(status=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now)
     )
     session.execute(
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status == "running", Sweep.cancel_requested.is_(False))
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING, Sweep.cancel_requested.is_(False))
         .values(cancel_requested=True, updated_at=now)
     )
     session.commit()
@@ -141,24 +146,31 @@ def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
 
 
 def running_sweeps(session: Session) -> list[Sweep]:
-    return list(session.scalars(sa.select(Sweep).where(Sweep.status == "running").order_by(Sweep.seq)))
+    return list(session.scalars(sa.select(Sweep).where(Sweep.status == RUNNING).order_by(Sweep.seq)))
 
 
 def next_queued(session: Session, count: int) -> list[Sweep]:
     if count <= 0:
         return []
-    query = sa.select(Sweep).where(Sweep.status == "queued").order_by(Sweep.seq).limit(count)
+    query = sa.select(Sweep).where(Sweep.status == QUEUED).order_by(Sweep.seq).limit(count)
     return list(session.scalars(query))
 
 
 def claim(session: Session, sweep_id: str) -> bool:
     """queued → running, atomically (a cancel may have won the race)."""
     now = utcnow()
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status == "queued")
-        .values(status="running", started_at=now, updated_at=now, attempts=Sweep.attempts + 1,
-                driver_pid=None, driver_host=None, driver_heartbeat_at=None)
+        .where(Sweep.id == sweep_id, Sweep.status == QUEUED)
+        .values(
+            status=RUNNING,
+            started_at=now,
+            updated_at=now,
+            attempts=Sweep.attempts + 1,
+            driver_pid=None,
+            driver_host=None,
+            driver_heartbeat_at=None,
+        )
     )
     session.commit()
     return result.rowcount == 1
@@ -175,16 +187,14 @@ def record_driver(session: Session, sweep_id: str, pid: int, *, new_attempt: boo
     session.commit()
 
 
-def finish(
-    session: Session, sweep_id: str, status: str, *, error: str | None = None, **values: Any
-) -> bool:
+def finish(session: Session, sweep_id: str, status: SweepStatus, *, error: str | None = None, **values: Any) -> bool:
     """Move a running sweep to a terminal status (no-op when it already is terminal)."""
-    assert status in TERMINAL_STATUSES
+    assert status.terminal
     now = utcnow()
-    result = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL_STATUSES))
-        .values(status=status, error=error, finished_at=now, updated_at=now, **values)
+        .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL_SWEEP_STATUSES))
+        .values(status=status.value, error=error, finished_at=now, updated_at=now, **values)
     )
     session.commit()
     return result.rowcount == 1
@@ -205,7 +215,7 @@ def write_progress(session: Session, sweep_id: str, values: dict[str, Any]) -> N
     now = utcnow()
     session.execute(
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status == "running")
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING)
         .values(updated_at=now, driver_heartbeat_at=now, **values)
     )
     session.commit()
@@ -215,4 +225,4 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from sweep_service.status import SweepStatus
+
 REPO = Path(__file__).resolve().parents[1]
 VALID_SPEC = {
     "name": "load-valid",
@@ -39,8 +41,11 @@ VALID_SPEC = {
     "scheduler": {"type": "asha", "max_t": 10, "grace_period": 1, "reduction_factor": 4},
     "resources": {"cpu": 1, "gpu": 0},
 }
-INVALID_SPEC = {**VALID_SPEC, "name": "load-invalid",
-                "parameters": {"lr": {"distribution": "loguniform", "low": 0, "high": 1.0}}}
+INVALID_SPEC = {
+    **VALID_SPEC,
+    "name": "load-invalid",
+    "parameters": {"lr": {"distribution": "loguniform", "low": 0, "high": 1.0}},
+}
 DEFAULT_MIX = {"get_sweep": 0.40, "get_best": 0.15, "list": 0.25, "post_valid": 0.10, "post_invalid": 0.10}
 
 
@@ -48,7 +53,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
 
 
@@ -78,20 +83,30 @@ class Run:
             for s in chosen:
                 codes[str(s.status)] = codes.get(str(s.status), 0) + 1
             lat = [s.latency_ms for s in chosen]
-            by_kind[kind] = {"n": len(chosen), "codes": codes, "p50_ms": _r(percentile(lat, 50)),
-                             "p99_ms": _r(percentile(lat, 99)), "max_ms": _r(max(lat) if lat else None)}
+            by_kind[kind] = {
+                "n": len(chosen),
+                "codes": codes,
+                "p50_ms": _r(percentile(lat, 50)),
+                "p99_ms": _r(percentile(lat, 99)),
+                "max_ms": _r(max(lat) if lat else None),
+            }
         get_lat = [s.latency_ms for s in gets]
         return {
-            "offered_rate": self.rate, "duration_s": self.duration, "requests": len(self.samples),
+            "offered_rate": self.rate,
+            "duration_s": self.duration,
+            "requests": len(self.samples),
             "server_errors_5xx": sum(1 for s in self.samples if s.status >= 500),
             "transport_errors": sum(1 for s in self.samples if s.status == 0),
-            "get_p50_ms": _r(percentile(get_lat, 50)), "get_p90_ms": _r(percentile(get_lat, 90)),
-            "get_p99_ms": _r(percentile(get_lat, 99)), "get_max_ms": _r(max(get_lat) if get_lat else None),
+            "get_p50_ms": _r(percentile(get_lat, 50)),
+            "get_p90_ms": _r(percentile(get_lat, 90)),
+            "get_p99_ms": _r(percentile(get_lat, 99)),
+            "get_max_ms": _r(max(get_lat) if get_lat else None),
             "get_service_p99_ms": _r(percentile([s.service_ms for s in gets], 99)),
             "post_p50_ms": _r(percentile([s.latency_ms for s in posts], 50)),
             "post_p99_ms": _r(percentile([s.latency_ms for s in posts], 99)),
             "generator_lag_p99_ms": _r(percentile([s.lag_ms for s in self.samples], 99)),
-            "created": len(self.created_ids), "by_kind": by_kind,
+            "created": len(self.created_ids),
+            "by_kind": by_kind,
         }
 
 
@@ -112,7 +127,9 @@ async def fire(session, kind: str, ids: list[str], scheduled: float, run: Run, r
         elif kind == "list":
             params = {"limit": "20"}
             if rng.random() < 0.3:
-                params["status"] = rng.choice(["queued", "succeeded", "cancelled"])
+                params["status"] = rng.choice(
+                    [SweepStatus.QUEUED.value, SweepStatus.SUCCEEDED.value, SweepStatus.CANCELLED.value]
+                )
             request = session.get("/sweeps", params=params)
         elif kind == "post_valid":
             body = {**VALID_SPEC, "name": f"load-{uuid.uuid4().hex[:8]}"}
@@ -124,14 +141,15 @@ async def fire(session, kind: str, ids: list[str], scheduled: float, run: Run, r
             status = response.status
         if kind == "post_valid" and status == 201:
             run.created_ids.append(json.loads(payload)["id"])
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         status = 0
     end = time.perf_counter()
     run.samples.append(Sample(kind, status, (end - scheduled) * 1000, (end - now) * 1000, lag))
 
 
-async def open_model(url: str, token: str | None, rate: float, duration: float, ids: list[str],
-                     mix: dict[str, float], seed: int = 0) -> Run:
+async def open_model(
+    url: str, token: str | None, rate: float, duration: float, ids: list[str], mix: dict[str, float], seed: int = 0
+) -> Run:
     """Send round(rate*duration) requests at t0 + i/rate, never waiting for answers before sending.
     (aiohttp: httpx's client costs several times more CPU per request, enough to make the generator,
     not the server, the bottleneck on a small machine.)"""
@@ -144,13 +162,14 @@ async def open_model(url: str, token: str | None, rate: float, duration: float, 
     connector = aiohttp.TCPConnector(limit=1024, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(base_url=url, headers=headers, connector=connector, timeout=timeout) as session:
+
         async def warm():
             async with session.get("/healthz") as response:
                 await response.read()
 
         await asyncio.gather(*(warm() for _ in range(min(64, int(rate // 4) + 1))))
         tasks = []
-        total = int(round(rate * duration))
+        total = round(rate * duration)
         t0 = time.perf_counter() + 0.2
         for i in range(total):
             scheduled = t0 + i / rate
@@ -199,17 +218,34 @@ class Server:
     def __init__(self, database_url: str | None, workers: int, home: Path, token: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "RFSWEEP_MAX_RUNNING_SWEEPS": "0", "RFSWEEP_HOME": str(home),
-               "RFSWEEP_API_TOKEN": token}
+        env = {**os.environ, "RFSWEEP_MAX_RUNNING_SWEEPS": "0", "RFSWEEP_HOME": str(home), "RFSWEEP_API_TOKEN": token}
         if database_url:
             env["DATABASE_URL"] = database_url
         home.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-c", "from api.app import ensure_schema; ensure_schema()"], env=env,
-                       check=True, cwd=home)
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-               "--loop", "uvloop", "--http", "httptools"]
-        self.log = open(home / "server.log", "ab")
+        subprocess.run(
+            [sys.executable, "-c", "from api.app import ensure_schema; ensure_schema()"], env=env, check=True, cwd=home
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ]
+        self.log = open(home / "server.log", "ab")  # noqa: SIM115 (the server writes it until stop())
         self.process = subprocess.Popen(cmd, env=env, cwd=home, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -239,7 +275,11 @@ def seed_sweeps(url: str, token: str, n: int) -> list[str]:
 
 def machine() -> str:
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = "unknown CPU"
     return f"{os.cpu_count()} cores, {model}; load average at start {os.getloadavg()[0]:.1f}"
@@ -250,8 +290,11 @@ def main() -> int:
     parser.add_argument("--url", help="an API already running (queue-only, please); else use --serve")
     parser.add_argument("--token", default=os.environ.get("RFSWEEP_API_TOKEN"))
     parser.add_argument("--serve", action="store_true", help="start a queue-only server in its own process")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                        help="with --serve: the store (a fresh database is created on this PostgreSQL server)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="with --serve: the store (a fresh database is created on this PostgreSQL server)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="with --serve: uvicorn workers")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--duration", type=float, default=60)
@@ -274,18 +317,26 @@ def main() -> int:
         url = server.url
     if not url:
         parser.error("give --url or --serve")
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "command": " ".join(sys.argv), "workers": args.workers if args.serve else None,
-                     "store": "postgresql" if (args.database_url or "").startswith("postgres") else "sqlite"}
+    results: dict = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(sys.argv),
+        "workers": args.workers if args.serve else None,
+        "store": "postgresql" if (args.database_url or "").startswith("postgres") else "sqlite",
+    }
     try:
         ids = seed_sweeps(url, token, args.seed_sweeps)
         run = run_open_model(url, token, args.rate, args.duration, ids, DEFAULT_MIX)
         summary = run.summary()
         listed = all_listed_ids(url, token)
         summary["lost_sweeps"] = len(set(run.created_ids) - listed)
-        summary["pass"] = (summary["server_errors_5xx"] == 0 and summary["transport_errors"] == 0
-                           and summary["get_p99_ms"] is not None and summary["get_p99_ms"] <= args.p99_ms
-                           and summary["lost_sweeps"] == 0)
+        summary["pass"] = (
+            summary["server_errors_5xx"] == 0
+            and summary["transport_errors"] == 0
+            and summary["get_p99_ms"] is not None
+            and summary["get_p99_ms"] <= args.p99_ms
+            and summary["lost_sweeps"] == 0
+        )
         summary["load_average_1m_after"] = round(os.getloadavg()[0], 1)
         results["main"] = summary
         print(json.dumps({k: v for k, v in summary.items() if k != "by_kind"}), flush=True)
@@ -295,9 +346,25 @@ def main() -> int:
             while True:
                 step = run_open_model(url, token, rate, args.step_duration, ids, DEFAULT_MIX, seed=int(rate))
                 s = step.summary()
-                ok = s["server_errors_5xx"] == 0 and s["transport_errors"] == 0 and (s["get_p99_ms"] or 1e9) <= args.p99_ms
-                steps.append({k: s[k] for k in ("offered_rate", "get_p50_ms", "get_p99_ms", "post_p99_ms",
-                                                 "server_errors_5xx", "generator_lag_p99_ms")} | {"ok": ok})
+                ok = (
+                    s["server_errors_5xx"] == 0
+                    and s["transport_errors"] == 0
+                    and (s["get_p99_ms"] or 1e9) <= args.p99_ms
+                )
+                steps.append(
+                    {
+                        k: s[k]
+                        for k in (
+                            "offered_rate",
+                            "get_p50_ms",
+                            "get_p99_ms",
+                            "post_p99_ms",
+                            "server_errors_5xx",
+                            "generator_lag_p99_ms",
+                        )
+                    }
+                    | {"ok": ok}
+                )
                 print(json.dumps(steps[-1]), flush=True)
                 if not ok or rate >= args.max_rate:
                     break

@@ -21,9 +21,16 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import Server, _drop_database, _fresh_database, machine, percentile  # noqa: E402
+from api_load import Server, _drop_database, _fresh_database, machine, percentile
 
-STATUSES = ["succeeded"] * 6 + ["failed", "cancelled", "queued", "running"]
+from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
+
+STATUSES = [SweepStatus.SUCCEEDED] * 6 + [
+    SweepStatus.FAILED,
+    SweepStatus.CANCELLED,
+    SweepStatus.QUEUED,
+    SweepStatus.RUNNING,
+]
 
 
 def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
@@ -37,10 +44,15 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
     engine = make_engine(url)
     upgrade(engine)
     rng = random.Random(seed)
-    spec = {"name": "filled", "dataset": {"name": "digits"}, "algorithm": ["bp", "rf_two_phase"],
-            "parameters": {"lr": {"distribution": "loguniform", "low": 0.001, "high": 1.0}},
-            "search": {"num_samples": 6}, "scheduler": {"type": "asha", "max_t": 10}}
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    spec = {
+        "name": "filled",
+        "dataset": {"name": "digits"},
+        "algorithm": ["bp", "rf_two_phase"],
+        "parameters": {"lr": {"distribution": "loguniform", "low": 0.001, "high": 1.0}},
+        "search": {"num_samples": 6},
+        "scheduler": {"type": "asha", "max_t": 10},
+    }
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     ids = []
     batch = []
     with engine.begin() as conn:
@@ -48,24 +60,59 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
             status = rng.choice(STATUSES)
             sweep_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             ids.append(sweep_id)
-            done = status in ("succeeded", "failed", "cancelled")
-            best = {"algorithm": "bp", "config": {"lr": rng.random()}, "metric": "test_accuracy",
-                    "value": rng.random(), "trial_id": uuid.uuid4().hex[:8], "mlflow_run_id": uuid.uuid4().hex,
-                    "weights_uri": None} if status == "succeeded" else None
+            done = status.terminal
+            best = (
+                {
+                    "algorithm": "bp",
+                    "config": {"lr": rng.random()},
+                    "metric": "test_accuracy",
+                    "value": rng.random(),
+                    "trial_id": uuid.uuid4().hex[:8],
+                    "mlflow_run_id": uuid.uuid4().hex,
+                    "weights_uri": None,
+                }
+                if status is SweepStatus.SUCCEEDED
+                else None
+            )
             created = start + dt.timedelta(seconds=i)
-            batch.append(dict(
-                id=sweep_id, name=f"filled-{i}", status=status, spec=spec, total_trials=12, max_epochs=120,
-                created_at=created, updated_at=created, started_at=created if status != "queued" else None,
-                finished_at=created if done else None, cancel_requested=status == "cancelled",
-                progress={"total": 12, "pending": 0 if done else 12, "running": 0, "finished": 12 if done else 0,
-                          "stopped_early": 0, "failed": 0, "diverged": 0, "cancelled": 0,
-                          "epochs_done": 120 if done else 0, "max_epochs": 120},
-                best=best, best_per_algorithm={"bp": best} if best else None,
-                trials=[{"trial_id": f"t{k}", "algorithm": "bp", "config": {"lr": 0.01}, "status": "finished",
-                         "epochs": 10, "last_metric": 0.9, "best_metric": 0.9, "mlflow_run_id": None}
-                        for k in range(12)] if done else None,
-                attempts=1 if status != "queued" else 0,
-            ))
+            batch.append(
+                dict(
+                    id=sweep_id,
+                    name=f"filled-{i}",
+                    status=status.value,
+                    spec=spec,
+                    total_trials=12,
+                    max_epochs=120,
+                    created_at=created,
+                    updated_at=created,
+                    started_at=created if status is not SweepStatus.QUEUED else None,
+                    finished_at=created if done else None,
+                    cancel_requested=status is SweepStatus.CANCELLED,
+                    progress=(
+                        ProgressCounts(total=12, finished=12, epochs_done=120, max_epochs=120)
+                        if done
+                        else ProgressCounts.queued(12, 120)
+                    ).to_dict(),
+                    best=best,
+                    best_per_algorithm={"bp": best} if best else None,
+                    trials=[
+                        {
+                            "trial_id": f"t{k}",
+                            "algorithm": "bp",
+                            "config": {"lr": 0.01},
+                            "status": TrialStatus.FINISHED.value,
+                            "epochs": 10,
+                            "last_metric": 0.9,
+                            "best_metric": 0.9,
+                            "mlflow_run_id": None,
+                        }
+                        for k in range(12)
+                    ]
+                    if done
+                    else None,
+                    attempts=1 if status is not SweepStatus.QUEUED else 0,
+                )
+            )
             if len(batch) == 5000:
                 conn.execute(sa.insert(Sweep), batch)
                 batch = []
@@ -91,13 +138,15 @@ async def fixed_rate(url: str, paths: list[str], rate: float, duration: float) -
                 await response.read()
                 if response.status != 200:
                     errors += 1
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             errors += 1
         latencies.append((time.perf_counter() - scheduled) * 1000)
 
     connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=60)
-    async with aiohttp.ClientSession(base_url=url, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        base_url=url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+
         async def warm():
             async with session.get("/healthz") as response:
                 await response.read()
@@ -160,9 +209,11 @@ def explain(database_url: str, cursor_seq: int, sweep_id: str) -> dict[str, dict
             text = "\n".join(plan)
             buffers = re.search(r"Buffers: shared hit=(\d+)", text)
             scan = next((line for line in plan if "Scan" in line), plan[0])
-            out[kind] = {"plan": scan.replace("->", "").split("  (")[0].strip(),
-                         "execution_ms": float(re.search(r"Execution Time: ([0-9.]+)", text).group(1)),
-                         "shared_buffers_hit": int(buffers.group(1)) if buffers else None}
+            out[kind] = {
+                "plan": scan.replace("->", "").split("  (")[0].strip(),
+                "execution_ms": float(re.search(r"Execution Time: ([0-9.]+)", text).group(1)),
+                "shared_buffers_hit": int(buffers.group(1)) if buffers else None,
+            }
     engine.dispose()
     return out
 
@@ -177,9 +228,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per kind; medians are reported")
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args()
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "command": " ".join(sys.argv), "rate": args.rate, "duration_s": args.duration,
-               "workers": args.workers, "repeat": args.repeat, "sizes": {}}
+    results = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(sys.argv),
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "sizes": {},
+    }
     for n in [int(s) for s in args.sizes.split(",")]:
         database, url = _fresh_database(args.database_url)
         try:
@@ -206,10 +264,12 @@ def main() -> int:
                         lat = run_fixed_rate(server.url, paths, args.rate, args.duration)
                         rounds[kind].append((percentile(lat, 50), percentile(lat, 99)))
                 for kind, values in rounds.items():
-                    row[kind] = {"p50_ms": round(statistics.median(v[0] for v in values), 2),
-                                 "p99_ms": round(statistics.median(v[1] for v in values), 2),
-                                 "p99_each_round_ms": [round(v[1], 2) for v in values],
-                                 "n_per_round": int(args.rate * args.duration)}
+                    row[kind] = {
+                        "p50_ms": round(statistics.median(v[0] for v in values), 2),
+                        "p99_ms": round(statistics.median(v[1] for v in values), 2),
+                        "p99_each_round_ms": [round(v[1], 2) for v in values],
+                        "n_per_round": int(args.rate * args.duration),
+                    }
                 row["postgres_explain"] = explain(url, max(1, int(n * 0.1)), ids[len(ids) // 2])
                 results["sizes"][str(n)] = row
                 print(json.dumps({"sweeps": n, **row}), flush=True)
@@ -222,7 +282,8 @@ def main() -> int:
         small, large = results["sizes"][sizes[0]], results["sizes"][sizes[-1]]
         results["p99_ratio_largest_vs_smallest"] = {
             kind: round(large[kind]["p99_ms"] / small[kind]["p99_ms"], 2)
-            for kind in ("list_first_page", "list_deep_page", "get_sweep")}
+            for kind in ("list_first_page", "list_deep_page", "get_sweep")
+        }
         print(json.dumps(results["p99_ratio_largest_vs_smallest"]), flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))

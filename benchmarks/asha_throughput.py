@@ -36,8 +36,14 @@ def spec_for(scheduler: dict, args: argparse.Namespace) -> dict:
         "name": f"asha-throughput-{scheduler['type']}",
         "dataset": dataset,
         "algorithm": args.algorithm,
-        "search": {"method": "hyperopt", "metric": "test_accuracy", "mode": "max",
-                   "num_samples": args.configurations, "seed": 0, "max_concurrent_trials": args.concurrency},
+        "search": {
+            "method": "hyperopt",
+            "metric": "test_accuracy",
+            "mode": "max",
+            "num_samples": args.configurations,
+            "seed": 0,
+            "max_concurrent_trials": args.concurrency,
+        },
         "scheduler": scheduler,
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -50,8 +56,13 @@ def run(spec: dict) -> dict:
         env = {**os.environ, "RFSWEEP_HOME": home}
         env.pop("MLFLOW_TRACKING_URI", None)
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"rfsweep sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -87,13 +98,19 @@ def main() -> None:
     same = asha.pop("configurations") == fifo.pop("configurations")
     for side in (asha, fifo):
         print(json.dumps(side), flush=True)
-    print(json.dumps({
-        "same_configurations": same,
-        "speedup_trials_per_hour": round(asha["trials_per_hour"] / fifo["trials_per_hour"], 2),
-        "wall_ratio_fifo_over_asha": round(fifo["wall_s"] / asha["wall_s"], 2),
-        "best_test_accuracy": {"asha": asha["best_test_accuracy"], "fifo": fifo["best_test_accuracy"]},
-        "algorithm": args.algorithm, "configurations": args.configurations, "epochs": args.epochs,
-    }))
+    print(
+        json.dumps(
+            {
+                "same_configurations": same,
+                "speedup_trials_per_hour": round(asha["trials_per_hour"] / fifo["trials_per_hour"], 2),
+                "wall_ratio_fifo_over_asha": round(fifo["wall_s"] / asha["wall_s"], 2),
+                "best_test_accuracy": {"asha": asha["best_test_accuracy"], "fifo": fifo["best_test_accuracy"]},
+                "algorithm": args.algorithm,
+                "configurations": args.configurations,
+                "epochs": args.epochs,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,25 @@ Drives Debian's /usr/bin/chromium (headless) through Playwright (`pip install pl
 download needed) because the nested runs only show after a click on the parent's expander. The click
 positions fit MLflow 3.17's UI at 1600x1000.
 """
-import sys, time
+
+import sys
+import time
+
 from playwright.sync_api import sync_playwright
+
 base, parent, out = sys.argv[1], sys.argv[2], sys.argv[3]
 with sync_playwright() as p:
-    b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+    b = p.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
     page = b.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(f"{base}/#/experiments/1/runs?viewMode=table", wait_until="load", timeout=120000)
     time.sleep(8)

@@ -49,7 +49,7 @@ def measure(rule_name: str, rounds: int) -> dict:
         "bp_step": lambda: bp.step(x, y, 1e-9),
         "rule_step": lambda: rule.step(x, y, 1e-9),
         "joint_grams_and_inverse": lambda: _rf._joint_step_weights(cache, config, config.norm_eps, shares, layers),
-        "joint_step_weight_products": lambda: [weights[l] @ d for l, d in zip(layers, displacements)],
+        "joint_step_weight_products": lambda: [weights[i] @ d for i, d in zip(layers, displacements, strict=True)],
     }
     if rule_name == "rf_parallel":
         parts["feedback_update"] = lambda: rule.after_step(cache)
@@ -64,11 +64,14 @@ def measure(rule_name: str, rounds: int) -> dict:
         med["refresh_per_step"] /= config.pinv_every
     extra = sum(v for k, v in med.items() if k not in ("bp_step", "rule_step"))
     return {
-        "rule": rule_name, "microseconds_median": {k: round(v, 1) for k, v in med.items()},
+        "rule": rule_name,
+        "microseconds_median": {k: round(v, 1) for k, v in med.items()},
         "parts_alone_over_bp": round(extra / med["bp_step"], 3),
         "floor_ratio": round(1 + extra / med["bp_step"], 3),
         "measured_ratio": round(med["rule_step"] / med["bp_step"], 3),
-        "threads": torch.get_num_threads(), "rounds": rounds, **machine(),
+        "threads": torch.get_num_threads(),
+        "rounds": rounds,
+        **machine(),
     }
 
 
@@ -87,8 +90,10 @@ def main() -> None:
     else:
         for name, micros in report["microseconds_median"].items():
             print(f"{name:28s} {micros:8.1f} µs")
-        print(f"parts alone / bp step: {report['parts_alone_over_bp']:.3f}  →  floor {report['floor_ratio']:.3f} ×,"
-              f" measured {report['measured_ratio']:.3f} ×")
+        print(
+            f"parts alone / bp step: {report['parts_alone_over_bp']:.3f}  →  floor {report['floor_ratio']:.3f} ×,"
+            f" measured {report['measured_ratio']:.3f} ×"
+        )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def measure(spec: Path) -> dict:
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec), "--json"],
-            cwd=ROOT, env=env, capture_output=True, text=True,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         wall = time.perf_counter() - started
     if proc.returncode != 0:
@@ -62,9 +65,9 @@ def measure(spec: Path) -> dict:
 
 def _concurrency(spec_path: Path) -> int:
     sys.path.insert(0, str(ROOT))
-    from sweep_service.spec import SweepSpec
+    from sweep_service.spec import load_spec_file
 
-    spec = SweepSpec.from_file(spec_path)
+    spec = load_spec_file(spec_path)
     return int(spec.search.max_concurrent_trials or os.cpu_count() or 1)
 
 
@@ -78,9 +81,16 @@ def main() -> None:
         run = measure(Path(args.spec).resolve())
         runs.append(run)
         print(json.dumps(run), flush=True)
-    print(json.dumps({"median_ratio": statistics.median(r["ratio"] for r in runs),
-                      "median_ratio_counting_eval_as_work": statistics.median(r["ratio_counting_eval_as_work"] for r in runs),
-                      "runs": len(runs), "target": 1.2}))
+    print(
+        json.dumps(
+            {
+                "median_ratio": statistics.median(r["ratio"] for r in runs),
+                "median_ratio_counting_eval_as_work": statistics.median(r["ratio_counting_eval_as_work"] for r in runs),
+                "runs": len(runs),
+                "target": 1.2,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,16 @@ from packaging.utils import canonicalize_name
 
 OUT = Path(__file__).resolve().parent / "image-constraints.txt"
 PINNED_BY_TORCH = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
-TARGET = {"platform_system": "Linux", "sys_platform": "linux", "platform_machine": "x86_64",
-          "python_version": "3.11", "python_full_version": "3.11.14", "os_name": "posix",
-          "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+TARGET = {
+    "platform_system": "Linux",
+    "sys_platform": "linux",
+    "platform_machine": "x86_64",
+    "python_version": "3.11",
+    "python_full_version": "3.11.14",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 
 
 def closure(root: str, extras: set[str]) -> dict[str, str]:

@@ -9,7 +9,6 @@ import os
 import platform
 import sys
 import time
-from typing import Optional
 
 import typer
 
@@ -21,14 +20,17 @@ def _say(message: str) -> None:
 def bench_command(
     quick: bool = typer.Option(False, "--quick", help="fewer steps, rounds and epochs (same network, batch 32)"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
-    data_dir: Optional[str] = typer.Option(None, help="Fashion-MNIST folder for the recipe comparison (default: RFSWEEP_DATA_DIR)"),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    data_dir: str | None = typer.Option(
+        None, help="Fashion-MNIST folder for the recipe comparison (default: RFSWEEP_DATA_DIR)"
+    ),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     skip_scaling: bool = typer.Option(False, "--skip-scaling", help="leave out the width/batch growth table"),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Benchmark the learning rules: step cost vs bp, epoch speed vs the standard PyTorch recipe, growth."""
     import torch
 
+    from paper_experiments.recipe_comparison import recipe_comparison
     from rf_core import bench
     from rf_core.data import DatasetNotFound
 
@@ -36,19 +38,26 @@ def bench_command(
         torch.set_num_threads(threads)
     started = time.perf_counter()
     rounds, steps = (3, 60) if quick else (7, 200)
-    _say(f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, {device}")
+    _say(
+        f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, "
+        f"{device}"
+    )
     steps_report = bench.step_cost(rounds=rounds, steps=steps, device=device)
     for name, ratio in steps_report["step_time_ratio_vs_bp"].items():
         _say(f"  {name:30s} {steps_report['step_seconds_median'][name] * 1e3:8.3f} ms/step  {ratio:5.2f} × bp")
 
     recipe: dict = {}
     try:
-        recipe = bench.recipe_comparison(data_dir or os.environ.get("RFSWEEP_DATA_DIR") or "", epochs=1 if quick else 5,
-                                         device=device, progress=_say)
-        _say(f"  epoch: recipe {recipe['recipe_epoch_seconds_median']:.2f} s, rf_core {recipe['ours_epoch_seconds_median']:.2f} s "
-             f"→ {recipe['epoch_speedup_vs_torch_recipe']:.1f}× faster; test accuracy {recipe['ours_test_accuracy']:.4f} vs "
-             f"{recipe['recipe_test_accuracy']:.4f}; {recipe['ours_gflops']:.1f} GFLOP/s of {recipe['matmul_gflops_same_shapes']:.1f} (matmuls alone, "
-             f"which bound the speed-up at {recipe['epoch_speedup_bound_from_matmuls']:.1f}×)")
+        recipe = recipe_comparison(
+            data_dir or os.environ.get("RFSWEEP_DATA_DIR") or "", epochs=1 if quick else 5, device=device, progress=_say
+        )
+        r = recipe
+        _say(
+            f"  epoch: recipe {r['recipe_epoch_seconds_median']:.2f} s, rf_core {r['ours_epoch_seconds_median']:.2f} s "
+            f"→ {r['epoch_speedup_vs_torch_recipe']:.1f}× faster; test accuracy {r['ours_test_accuracy']:.4f} vs "
+            f"{r['recipe_test_accuracy']:.4f}; {r['ours_gflops']:.1f} GFLOP/s of {r['matmul_gflops_same_shapes']:.1f} "
+            f"(matmuls alone, which bound the speed-up at {r['epoch_speedup_bound_from_matmuls']:.1f}×)"
+        )
     except (DatasetNotFound, ImportError) as exc:
         recipe = {"skipped": str(exc)}
         _say(f"recipe comparison skipped: {exc}")
@@ -57,11 +66,14 @@ def bench_command(
     if not skip_scaling:
         widths, batches = ((400, 2000), (32, 512)) if quick else ((400, 1000, 2000, 4000), (32, 128, 512, 1024))
         _say(f"growth: first hidden layer {widths}, batch {batches}")
-        growth = bench.scaling(device=device, widths=widths, batches=batches, steps=10 if quick else 40,
-                               rounds=2 if quick else 3)
+        growth = bench.scaling(
+            device=device, widths=widths, batches=batches, steps=10 if quick else 40, rounds=2 if quick else 3
+        )
         for row in growth["rows"]:
-            _say(f"  width {row['first_hidden']:5d} batch {row['batch']:5d}: " +
-                 ", ".join(f"{n} {ms:.2f} ms" for n, ms in row["step_ms"].items()))
+            _say(
+                f"  width {row['first_hidden']:5d} batch {row['batch']:5d}: "
+                + ", ".join(f"{n} {ms:.2f} ms" for n, ms in row["step_ms"].items())
+            )
 
     report = {
         "step_time_ratio_vs_bp": steps_report["step_time_ratio_vs_bp"],

@@ -28,8 +28,10 @@ def _free_port(preferred: int | None = None) -> int:
 
 
 def _default_spec() -> Path:
-    for candidate in (Path("examples/digits_quick.yaml"),
-                      Path(__file__).resolve().parents[1] / "examples" / "digits_quick.yaml"):
+    for candidate in (
+        Path("examples/digits_quick.yaml"),
+        Path(__file__).resolve().parents[1] / "examples" / "digits_quick.yaml",
+    ):
         if candidate.is_file():
             return candidate
     raise typer.BadParameter("examples/digits_quick.yaml not found; pass --spec")
@@ -50,31 +52,62 @@ def _stop(process: subprocess.Popen | None, name: str, timeout: float = 60) -> N
 def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_running: bool, start_ui: bool) -> int:
     from api.client import ApiError, RfsweepClient
     from api.settings import Settings
-    from rfsweep_cli.api_commands import _print_best, follow
+    from rfsweep_cli.display import follow, print_best
+    from sweep_service.status import SweepStatus
 
     spec = spec or _default_spec()
     settings = Settings()
-    home = settings.state_path.resolve()
-    logs = home / "logs"
+    home = settings.state.root
+    logs = settings.state.logs
     logs.mkdir(parents=True, exist_ok=True)
-    tracking_uri = settings.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}"
+    tracking_uri = settings.resolved_tracking_uri
     api_port = port or _free_port(8000)
     token = os.environ.get("RFSWEEP_API_TOKEN") or secrets.token_urlsafe(24)
     ui_port = mlflow_port or _free_port(5000)
     ui_url = f"http://127.0.0.1:{ui_port}"
-    env = {**os.environ, "RFSWEEP_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri,
-           "RFSWEEP_API_TOKEN": token, "RFSWEEP_MLFLOW_UI_URL": ui_url,
-           "RFSWEEP_MAX_RUNNING_SWEEPS": str(max(1, settings.max_running_sweeps))}
+    env = {
+        **os.environ,
+        "RFSWEEP_HOME": str(home),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "RFSWEEP_API_TOKEN": token,
+        "RFSWEEP_MLFLOW_UI_URL": ui_url,
+        "RFSWEEP_MAX_RUNNING_SWEEPS": str(max(1, settings.max_running_sweeps)),
+    }
     url = f"http://127.0.0.1:{api_port}"
     typer.echo(f"state: {home}\nstarting the API on {url} (local Ray head, SQLite stores) ...")
     with open(logs / "quickstart_api.log", "ab") as out:
         api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-             "--port", str(api_port), "--no-access-log"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     ui = None
-    ui_cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-              "--port", str(ui_port), "--host", "127.0.0.1"]
+    ui_cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking_uri,
+        "--port",
+        str(ui_port),
+        "--host",
+        "127.0.0.1",
+    ]
     try:
         client = RfsweepClient(url, token)
         deadline = time.monotonic() + 180
@@ -83,7 +116,7 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
                 typer.secho(f"the API exited ({api.returncode}); see {logs / 'quickstart_api.log'}", fg="red", err=True)
                 return 1
             try:
-                code, ready = client.readyz()
+                code, _ = client.readyz()
                 if code == 200:
                     break
             except Exception:
@@ -94,27 +127,39 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
             time.sleep(0.5)
         if start_ui:
             with open(logs / "mlflow_ui.log", "ab") as out:
-                ui = subprocess.Popen(ui_cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+                ui = subprocess.Popen(
+                    ui_cmd,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
         typer.echo(f"submitting {spec} ...")
         created = client.submit(spec)
         typer.echo(f"sweep {created['id']} queued")
         final = follow(client, created["id"])
-        if final["status"] != "succeeded":
+        if final["status"] != SweepStatus.SUCCEEDED:
             typer.secho(f"sweep {final['status']}: {final.get('error') or ''}", fg="red", err=True)
             return 1
-        _print_best(client.best(created["id"]))
+        print_best(client.best(created["id"]))
         mlflow = final.get("mlflow") or {}
-        page = (f"{ui_url}/#/experiments/{mlflow['experiment_id']}/runs/{mlflow['parent_run_id']}"
-                if mlflow.get("experiment_id") and mlflow.get("parent_run_id") else ui_url)
+        page = (
+            f"{ui_url}/#/experiments/{mlflow['experiment_id']}/runs/{mlflow['parent_run_id']}"
+            if mlflow.get("experiment_id") and mlflow.get("parent_run_id")
+            else ui_url
+        )
         if start_ui:
             typer.echo(f"MLflow UI: {page}")
         else:
             typer.echo(f"MLflow UI: run `{' '.join(ui_cmd[2:])}` then open {page}")
         if keep_running:
-            typer.echo(f"still running: API {url} (pid {api.pid}, token {token}), "
-                       + (f"MLflow UI {ui_url} (pid {ui.pid})" if ui else "no MLflow UI")
-                       + f"; stop them with: kill {api.pid}" + (f" {ui.pid}" if ui else ""))
+            typer.echo(
+                f"still running: API {url} (pid {api.pid}, token {token}), "
+                + (f"MLflow UI {ui_url} (pid {ui.pid})" if ui else "no MLflow UI")
+                + f"; stop them with: kill {api.pid}"
+                + (f" {ui.pid}" if ui else "")
+            )
         return 0
     except ApiError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -8,56 +8,86 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 
+from sweep_service.status import TrialStatus
 
-def _progress_view(progress, budget_text: str):
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from paper_experiments.reproduce import ReproduceProgress
+
+
+def _progress_view(progress: ReproduceProgress, budget_text: str) -> Group:
     from rich.console import Group
     from rich.text import Text
 
     eta = progress.eta_seconds
     lines = [
         Text.assemble(("reproduce ", "bold"), budget_text),
-        Text(f"stage {progress.stage_index + 1}/{progress.stages}: {progress.stage}   elapsed "
-             f"{progress.elapsed_seconds / 60:5.1f} min   epochs {progress.epochs_done}/~{progress.epochs_expected}   "
-             f"time left ~{'–' if eta is None else f'{eta / 60:.1f} min'}"),
+        Text(
+            f"stage {progress.stage_index + 1}/{progress.stages}: {progress.stage}   elapsed "
+            f"{progress.elapsed_seconds / 60:5.1f} min   epochs {progress.epochs_done}/~{progress.epochs_expected}   "
+            f"time left ~{'–' if eta is None else f'{eta / 60:.1f} min'}"
+        ),
     ]
     sweep = progress.sweep
     if sweep is not None:
-        done = sweep.finished + sweep.stopped_early + sweep.failed + sweep.diverged + sweep.cancelled
-        running = sorted({t["algorithm"] for t in sweep.trials if t["status"] == "running"})
-        lines.append(Text(f"  trials {done}/{sweep.total} done, running: {', '.join(running) or '–'}"))
+        running = sorted({t["algorithm"] for t in sweep.trials if t["status"] == TrialStatus.RUNNING})
+        lines.append(
+            Text(f"  trials {sweep.counts.done}/{sweep.counts.total} done, running: {', '.join(running) or '–'}")
+        )
         per_rule: dict[str, dict] = {}
         for t in sweep.trials:
             rule = per_rule.setdefault(t["algorithm"], {"done": 0, "total": 0, "best": None})
             rule["total"] += 1
-            if t["status"] not in ("pending", "running"):
+            if TrialStatus(t["status"]).terminal:
                 rule["done"] += 1
             value = t.get("last_metric")
-            if value is not None and t["status"] not in ("diverged", "failed") and (rule["best"] is None or value > rule["best"]):
+            if (
+                value is not None
+                and t["status"] not in (TrialStatus.DIVERGED, TrialStatus.FAILED)
+                and (rule["best"] is None or value > rule["best"])
+            ):
                 rule["best"] = value
         for name, row in per_rule.items():
             best = "–" if row["best"] is None else f"{row['best']:.4f}"
-            lines.append(Text(f"    {name:<13} {row['done']}/{row['total']} trials   best {sweep.metric} so far {best}"))
+            lines.append(
+                Text(f"    {name:<13} {row['done']}/{row['total']} trials   best {sweep.metric} so far {best}")
+            )
     return Group(*lines)
 
 
 def reproduce(
     dataset: str = typer.Option(..., "--dataset", help="fashion_mnist | mnist | cifar10 | digits"),
     budget: str = typer.Option("paper", "--budget", help="paper (20 configurations, 100 epochs, 3 seeds) | quick"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"),
+    data_dir: str | None = typer.Option(
+        None, "--data-dir", help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"
+    ),
     out: Path = typer.Option(Path("reproduce-out"), "--out", help="output folder"),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else local SQLite)"),
-    configurations: Optional[int] = typer.Option(None, "--configurations", help="override: configurations per rule", min=1),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="override: ASHA max_t and retraining epochs", min=1),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="override: seeds per best configuration", min=1),
-    train_subset: Optional[int] = typer.Option(None, "--train-subset", help="override: train on the first N examples", min=1),
-    protocol: list[str] = typer.Option(["a", "b"], "--protocol", help="a (the paper's, as printed) and/or b (tuned, selected on validation)"),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="trials at once (default: one per CPU)", min=1),
-    storage_path: Optional[str] = typer.Option(None, "--storage-path", help="Tune storage (default $RFSWEEP_HOME/ray_results)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster (default: a local Ray)"),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else local SQLite)"
+    ),
+    configurations: int | None = typer.Option(
+        None, "--configurations", help="override: configurations per rule", min=1
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="override: ASHA max_t and retraining epochs", min=1),
+    seeds: int | None = typer.Option(None, "--seeds", help="override: seeds per best configuration", min=1),
+    train_subset: int | None = typer.Option(
+        None, "--train-subset", help="override: train on the first N examples", min=1
+    ),
+    protocol: list[str] = typer.Option(
+        ["a", "b"], "--protocol", help="a (the paper's, as printed) and/or b (tuned, selected on validation)"
+    ),
+    max_concurrent: int | None = typer.Option(
+        None, "--max-concurrent", help="trials at once (default: one per CPU)", min=1
+    ),
+    storage_path: str | None = typer.Option(
+        None, "--storage-path", help="Tune storage (default $RFSWEEP_HOME/ray_results)"
+    ),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="join this Ray cluster (default: a local Ray)"),
     json_output: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Rerun the paper's comparison (bp, fa, rf_parallel, rf_two_phase) with its protocol and with a tuned one;
@@ -65,7 +95,8 @@ def reproduce(
     from rich.console import Console
     from rich.live import Live
 
-    from sweep_service.reproduce import DATASETS, budget_for, run_reproduce
+    from paper_experiments.protocols import DATASETS, budget_for
+    from paper_experiments.reproduce import run_reproduce
 
     console = Console(stderr=json_output)
     if dataset not in DATASETS:
@@ -76,7 +107,9 @@ def reproduce(
         console.print(f"[red]--protocol must be a or b, not {', '.join(bad)}[/]")
         raise typer.Exit(code=2)
     try:
-        chosen = budget_for(budget, dataset, configurations=configurations, epochs=epochs, seeds=seeds, train_subset=train_subset)
+        chosen = budget_for(
+            budget, dataset, configurations=configurations, epochs=epochs, seeds=seeds, train_subset=train_subset
+        )
     except ValueError as exc:
         console.print(f"[red]--budget: {exc}[/]")
         raise typer.Exit(code=2) from None
@@ -86,23 +119,35 @@ def reproduce(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: interrupted.set())
     console.print(f"budget {chosen.describe()}")
-    console.print("protocol (b) also searches weight decay and RF's stability knob hidden_step_scale, "
-                  "starting from each rule's tuned defaults")
+    console.print(
+        "protocol (b) also searches weight decay and RF's stability knob hidden_step_scale, "
+        "starting from each rule's tuned defaults"
+    )
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         live.update("starting Ray and MLflow…")
         try:
             result = run_reproduce(
-                dataset, chosen, out, data_dir=data_dir, tracking_uri=tracking_uri, storage_path=storage_path,
-                ray_address=ray_address, max_concurrent=max_concurrent, protocols=tuple(dict.fromkeys(protocol)),
-                on_progress=lambda p: live.update(_progress_view(p, chosen.describe())), should_stop=interrupted.is_set,
+                dataset,
+                chosen,
+                out,
+                data_dir=data_dir,
+                tracking_uri=tracking_uri,
+                storage_path=storage_path,
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                protocols=tuple(dict.fromkeys(protocol)),
+                on_progress=lambda p: live.update(_progress_view(p, chosen.describe())),
+                should_stop=interrupted.is_set,
             )
         except KeyboardInterrupt as exc:
             console.print(f"[yellow]{exc or 'cancelled'}[/]; the finished sweeps stay in MLflow")
             raise typer.Exit(code=130) from None
     console.print((Path(result.out_dir) / "table1.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(result.files)} to {result.out_dir} in {result.seconds / 60:.1f} min")
-    console.print(f"MLflow: {result.ids['tracking_uri']}  experiment {result.ids['experiment']} "
-                  f"({result.ids.get('experiment_id')}), report run {result.ids['report_run_id']}")
+    console.print(
+        f"MLflow: {result.ids['tracking_uri']}  experiment {result.ids['experiment']} "
+        f"({result.ids.get('experiment_id')}), report run {result.ids['report_run_id']}"
+    )
     if json_output:
         sys.stdout.flush()
         print(json.dumps(result.to_json(), default=str), flush=True)

@@ -9,20 +9,29 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from sweep_service.status import TrialStatus
 
-def _load_spec_or_exit(spec_path: Path, console) -> Any:
-    from sweep_service.spec import SpecError, SweepSpec
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
+    from sweep_service.monitor import SweepProgress
+    from sweep_service.runner import SweepResult
+    from sweep_service.spec import SweepSpec
+
+
+def _load_spec_or_exit(spec_path: Path, console: Console) -> SweepSpec:
+    from sweep_service.spec import SpecError, load_spec_file
 
     try:
-        return SweepSpec.from_file(spec_path)
+        return load_spec_file(spec_path)
     except SpecError as exc:
         console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
-        for err in exc.errors:
-            console.print(f"  [red]{err['loc'] or '(document)'}[/]: {err['msg']}", markup=True, highlight=False)
+        for problem in exc.problems:
+            console.print(f"  [red]{problem.path or '(document)'}[/]: {problem.msg}", markup=True, highlight=False)
         raise typer.Exit(code=2) from None
 
 
@@ -39,36 +48,48 @@ def _short(params: dict[str, Any]) -> str:
     return json.dumps({k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in params.items()})
 
 
-def _progress_view(progress, spec_name: str):
+def _progress_view(progress: SweepProgress, spec_name: str) -> Group:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    c = progress.counts
     head = Text.assemble(
-        ("sweep ", "bold"), (spec_name, "bold cyan"), f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
+        ("sweep ", "bold"),
+        (spec_name, "bold cyan"),
+        f"  {progress.sweep_id}   elapsed {progress.elapsed_seconds:6.1f}s",
     )
     counts = Text.assemble(
-        f"trials {progress.total}: ",
-        (f"running {progress.running}", "yellow"), "  ",
-        (f"finished {progress.finished}", "green"), "  ",
-        (f"stopped early {progress.stopped_early}", "cyan"), "  ",
-        (f"failed {progress.failed}", "red"), "  ",
-        (f"diverged {progress.diverged}", "magenta"), "  ",
-        f"cancelled {progress.cancelled}  pending {progress.pending}   ",
-        f"epochs {progress.epochs_done}/{progress.max_epochs}",
+        f"trials {c.total}: ",
+        (f"running {c.running}", "yellow"),
+        "  ",
+        (f"finished {c.finished}", "green"),
+        "  ",
+        (f"stopped early {c.stopped_early}", "cyan"),
+        "  ",
+        (f"failed {c.failed}", "red"),
+        "  ",
+        (f"diverged {c.diverged}", "magenta"),
+        "  ",
+        f"cancelled {c.cancelled}  pending {c.pending}   ",
+        f"epochs {c.epochs_done}/{c.max_epochs}",
     )
     best = progress.best
     best_line = Text(
-        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} ({best['trial_id']})"
-        if best else "best so far: –"
+        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} "
+        f"({best['trial_id']})"
+        if best
+        else "best so far: –"
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("trial", "algorithm", "status", "epochs", f"last {progress.metric}", "params"):
         table.add_column(column)
-    order = {"running": 0, "pending": 1}
+    order = {TrialStatus.RUNNING.value: 0, TrialStatus.PENDING.value: 1}
     trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
     for t in trials[:14]:
-        table.add_row(t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"]))
+        table.add_row(
+            t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"])
+        )
     if len(trials) > 14:
         table.add_row("…", f"{len(trials) - 14} more", "", "", "", "")
     return Group(head, counts, best_line, table)
@@ -76,12 +97,18 @@ def _progress_view(progress, spec_name: str):
 
 def sweep(
     spec_path: Path = typer.Argument(..., help="sweep spec (YAML or JSON)", exists=False),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
-    json_output: bool = typer.Option(False, "--json", help="print the result as one JSON object on the last stdout line"),
-    storage_path: Optional[str] = typer.Option(None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"),
-    sweep_id: Optional[str] = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides the spec)"),
+    json_output: bool = typer.Option(
+        False, "--json", help="print the result as one JSON object on the last stdout line"
+    ),
+    storage_path: str | None = typer.Option(
+        None, "--storage-path", help="Tune storage (folder or URI); default $RFSWEEP_HOME/ray_results"
+    ),
+    sweep_id: str | None = typer.Option(None, "--sweep-id", help="name of this sweep (default: NAME-time-random)"),
     resume: bool = typer.Option(False, "--resume", help="restore the sweep SWEEP_ID from its storage path"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)"
+    ),
 ) -> None:
     """Run a sweep to completion with a live progress display, then print the best configuration per rule."""
     from rich.console import Console
@@ -104,12 +131,18 @@ def sweep(
     with Live(console=console, refresh_per_second=4, transient=False) as live:
         live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
 
-        def on_progress(progress) -> None:
+        def on_progress(progress: SweepProgress) -> None:
             live.update(_progress_view(progress, spec.name))
 
         result = run_sweep(
-            spec, sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage_path,
-            ray_address=ray_address, on_progress=on_progress, resume=resume, should_stop=interrupted.is_set,
+            spec,
+            sweep_id=sweep_id,
+            tracking_uri=tracking_uri,
+            storage_path=storage_path,
+            ray_address=ray_address,
+            on_progress=on_progress,
+            resume=resume,
+            should_stop=interrupted.is_set,
         )
     _print_summary(console, result, time.monotonic() - started)
     if json_output:
@@ -119,7 +152,7 @@ def sweep(
         raise typer.Exit(code=130)
 
 
-def _print_summary(console, result, seconds: float) -> None:
+def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
     from rich.table import Table
 
     counts = result.counts
@@ -132,7 +165,14 @@ def _print_summary(console, result, seconds: float) -> None:
     for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
         table.add_column(column)
     for rule, best in result.best_per_algorithm.items():
-        table.add_row(rule, f"{best['value']:.4f}", best["trial_id"], str(best["epochs"]), _short(best["params"]), best["mlflow_run_id"] or "–")
+        table.add_row(
+            rule,
+            f"{best['value']:.4f}",
+            best["trial_id"],
+            str(best["epochs"]),
+            _short(best["params"]),
+            best["mlflow_run_id"] or "–",
+        )
     console.print(table)
     if result.best:
         best = result.best
@@ -161,8 +201,15 @@ def validate(
         print(json.dumps({"valid": True, **summary}))
         return
     console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
-    console.print(f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, {summary['total_trials']} in all")
-    console.print(f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, at most {summary['max_concurrent_trials'] or 'as many as fit'} at once")
+    console.print(
+        f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, "
+        f"{summary['total_trials']} in all"
+    )
+    at_once = summary["max_concurrent_trials"] or "as many as fit"
+    console.print(
+        f"  search: {spec.search.method}, {summary['metric']} ({summary['mode']}), seed {spec.search.seed}, "
+        f"at most {at_once} at once"
+    )
     if summary["asha_rungs"]:
         console.print(f"  scheduler: ASHA, max_t {summary['max_t']} epochs, rungs at epochs {summary['asha_rungs']}")
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sweep_service.spec import AshaSchedulerSpec, SweepSpec
+from sweep_service.spec.model import AshaSchedulerSpec, SweepSpec
 
 
 def total_trials(spec: SweepSpec) -> int:
@@ -37,16 +37,16 @@ def min_epochs(spec: SweepSpec) -> int:
 def expected_asha_epochs(spec: SweepSpec) -> int:
     """Epochs if ASHA keeps the top 1/rf at each rung (its design point), per rule."""
     rungs = asha_rungs(spec)
-    if not rungs:
+    if not rungs or not isinstance(spec.scheduler, AshaSchedulerSpec):
         return max_epochs(spec)
     rf = spec.scheduler.reduction_factor
     n = spec.search.num_samples
     epochs, previous = 0.0, 0
-    for k, rung in enumerate(rungs + [spec.max_t]):
+    for k, rung in enumerate([*rungs, spec.max_t]):
         survivors = n / rf**k
         epochs += survivors * (rung - previous)
         previous = rung
-    return int(round(epochs * len(spec.algorithms)))
+    return round(epochs * len(spec.algorithms))
 
 
 def budget_summary(spec: SweepSpec) -> dict[str, Any]:

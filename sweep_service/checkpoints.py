@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = "state.pt"
+STATE_FILE = "state.pt"  # the whole training state (rf_core's resume state)
+WEIGHTS_FILE = "state_dict.pt"  # the model's weights alone, written where a trial may end (the driver copies it)
 STAND_IN_MARKER = ".rfsweep-stand-in"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 # How far behind the newest checkpoint a snapshot can point: Tune forces a snapshot every

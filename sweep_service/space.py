@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep_service.spec import Distribution, SweepSpec, _base_kind, coerce_field, is_bundle, points_for_rule
+from sweep_service.spec import Distribution, SweepSpec, is_bundle, points_for_rule, same_value
+from sweep_service.spec.fields import coerce_field, field_kind
 
 
 @dataclass
@@ -39,8 +40,8 @@ class RuleSpace:
             value = sampled[name]
             if name in self.choices:
                 out[name] = self.choices[name][int(value)]
-            elif _base_kind(name) == "int":
-                out[name] = int(round(float(value)))
+            elif field_kind(name) == "int":
+                out[name] = round(float(value))
             else:
                 out[name] = coerce_field(name, float(value))
         return out
@@ -49,25 +50,21 @@ class RuleSpace:
         encoded = {}
         for name, value in point.items():
             if name in self.choices:
-                encoded[name] = next(i for i, v in enumerate(self.choices[name]) if _same(v, value))
+                encoded[name] = next(i for i, v in enumerate(self.choices[name]) if same_value(v, value))
             else:
                 encoded[name] = value
         return encoded
 
 
-def _same(a: Any, b: Any) -> bool:
-    import json
-
-    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def tune_domain(dist: Distribution):
+def tune_domain(dist: Distribution) -> Any:
     """The Ray Tune domain with the spec's semantics (choices as indices; see module docstring)."""
     from ray import tune
 
-    kind, low, high, q = dist.distribution, dist.low, dist.high, dist.q
+    kind = dist.distribution
     if kind == "choice":
         return tune.choice(list(range(len(dist.values or []))))
+    # the spec's checks guarantee the bounds (and q where the distribution takes one)
+    low, high, q = float(dist.low or 0), float(dist.high or 0), float(dist.q or 0)
     if kind == "uniform":
         return tune.uniform(low, high)
     if kind == "loguniform":
@@ -77,7 +74,7 @@ def tune_domain(dist: Distribution):
     if kind == "qloguniform":
         return tune.qloguniform(low, high, q)
     if kind == "randint":
-        if q is None:
+        if dist.q is None:
             return tune.randint(int(low), int(high))
         return tune.qrandint(int(low), int(high), int(q))
     raise ValueError(f"unknown distribution {kind!r}")
@@ -104,3 +101,19 @@ def build_rule_space(spec: SweepSpec, rule: str) -> RuleSpace:
 
 def build_spaces(spec: SweepSpec) -> dict[str, RuleSpace]:
     return {rule: build_rule_space(spec, rule) for rule in spec.algorithms}
+
+
+@dataclass(frozen=True)
+class SampledTrial:
+    """One trial's configuration as Tune hands it over, decoded (the worker and the driver read it alike)."""
+
+    rule: str
+    config: dict[str, Any]  # the complete training config
+    params: dict[str, Any]  # the searched parameters' values, as the spec names them
+
+
+def decode_trial(spaces: dict[str, RuleSpace], tune_config: dict[str, Any]) -> SampledTrial:
+    rule = tune_config["algorithm"]
+    sampled = {k: v for k, v in tune_config.items() if k != "algorithm"}
+    space = spaces[rule]
+    return SampledTrial(rule, space.decode(sampled), space.parameter_values(sampled))

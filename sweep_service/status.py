@@ -1,11 +1,19 @@
-"""The trial status vocabulary, shared by the CLI output, MLflow tags and the API."""
+"""The status vocabulary of sweeps and trials, and the shape of a sweep's progress counts.
+
+Every layer speaks these names: the runner and MLflow tags (trials), the API's store and bodies (sweeps),
+the CLI's displays (both). They are defined here and nowhere else.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field
 
 
-class TrialStatus(str, Enum):
+class TrialStatus(StrEnum):
     PENDING = "pending"  # suggested or waiting for resources; not training yet
     RUNNING = "running"
     FINISHED = "finished"  # trained up to the scheduler's max_t
@@ -13,9 +21,6 @@ class TrialStatus(str, Enum):
     FAILED = "failed"  # crashed, after its retries
     DIVERGED = "diverged"  # loss became NaN/inf: a result, never retried
     CANCELLED = "cancelled"  # the sweep was cancelled before the trial ended
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def terminal(self) -> bool:
@@ -35,4 +40,68 @@ class TrialStatus(str, Enum):
         }[self]
 
 
-TRIAL_STATUSES: tuple[str, ...] = tuple(s.value for s in TrialStatus)
+class SweepStatus(StrEnum):
+    QUEUED = "queued"  # accepted by the API, waiting for a free slot (the runner never reports it)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # every trial reached a terminal status
+    FAILED = "failed"  # the sweep itself broke (its trials' failures do not fail it)
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (SweepStatus.QUEUED, SweepStatus.RUNNING)
+
+    @property
+    def mlflow_run_status(self) -> str:
+        """How the sweep's parent run ends in MLflow."""
+        return {SweepStatus.SUCCEEDED: "FINISHED", SweepStatus.CANCELLED: "KILLED"}.get(self, "FAILED")
+
+
+SWEEP_STATUS_NAMES: tuple[str, ...] = tuple(s.value for s in SweepStatus)  # for pydantic Literals
+TERMINAL_SWEEP_STATUSES: tuple[str, ...] = tuple(s.value for s in SweepStatus if s.terminal)
+
+
+@dataclass
+class ProgressCounts:
+    """A sweep's trials by status (one count per trial status, and their total), and the epochs it trained
+    out of the most it can spend."""
+
+    # One field per TrialStatus (tests/sweep_service/test_status.py holds them to it). This is `progress` in
+    # the API's bodies and store, what the driver writes and what the CLI's displays count.
+
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    finished: int = 0
+    stopped_early: int = 0
+    failed: int = 0
+    diverged: int = 0
+    cancelled: int = 0
+    epochs_done: Annotated[int, Field(description="Epochs trained so far, over all trials.")] = 0
+    max_epochs: Annotated[int, Field(description="The most epochs the sweep can spend (every trial to max_t).")] = 0
+
+    @classmethod
+    def queued(cls, total_trials: int | None, max_epochs: int | None) -> ProgressCounts:
+        """A sweep nothing has run of yet: every trial pending."""
+        total = total_trials or 0
+        return cls(total=total, pending=total, max_epochs=max_epochs or 0)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgressCounts:
+        """Counts read back from JSON (the store, an API answer); missing counts are 0."""
+        return cls(**{name: int(data.get(name) or 0) for name in cls.__dataclass_fields__})
+
+    def trials(self, status: TrialStatus) -> int:
+        return int(getattr(self, status.value))
+
+    @property
+    def done(self) -> int:
+        """Trials in a terminal status."""
+        return sum(self.trials(s) for s in TrialStatus if s.terminal)
+
+    def trial_counts(self) -> dict[str, int]:
+        """The trials alone: one entry per status, then `total` (`rfsweep sweep --json`'s `counts`)."""
+        return {**{s.value: self.trials(s) for s in TrialStatus}, "total": self.total}
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)

@@ -1,9 +1,7 @@
-"""MLflow logging of our own, keyed by tags instead of in-memory maps.
+"""MLflow plumbing shared by every run rfsweep writes: the tracking URI, the client and experiment, runs
+found by tags, batched params/tags/metrics, weights and plots; and `log_single_run` for `rfsweep train`.
 
-Runs are found again by tags (`rfsweep.sweep_id`, `rfsweep.trial_id`, `rfsweep.role`), so a trial that is
-retried from a checkpoint, or a sweep restored after its driver died, writes into the run it already has:
-exactly one MLflow run per trial. (Ray's MLflowLoggerCallback keeps its trial→run map in memory, loses it
-on restore and creates runs without a parent.)
+A sweep's runs are `trial_runs`' job; every tag key and extra metric name is in `mlflow_names`.
 """
 
 from __future__ import annotations
@@ -16,24 +14,21 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from rf_core import METRIC_NAMES
+from sweep_service import mlflow_names as names
 from sweep_service import paths
+from sweep_service.status import TrialStatus
 
 if TYPE_CHECKING:
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
     from rf_core import TrainResult
 
-TAG_SWEEP_ID = "rfsweep.sweep_id"
-TAG_TRIAL_ID = "rfsweep.trial_id"
-TAG_ROLE = "rfsweep.role"  # "sweep" (the parent) | "trial" | "train" (a single `rfsweep train` run)
-TAG_ALGORITHM = "rfsweep.algorithm"
-TAG_ALGORITHMS = "rfsweep.algorithms"
-TAG_STATUS = "rfsweep.status"
-TAG_PARENT = "mlflow.parentRunId"
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 WEIGHTS_ARTIFACT = "weights/state_dict.pt"
 
 
@@ -42,7 +37,7 @@ def resolve_tracking_uri(*candidates: str | None) -> str:
     for uri in candidates:
         if uri:
             return uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or paths.default_tracking_uri()
+    return os.environ.get("MLFLOW_TRACKING_URI") or paths.StateLayout.at().tracking_uri
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -51,7 +46,7 @@ def _sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def make_client(tracking_uri: str) -> "MlflowClient":
+def make_client(tracking_uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     db = _sqlite_path(tracking_uri)
@@ -60,7 +55,7 @@ def make_client(tracking_uri: str) -> "MlflowClient":
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
     """The experiment's id, creating it (artifacts beside a SQLite store, not in ./mlruns) if needed."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
@@ -71,7 +66,7 @@ def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> s
     db = _sqlite_path(tracking_uri)
     if db is not None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
-        artifact_location = (db.parent / "mlartifacts" / slug).resolve().as_uri()
+        artifact_location = (paths.artifacts_beside(db) / slug).resolve().as_uri()
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
     except Exception:  # created concurrently by another driver
@@ -81,24 +76,25 @@ def ensure_experiment(client: "MlflowClient", name: str, tracking_uri: str) -> s
         return found.experiment_id
 
 
-def find_runs(client: "MlflowClient", experiment_id: str, **tags: str) -> list:
-    """All runs of the experiment carrying these tags (any status)."""
+def find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[Run]:
+    """All active runs of the experiment carrying these tags (any status)."""
     from mlflow.entities import ViewType
 
-    clauses = " and ".join(f"tags.`{_tag_key(k)}` = '{v}'" for k, v in tags.items())
-    runs, token = [], None
+    clauses = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs: list[Run] = []
+    token = None
     while True:
         page = client.search_runs(
-            [experiment_id], filter_string=clauses, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+            [experiment_id],
+            filter_string=clauses,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
         )
         runs.extend(page)
         token = page.token
         if not token:
             return runs
-
-
-def _tag_key(short: str) -> str:
-    return {"sweep_id": TAG_SWEEP_ID, "trial_id": TAG_TRIAL_ID, "role": TAG_ROLE}.get(short, short)
 
 
 def params_from_config(config: Mapping[str, Any]) -> dict[str, str]:
@@ -111,7 +107,7 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, str]) -> None:
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     from mlflow.entities import Param
 
     items = [Param(k, v[:6000]) for k, v in params.items()]
@@ -119,31 +115,34 @@ def log_params(client: "MlflowClient", run_id: str, params: Mapping[str, str]) -
         client.log_batch(run_id, params=items[i : i + 100])
 
 
-def log_tags(client: "MlflowClient", run_id: str, tags: Mapping[str, Any]) -> None:
+def log_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
     client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
 
 def log_epoch(
-    client: "MlflowClient", run_id: str, record: Mapping[str, Any], extra: Mapping[str, float] | None = None,
-):
-    """One epoch's metrics with step=epoch under rf_core's names."""
+    client: MlflowClient,
+    run_id: str,
+    record: Mapping[str, Any],
+    extra: Mapping[str, float] | None = None,
+) -> None:
+    """One epoch's metrics (rf_core's record) with step=epoch: rf_core's names, its `seconds` as epoch_seconds."""
     from mlflow.entities import Metric
 
     step = int(record["epoch"])
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(record[k]), now, step) for k in EPOCH_METRICS if record.get(k) is not None]
+    metrics = [Metric(k, float(record[k]), now, step) for k in METRIC_NAMES if record.get(k) is not None]
     if record.get("seconds") is not None:
-        metrics.append(Metric("epoch_seconds", float(record["seconds"]), now, step))
+        metrics.append(Metric(names.EPOCH_SECONDS, float(record["seconds"]), now, step))
     if record.get("eval_seconds") is not None:
-        metrics.append(Metric("eval_seconds", float(record["eval_seconds"]), now, step))
+        metrics.append(Metric(names.EVAL_SECONDS, float(record["eval_seconds"]), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
     client.log_batch(run_id, metrics=metrics)
 
 
-def log_weights(client: "MlflowClient", run_id: str, state: Mapping[str, Any]) -> str:
+def log_weights(client: MlflowClient, run_id: str, state: Mapping[str, Any]) -> str:
     """Save a state dict as the run's `weights/state_dict.pt`; returns its `runs:/` URI."""
     import torch
 
@@ -158,11 +157,11 @@ def weights_uri(run_id: str) -> str:
     return f"runs:/{run_id}/{WEIGHTS_ARTIFACT}"
 
 
-def log_text(client: "MlflowClient", run_id: str, text: str, artifact_file: str) -> None:
+def log_text(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
     client.log_text(run_id, text, artifact_file)
 
 
-def metric_history(client: "MlflowClient", run_id: str, key: str) -> list[tuple[int, float]]:
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     """(step, value) pairs of one metric, by step, one per step (the last logged wins)."""
     by_step: dict[int, float] = {}
     for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
@@ -203,13 +202,27 @@ def plot_learning_curves(
 
     algorithms = list(curves) or ["(no trials)"]
     fig, axes = plt.subplots(1, len(algorithms), figsize=(6 * len(algorithms), 4.2), squeeze=False)
-    styles = {"finished": "-", "stopped_early": "--", "diverged": ":", "failed": ":", "cancelled": "-."}
-    for ax, algorithm in zip(axes[0], algorithms):
+    styles = {
+        TrialStatus.FINISHED.value: "-",
+        TrialStatus.STOPPED_EARLY.value: "--",
+        TrialStatus.DIVERGED.value: ":",
+        TrialStatus.FAILED.value: ":",
+        TrialStatus.CANCELLED.value: "-.",
+    }
+    for ax, algorithm in zip(axes[0], algorithms, strict=True):
         for trial_id, points, status in curves.get(algorithm, []):
             if not points:
                 continue
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, styles.get(status, "-"), marker="o", markersize=2.5, linewidth=1.2, label=f"{trial_id} ({status})")
+            xs, ys = zip(*points, strict=True)
+            ax.plot(
+                xs,
+                ys,
+                styles.get(status, "-"),
+                marker="o",
+                markersize=2.5,
+                linewidth=1.2,
+                label=f"{trial_id} ({status})",
+            )
         ax.set_title(f"{algorithm}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -234,7 +247,7 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def log_single_run(
-    result: "TrainResult",
+    result: TrainResult,
     tracking_uri: str | None = None,
     experiment: str = "rfsweep-train",
     run_name: str | None = None,
@@ -248,11 +261,14 @@ def log_single_run(
     client = make_client(uri)
     experiment_id = ensure_experiment(client, experiment, uri)
     config = result.config
-    status = {"completed": "finished", "stopped": "finished", "diverged": "diverged"}.get(result.status, result.status)
+    # rf_core's outcome in the trial vocabulary: a run stopped by its callback still finished its training
+    outcome = {"completed": TrialStatus.FINISHED, "stopped": TrialStatus.FINISHED, "diverged": TrialStatus.DIVERGED}
+    status = outcome[result.status].value if result.status in outcome else result.status
+    run_tags = {names.ROLE: names.Role.TRAIN, names.ALGORITHM: str(config.get("algorithm")), names.STATUS: status}
     run = client.create_run(
         experiment_id,
         run_name=run_name or f"{config.get('algorithm')}-{config.get('dataset')}",
-        tags={TAG_ROLE: "train", TAG_ALGORITHM: str(config.get("algorithm")), TAG_STATUS: status, **(tags or {})},
+        tags={**run_tags, **(tags or {})},
     )
     run_id = run.info.run_id
     try:
@@ -260,7 +276,11 @@ def log_single_run(
         for record in result.history:
             log_epoch(client, run_id, record)
         summary = {k: v for k, v in result.summary().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        finals = {f"final_{k}": float(v) for k, v in summary.items() if math.isfinite(float(v)) and k != "epochs"}
+        finals = {
+            f"{names.FINAL_PREFIX}{k}": float(v)
+            for k, v in summary.items()
+            if math.isfinite(float(v)) and k != "epochs"
+        }
         if finals:
             from mlflow.entities import Metric
 
@@ -268,11 +288,14 @@ def log_single_run(
             client.log_batch(run_id, metrics=[Metric(k, v, now, result.epochs) for k, v in finals.items()])
         diagnostics = {k: v for k, v in (result.diagnostics or {}).items() if finite_or_none(v) is not None}
         if diagnostics:
-            log_tags(client, run_id, {f"rfsweep.diagnostics.{k}": f"{v:.6g}" for k, v in diagnostics.items()})
+            log_tags(client, run_id, {f"{names.DIAGNOSTICS_PREFIX}{k}": f"{v:.6g}" for k, v in diagnostics.items()})
         log_text(client, run_id, json.dumps(result.summary(), indent=2, default=str), "summary.json")
         with tempfile.TemporaryDirectory() as tmp:
             png = Path(tmp) / "learning_curve.png"
-            points = {m: [(r["epoch"], r[m]) for r in result.history if r.get(m) is not None] for m in ("train_accuracy", "val_accuracy", "test_accuracy")}
+            points = {
+                m: [(r["epoch"], r[m]) for r in result.history if r.get(m) is not None]
+                for m in ("train_accuracy", "val_accuracy", "test_accuracy")
+            }
             plot_learning_curves(
                 {str(config.get("algorithm")): [(m, pts, status) for m, pts in points.items()]},
                 "accuracy",
@@ -282,7 +305,7 @@ def log_single_run(
             client.log_artifact(run_id, str(png))
         weights = log_weights(client, run_id, result.model_state)
         if result.status == "diverged":
-            log_tags(client, run_id, {"rfsweep.failure_reason": "loss became NaN/inf"})
+            log_tags(client, run_id, {names.FAILURE_REASON: "loss became NaN/inf"})
         client.set_terminated(run_id, "FAILED" if result.status == "diverged" else "FINISHED")
     except BaseException:
         client.set_terminated(run_id, "FAILED")

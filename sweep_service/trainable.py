@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep_service.checkpoints import STATE_FILE, load_resume_state
+from sweep_service.checkpoints import STATE_FILE, WEIGHTS_FILE, load_resume_state
 from sweep_service.faults import CrashPlan, maybe_crash
-from sweep_service.space import RuleSpace
+from sweep_service.space import RuleSpace, decode_trial
 
+# Each report is rf_core's epoch record (its metric names, `epoch`, `seconds`, `eval_seconds`) plus these:
 RESTORED_HISTORY = "restored_history_json"  # in a resumed trial's first report: the epochs its checkpoint holds
-WEIGHTS_FILE = "state_dict.pt"  # the model's weights alone, written where a trial may end (the driver copies it)
 
 
 @dataclass(frozen=True)
@@ -43,19 +44,13 @@ def worst_value(metric: str, mode: str) -> float:
     return -1e30 if mode == "max" else 1e30
 
 
-def decode_trial_config(settings: TrialSettings, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    rule = config["algorithm"]
-    sampled = {k: v for k, v in config.items() if k != "algorithm"}
-    return rule, settings.spaces[rule].decode(sampled)
-
-
 def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
     from ray import tune
 
-    from rf_core import TrainConfig, train
+    from rf_core import METRIC_NAMES, TrainConfig, train
 
-    _, values = decode_trial_config(settings, config)
+    values = decode_trial(settings.spaces, config).config
     device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
     values.update(epochs=settings.max_t, device=device)
     if isinstance(values.get("hidden"), list):
@@ -76,19 +71,21 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     pending_history = list(resume_state["history"]) if resume_state else []
     worst = worst_value(settings.metric, settings.mode)
 
-    def on_epoch(record: dict[str, Any], get_state) -> bool | None:
+    def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
         epoch = int(record["epoch"])
         maybe_crash(settings.crash_plan, trial_id, epoch)
         diverged = bool(record.get("diverged"))
-        report: dict[str, Any] = {
-            k: float(record[k]) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
-            if record.get(k) is not None
-        }
+        report: dict[str, Any] = {k: float(record[k]) for k in METRIC_NAMES if record.get(k) is not None}
         value = report.get(settings.metric, float("nan"))
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
         report.update(
-            epoch=epoch, epoch_seconds=float(record["seconds"]), eval_seconds=float(record.get("eval_seconds") or 0.0), diverged=diverged, device=device, node_id=node_id,
+            epoch=epoch,
+            seconds=float(record["seconds"]),
+            eval_seconds=float(record.get("eval_seconds") or 0.0),
+            diverged=diverged,
+            device=device,
+            node_id=node_id,
             resumed_from_epoch=resumed_from,
         )
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks

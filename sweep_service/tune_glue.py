@@ -1,15 +1,17 @@
 """Ray Tune plumbing: a searcher and a scheduler per learning rule inside one Tune experiment, the
-callback that feeds our MLflow monitor, and the stopper that cancels a sweep.
+callback that feeds the sweep's monitor, and the stopper that cancels a sweep.
 
 Tune pickles the callbacks, the stopper and the scheduler into the experiment folder and restores those
 pickles on `Tuner.restore`, so these objects hold only the sweep id and find the live monitor of this
-process in `_LIVE` — a restored sweep gets the new process's monitor, not a stale copy.
+process in a registry (`register_monitor`) — a restored sweep gets the new process's monitor, not a stale
+copy. That is also how ASHA's decision (rung, cutoff) reaches the monitor: Tune gives callbacks no reason
+for a stop.
 """
 
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ray.tune import Callback, Stopper
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
@@ -17,13 +19,25 @@ from ray.tune.search import Searcher
 
 from sweep_service.space import RuleSpace
 
-if TYPE_CHECKING:
-    from sweep_service.runner import SweepMonitor
 
-_LIVE: dict[str, "SweepMonitor"] = {}
+class SweepEvents(Protocol):
+    """What the glue tells the sweep's monitor (`sweep_service.monitor.SweepMonitor`)."""
+
+    cancel_requested: bool
+
+    def step(self, trials: list[Any], force: bool = False) -> None: ...
+    def trial_started(self, trial: Any, tune_trials: list[Any] | None = None) -> None: ...
+    def trial_result(self, trial: Any, result: dict[str, Any]) -> None: ...
+    def trial_completed(self, trial: Any) -> None: ...
+    def trial_recovering(self, trial: Any) -> None: ...
+    def trial_errored(self, trial: Any) -> None: ...
+    def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None: ...
 
 
-def register_monitor(sweep_id: str, monitor: "SweepMonitor") -> None:
+_LIVE: dict[str, SweepEvents] = {}
+
+
+def register_monitor(sweep_id: str, monitor: SweepEvents) -> None:
     _LIVE[sweep_id] = monitor
 
 
@@ -31,14 +45,22 @@ def unregister_monitor(sweep_id: str) -> None:
     _LIVE.pop(sweep_id, None)
 
 
-def live_monitor(sweep_id: str) -> "SweepMonitor | None":
+def live_monitor(sweep_id: str) -> SweepEvents | None:
     return _LIVE.get(sweep_id)
 
 
 # ---- search -------------------------------------------------------------------------------------
 
 
-def _rule_searcher(space: RuleSpace, method: str, metric: str, mode: str, num_samples: int, seed: int | None, initial_points: int | None):
+def _rule_searcher(
+    space: RuleSpace,
+    method: str,
+    metric: str,
+    mode: str,
+    num_samples: int,
+    seed: int | None,
+    initial_points: int | None,
+) -> Searcher | None:
     from ray.tune.search.hyperopt import HyperOptSearch
 
     if not space.domains:
@@ -80,10 +102,10 @@ class PerRuleSearcher(Searcher):
         self._suggested = {rule: 0 for rule in spaces}
         self._trial_rule: dict[str, str] = {}
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
         return True  # configured at construction; Tune's param_space is empty
 
-    def suggest(self, trial_id: str) -> dict | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # FINISHED is a str
         for rule in sorted(self._rules, key=lambda r: (self._suggested[r], self._rules.index(r))):
             if self._suggested[rule] >= self._quota[rule]:
                 continue
@@ -98,16 +120,16 @@ class PerRuleSearcher(Searcher):
             return Searcher.FINISHED
         return None
 
-    def _searcher_of(self, trial_id: str):
+    def _searcher_of(self, trial_id: str) -> Searcher | None:
         rule = self._trial_rule.get(trial_id)
         return self._by_rule.get(rule) if rule else None
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         searcher = self._searcher_of(trial_id)
         if searcher is not None:
             searcher.on_trial_result(trial_id, result)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         searcher = self._searcher_of(trial_id)
         if searcher is not None:
             searcher.on_trial_complete(trial_id, result=result, error=error)
@@ -129,15 +151,28 @@ class PerRuleSearcher(Searcher):
 class PerRuleScheduler(FIFOScheduler):
     """ASHA per rule (rules are not compared with each other), epochs as time; notes early stops."""
 
-    def __init__(self, sweep_id: str, rules: list[str], metric: str, mode: str, max_t: int, grace_period: int, reduction_factor: float):
+    def __init__(
+        self,
+        sweep_id: str,
+        rules: list[str],
+        metric: str,
+        mode: str,
+        max_t: int,
+        grace_period: int,
+        reduction_factor: float,
+    ):
         super().__init__()
         self._sweep_id = sweep_id
         self._max_t = max_t
-        self._metric, self._mode = metric, mode
+        self._rule_metric, self._mode = metric, mode
         self._by_rule = {
             rule: ASHAScheduler(
-                time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
-                grace_period=grace_period, reduction_factor=reduction_factor,
+                time_attr="epoch",
+                metric=metric,
+                mode=mode,
+                max_t=max_t,
+                grace_period=grace_period,
+                reduction_factor=reduction_factor,
             )
             for rule in rules
         }
@@ -145,15 +180,15 @@ class PerRuleScheduler(FIFOScheduler):
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
 
-    def _asha(self, trial) -> ASHAScheduler | None:
+    def _asha(self, trial: Any) -> ASHAScheduler | None:
         return self._by_rule.get(trial.config.get("algorithm"))
 
-    def on_trial_add(self, tune_controller, trial) -> None:
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         asha = self._asha(trial)
         if asha is not None:
             asha.on_trial_add(tune_controller, trial)
 
-    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         asha = self._asha(trial)
         if asha is None or "epoch" not in result:
             return TrialScheduler.CONTINUE
@@ -165,20 +200,25 @@ class PerRuleScheduler(FIFOScheduler):
             monitor = live_monitor(self._sweep_id)
             if monitor is not None:
                 sign = 1.0 if self._mode == "max" else -1.0
-                monitor.note_early_stop(trial.trial_id, rung, None if cutoff is None else sign * float(cutoff), result.get(self._metric))
+                monitor.note_early_stop(
+                    trial.trial_id,
+                    rung,
+                    None if cutoff is None else sign * float(cutoff),
+                    result.get(self._rule_metric),
+                )
         return action
 
-    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
         asha = self._asha(trial)
         if asha is not None and trial.trial_id in asha._trial_info:
             asha.on_trial_complete(tune_controller, trial, result)
 
-    def on_trial_remove(self, tune_controller, trial) -> None:
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         asha = self._asha(trial)
         if asha is not None and trial.trial_id in asha._trial_info:
             asha.on_trial_remove(tune_controller, trial)
 
-    def on_trial_error(self, tune_controller, trial) -> None:
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
         self.on_trial_remove(tune_controller, trial)
 
     def debug_string(self) -> str:
@@ -216,9 +256,8 @@ class CancelStopper(Stopper):
         self._sweep_id = sweep_id
         self._max_t = max_t
 
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        max_t = getattr(self, "_max_t", None)  # stoppers pickled before max_t existed restore without it
-        return max_t is not None and int(result.get("epoch") or 0) >= max_t
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self._max_t is not None and int(result.get("epoch") or 0) >= self._max_t
 
     def stop_all(self) -> bool:
         monitor = live_monitor(self._sweep_id)
@@ -231,45 +270,47 @@ class MonitorCallback(Callback):
     def __init__(self, sweep_id: str):
         self._sweep_id = sweep_id
 
-    def _monitor(self):
+    def _monitor(self) -> SweepEvents | None:
         return live_monitor(self._sweep_id)
 
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.step(trials)
 
-    def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_started(trial, trials)
 
-    def on_trial_restore(self, iteration: int, trials: list, trial, **info: Any) -> None:
+    def on_trial_restore(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_started(trial, trials)
 
-    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_result(trial, result)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_completed(trial)
 
-    def on_trial_recover(self, iteration: int, trials: list, trial, **info: Any) -> None:
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_recovering(trial)
 
-    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.trial_errored(trial)
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
             monitor.step(trials, force=True)

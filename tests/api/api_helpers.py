@@ -40,8 +40,13 @@ class ApiServer:
 
     def __init__(self, home: Path, env: dict[str, str], *, workers: int = 1):
         self.home, self.workers = home, workers
-        self.env = {**os.environ, "RFSWEEP_HOME": str(home), "RFSWEEP_API_TOKEN": TOKEN,
-                    "RFSWEEP_DISPATCH_INTERVAL_S": "0.3", **env}
+        self.env = {
+            **os.environ,
+            "RFSWEEP_HOME": str(home),
+            "RFSWEEP_API_TOKEN": TOKEN,
+            "RFSWEEP_DISPATCH_INTERVAL_S": "0.3",
+            **env,
+        }
         for inherited in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RFSWEEP_PROTECT_READS"):
             if inherited not in env:  # each server gets exactly the stores the test names
                 self.env.pop(inherited, None)
@@ -56,11 +61,24 @@ class ApiServer:
     def start(self, timeout: float = 90) -> ApiServer:
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-               "--port", str(self.port), "--no-access-log", "--workers", str(self.workers)]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, cwd=self.home, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--workers",
+            str(self.workers),
+        ]
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the server writes it while it runs)
+        self.process = subprocess.Popen(
+            cmd, cwd=self.home, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -116,8 +134,7 @@ def mlflow_runs(tracking_uri: str, sweep_id: str) -> dict[str, list]:
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiment_ids, filter_string=f"tags.`rfsweep.sweep_id` = '{sweep_id}'",
-                              max_results=1000)
+    runs = client.search_runs(experiment_ids, filter_string=f"tags.`rfsweep.sweep_id` = '{sweep_id}'", max_results=1000)
     out: dict[str, list] = {"sweep": [], "trial": []}
     for run in runs:
         out.setdefault(run.data.tags.get("rfsweep.role", "?"), []).append(run)

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from api_helpers import PG_ADMIN_URL, ApiServer, free_port
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -88,11 +87,26 @@ def ray_env(tmp_path_factory) -> dict[str, str]:
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_path)}
     ray = str(Path(sys.executable).with_name("ray"))
     temp_dir = f"/tmp/rfsweep-test-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths have a length limit
-    cmd = [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-           "--disable-usage-stats", f"--temp-dir={temp_dir}"]
-    log = open(folder / "head.log", "ab")
-    process = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        ray,
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+    ]
+    log = open(folder / "head.log", "ab")  # noqa: SIM115 (the Ray head writes it while it runs)
+    process = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert process.poll() is None, (folder / "head.log").read_text()
@@ -126,5 +140,3 @@ def servers():
     yield start
     for server in started:
         server.stop()
-
-

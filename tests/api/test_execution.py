@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from api_helpers import TINY_SPEC, ApiServer, mlflow_runs, wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -147,10 +146,14 @@ def test_lifecycle_and_queueing(start_server, backend):
 def test_cancel_running_sweep(start_server):
     server = start_server()
     with server.client() as client:
-        sweep_id = client.post("/sweeps", json=spec("cancel-me", **LONG_TRIALS,
-                                                     search={**TINY_SPEC["search"], "num_samples": 4})).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
-                 what="a trial to train")
+        sweep_id = client.post(
+            "/sweeps", json=spec("cancel-me", **LONG_TRIALS, search={**TINY_SPEC["search"], "num_samples": 4})
+        ).json()["id"]
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
+            240,
+            what="a trial to train",
+        )
         answer = client.post(f"/sweeps/{sweep_id}/cancel")
         assert answer.status_code == 200 and answer.json()["cancel_requested"] is True
         done = wait_status(client, sweep_id, TERMINAL, timeout=120)
@@ -159,6 +162,10 @@ def test_cancel_running_sweep(start_server):
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
         assert trials and not [t for t in trials if t["status"] in ("running", "pending")]
         assert any(t["status"] == "cancelled" for t in trials)
+        # the sweep's counts are the runner's: a trial that never started is cancelled too, as in MLflow
+        progress = done["progress"]
+        assert progress["pending"] == progress["running"] == 0 and progress["total"] == 4
+        assert sum(progress[s] for s in ("finished", "stopped_early", "failed", "diverged", "cancelled")) == 4
     children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
     by_trial = {t["mlflow_run_id"]: t for t in trials}
     for run in children:
@@ -173,10 +180,13 @@ def test_restart_with_sigkill_follows_the_live_driver(start_server):
     server = start_server()
     with server.client() as client:
         sweep_id = client.post("/sweeps", json=spec("restart-me", **LONG_TRIALS, search=TWO_TRIALS)).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1, 240,
-                 what="a trial to train")
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1,
+            240,
+            what="a trial to train",
+        )
     server.kill()
-    killed_at = datetime.datetime.now(datetime.timezone.utc)
+    killed_at = datetime.datetime.now(datetime.UTC)
     assert _driver_pids(sweep_id), "the driver should outlive the API"
     server = start_server()
     with server.client() as client:
@@ -195,8 +205,11 @@ def test_restart_resumes_a_dead_driver(start_server):
     server = start_server()
     with server.client() as client:
         sweep_id = client.post("/sweeps", json=spec("resume-me", **LONG_TRIALS, search=TWO_TRIALS)).json()["id"]
-        wait_for(lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2, 240,
-                 what="a trial to train")
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
+            240,
+            what="a trial to train",
+        )
     server.kill()
     for pid in _driver_pids(sweep_id):
         os.kill(pid, signal.SIGKILL)
@@ -208,5 +221,6 @@ def test_restart_resumes_a_dead_driver(start_server):
         assert done["attempts"] == 2
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
     assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
-        (t["status"], t["epochs"], t.get("reason")) for t in trials]
+        (t["status"], t["epochs"], t.get("reason")) for t in trials
+    ]
     assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)

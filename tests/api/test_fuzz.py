@@ -19,9 +19,24 @@ def test_schemathesis_finds_nothing(tmp_path):
     server = ApiServer(tmp_path, {"RFSWEEP_MAX_RUNNING_SWEEPS": "0"}).start()
     try:
         st = str(Path(sys.executable).with_name("schemathesis"))
-        cmd = [st, "--config-file", str(CONFIG), "run", f"{server.url}/openapi.json",
-               "-H", f"Authorization: Bearer {TOKEN}", "--checks", "all", "--max-time", MAX_TIME_S,
-               "--workers", "2", "--no-color", "--request-timeout", "20"]
+        cmd = [
+            st,
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{server.url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {TOKEN}",
+            "--checks",
+            "all",
+            "--max-time",
+            MAX_TIME_S,
+            "--workers",
+            "2",
+            "--no-color",
+            "--request-timeout",
+            "20",
+        ]
         # cwd: schemathesis keeps a crash cache (.schemathesis/) in its working directory, not in the repo
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=int(MAX_TIME_S) + 240, cwd=tmp_path)
     finally:

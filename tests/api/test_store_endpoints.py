@@ -9,7 +9,6 @@ import json
 import httpx
 import pytest
 import yaml
-
 from api_helpers import TINY_SPEC, TOKEN, ApiServer
 
 
@@ -57,8 +56,9 @@ def test_post_requires_the_bearer_token(server):
 
 
 def test_yaml_body_is_accepted(api):
-    response = api.post("/sweeps", content=yaml.safe_dump(spec(name="from-yaml")),
-                        headers={"Content-Type": "application/yaml"})
+    response = api.post(
+        "/sweeps", content=yaml.safe_dump(spec(name="from-yaml")), headers={"Content-Type": "application/yaml"}
+    )
     assert response.status_code == 201, response.text
     detail = api.get(f"/sweeps/{response.json()['id']}").json()
     assert detail["name"] == "from-yaml"
@@ -124,8 +124,11 @@ def test_idempotent_post(api):
     body = spec(name="idem")
     first = api.post("/sweeps", json=body, headers={"Idempotency-Key": "key-1-" + TOKEN})
     again = api.post("/sweeps", json=body, headers={"Idempotency-Key": "key-1-" + TOKEN})
-    as_yaml = api.post("/sweeps", content=yaml.safe_dump(body),
-                       headers={"Idempotency-Key": "key-1-" + TOKEN, "Content-Type": "application/yaml"})
+    as_yaml = api.post(
+        "/sweeps",
+        content=yaml.safe_dump(body),
+        headers={"Idempotency-Key": "key-1-" + TOKEN, "Content-Type": "application/yaml"},
+    )
     assert first.status_code == again.status_code == as_yaml.status_code == 201
     assert first.json()["id"] == again.json()["id"] == as_yaml.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
@@ -143,8 +146,11 @@ def test_concurrent_retries_with_one_key_make_one_sweep(server):
 
     def post(_):
         with server.client() as client:
-            return client.post("/sweeps", content=body, headers={
-                "Idempotency-Key": "race-" + TOKEN, "Content-Type": "application/json"})
+            return client.post(
+                "/sweeps",
+                content=body,
+                headers={"Idempotency-Key": "race-" + TOKEN, "Content-Type": "application/json"},
+            )
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(post, range(8)))

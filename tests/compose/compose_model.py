@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose.yaml"
 CLUSTER_OVERRIDE = REPO / "compose.cluster.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
-COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
-CODE_PACKAGES = ("api", "sweep_service", "rf_core", "rfsweep_cli")
+# The Compose Specification's schema, vendored (Apache-2.0, its LICENSE beside it).
+COMPOSE_SCHEMA = Path(__file__).resolve().parent / "schema" / "compose-spec.json"
+CODE_PACKAGES = ("api", "sweep_service", "rf_core", "paper_experiments", "rfsweep_cli")
 
 # Compose interpolation: $$, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME:+alt}, $NAME.
 _INTERPOLATION = re.compile(
@@ -115,9 +116,13 @@ class _ComposeLoader(yaml.SafeLoader):
 
 _ComposeLoader.add_constructor("!reset", lambda loader, node: _Reset())
 _ComposeLoader.add_constructor(
-    "!override", lambda loader, node: _Override(
-        loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node, deep=True)))
+    "!override",
+    lambda loader, node: _Override(
+        loader.construct_sequence(node, deep=True)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node, deep=True)
+    ),
+)
 _MERGED_SEQUENCES = ("ports", "volumes", "expose", "dns", "env_file")  # compose appends these across files
 
 
@@ -195,7 +200,7 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 def image_env(path: Path) -> dict[str, str]:
@@ -287,7 +292,8 @@ def _settings_field_names(tree: ast.Module) -> set[str]:
             if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)):
                 continue
             aliased = isinstance(item.value, ast.Call) and any(
-                k.arg in ("alias", "validation_alias") for k in item.value.keywords)
+                k.arg in ("alias", "validation_alias") for k in item.value.keywords
+            )
             if not aliased:
                 names.add((prefix + item.target.id).upper())
     return names

@@ -35,8 +35,14 @@ VENV_BIN = Path(sys.executable).parent
 LISTEN_FLAG = re.compile(r"(--(?:port|dashboard-port)[= ])(\d+)")
 # Ray's per-node ports that default to fixed numbers (or collide between nodes on one host); in a
 # container each node has them to itself, here each `ray start` gets free ones.
-RAY_NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-                       "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+RAY_NODE_PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+)
 
 
 def free_port() -> int:
@@ -103,8 +109,11 @@ class HostMappingProxy:
                 self.unrouted.append(f"{method} {target}")
                 client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
-            headers = [h for h in header_lines
-                       if h.split(":", 1)[0].strip().lower() not in ("proxy-connection", "connection", "keep-alive")]
+            headers = [
+                h
+                for h in header_lines
+                if h.split(":", 1)[0].strip().lower() not in ("proxy-connection", "connection", "keep-alive")
+            ]
             host = next((h.split(":", 1)[1].strip() for h in headers if h.lower().startswith("host:")), "")
             self.requests[(netloc, host)] += 1
             path = (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -146,15 +155,28 @@ class NativeService:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(["sh", "-c", self.script], env=self.env, cwd=self.cwd, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                ["sh", "-c", self.script],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def check_health(self) -> bool:
         # Its own process group, killed whole on timeout: `ray health-check` retries for minutes while the
         # GCS is not up, and a surviving grandchild would hold the output pipe open.
-        check = subprocess.Popen(["sh", "-c", self.health_script], env=self.env, cwd=self.cwd, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        check = subprocess.Popen(
+            ["sh", "-c", self.health_script],
+            env=self.env,
+            cwd=self.cwd,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             output, _ = check.communicate(timeout=self.health_timeout_s)
             returncode = check.returncode
@@ -175,7 +197,6 @@ class NativeService:
         except OSError:
             tail = ""
         return f"{tail}\n[last healthcheck] {self.last_health_output}"
-
 
 
 def stop_all(services: list[NativeService], grace_s: float = 5.0) -> None:
@@ -283,8 +304,16 @@ class StackPlan:
         home = self.root / "fs" / name / "home"  # the image's WORKDIR
         home.mkdir(parents=True, exist_ok=True)
         no_proxy = ",".join(local_addresses())
-        env.update({"HOME": str(home), "LANG": "C.UTF-8", "http_proxy": proxy.url, "HTTP_PROXY": proxy.url,
-                    "no_proxy": no_proxy, "NO_PROXY": no_proxy})
+        env.update(
+            {
+                "HOME": str(home),
+                "LANG": "C.UTF-8",
+                "http_proxy": proxy.url,
+                "HTTP_PROXY": proxy.url,
+                "no_proxy": no_proxy,
+                "NO_PROXY": no_proxy,
+            }
+        )
         command = spec.get("command") or []
         script = command[2] if command[:2] == ["sh", "-c"] else "exec " + shlex.join(command)
         script = self.localize(script, name, paths)
@@ -300,6 +329,12 @@ class StackPlan:
             health_script = self.localize(health_script, name, paths, health=True)
         log_dir = self.root / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        return NativeService(name=name, script=script, health_script=health_script,
-                             health_timeout_s=_seconds(health.get("timeout"), 30), env=env, cwd=home,
-                             log=log_dir / f"{name}.log")
+        return NativeService(
+            name=name,
+            script=script,
+            health_script=health_script,
+            health_timeout_s=_seconds(health.get("timeout"), 30),
+            env=env,
+            cwd=home,
+            log=log_dir / f"{name}.log",
+        )

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from compose_model import REPO, compose_dockerfiles, dockerfile_instructions, final_stage, load_compose, read_env_file
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from compose_model import REPO, compose_dockerfiles, dockerfile_instructions, final_stage, load_compose, read_env_file
 
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
 APP_DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -35,8 +34,13 @@ def test_hadolint_passes_on_every_dockerfile(dockerfiles):
         result = subprocess.run([HADOLINT, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"{dockerfile.name}:\n{result.stdout}{result.stderr}"
     # hadolint really lints: an unpinned apt-get install is reported.
-    bad = subprocess.run([HADOLINT, "--no-color", "-"], input="FROM python:3.11.14-slim\nRUN apt-get install curl\n",
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [HADOLINT, "--no-color", "-"],
+        input="FROM python:3.11.14-slim\nRUN apt-get install curl\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode != 0 and "DL3008" in bad.stdout
 
 
@@ -89,7 +93,7 @@ def test_every_copy_source_exists_in_its_build_context(dockerfiles):
 def _pip_install_args(line: str) -> list[str]:
     words = shlex.split(line)
     start = next(i for i, w in enumerate(words) if w == "install" and i and words[i - 1].endswith("pip"))
-    args = words[start + 1:]
+    args = words[start + 1 :]
     for i, word in enumerate(args):  # a README line may chain more commands after the install
         if word in ("&&", ";", "||", "|"):
             return args[:i]
@@ -101,11 +105,13 @@ def test_app_image_installs_with_the_readme_command():
     assert len(runs) == 1, runs
     image_args = _pip_install_args(runs[0])
     assert image_args == ["-c", "constraints.txt", ".[all]"]
-    readme_lines = [line for line in (REPO / "README.md").read_text().splitlines()
-                    if re.search(r"pip install .*\.\[all\]", line)]
+    readme_lines = [
+        line for line in (REPO / "README.md").read_text().splitlines() if re.search(r"pip install .*\.\[all\]", line)
+    ]
     assert readme_lines, "README.md must show the install command `pip install -c constraints.txt '.[all]'`"
     assert any(_pip_install_args(line.strip().lstrip("$ ")) == image_args for line in readme_lines), (
-        f"the image runs `pip install {shlex.join(image_args)}`; README says {readme_lines}")
+        f"the image runs `pip install {shlex.join(image_args)}`; README says {readme_lines}"
+    )
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -167,7 +173,9 @@ def test_images_are_pinned_multi_stage_non_root_and_health_checked(dockerfile):
         assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
     runtime = final_stage(instructions)
     users = [rest for kw, rest in runtime if kw == "USER"]
-    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), "the runtime stage must run as a numeric non-root user"
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), (
+        "the runtime stage must run as a numeric non-root user"
+    )
     assert any(kw == "HEALTHCHECK" for kw, _ in runtime)
     assert any(kw == "COPY" and "--from=build" in rest for kw, rest in runtime)
 
@@ -177,4 +185,5 @@ def test_compose_images_without_a_build_are_pinned():
     for name, service in compose["services"].items():
         if "build" not in service:
             assert re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?", service["image"]), (
-                f"{name}: {service['image']} is not pinned to a version")
+                f"{name}: {service['image']} is not pinned to a version"
+            )

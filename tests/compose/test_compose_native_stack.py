@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
-
 from compose_model import REPO, load_compose, read_env_file
 from native_stack import HostMappingProxy, NativeService, StackPlan, stop_all
 
@@ -93,8 +92,13 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
     postgres = services["postgres"]
     mount = next(v for v in compose_services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
     init_script = REPO / mount.split(":")[0]
-    init = subprocess.run(["sh", str(init_script)], env={**postgres.env, "PGHOST": "127.0.0.1", "PGPORT": "5432"},
-                          capture_output=True, text=True, timeout=60)
+    init = subprocess.run(
+        ["sh", str(init_script)],
+        env={**postgres.env, "PGHOST": "127.0.0.1", "PGPORT": "5432"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert init.returncode == 0, f"init script failed: {init.stdout}{init.stderr}"
     state = {"postgres": "healthy" if postgres.check_health() else "unhealthy"}
     assert state["postgres"] == "healthy", "pg_isready (the compose healthcheck) failed"
@@ -104,7 +108,8 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
     restarts: dict[str, int] = {}
     while any(state.get(name) not in ("healthy", "completed") for name in services):
         assert time.monotonic() < deadline, f"stack not up in {STARTUP_TIMEOUT_S} s: {state}\n" + "\n".join(
-            f"--- {s.name}\n{s.log_tail()}" for s in services.values() if state.get(s.name) == "started")
+            f"--- {s.name}\n{s.log_tail()}" for s in services.values() if state.get(s.name) == "started"
+        )
         for name, service in services.items():
             if name in state:
                 continue
@@ -129,7 +134,9 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
                 restarts[name] = restarts.get(name, 0) + 1
                 stop_all([service])
                 with open(service.log, "a") as out:
-                    out.write(f"[harness {time.strftime('%H:%M:%S')}] exited with {exit_code}: restart {restarts[name]}\n")
+                    out.write(
+                        f"[harness {time.strftime('%H:%M:%S')}] exited with {exit_code}: restart {restarts[name]}\n"
+                    )
                 service.start()
                 continue
             if time.monotonic() - last_check.get(name, 0) >= 2:
@@ -149,8 +156,9 @@ def test_a_sweep_submitted_to_the_native_stack_succeeds_with_its_runs_in_mlflow(
     # Ray's GCS refuses a process without the cluster token (checked while the sweep runs).
     tokenless = {k: v for k, v in services["ray-worker"].env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")}
     gcs = f"127.0.0.1:{plan.own_ports['ray-head'][6379]}"
-    no_token_probe = subprocess.Popen(["ray", "health-check", f"--address={gcs}"], env=tokenless,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    no_token_probe = subprocess.Popen(
+        ["ray", "health-check", f"--address={gcs}"], env=tokenless, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
     with httpx.Client(base_url=api, trust_env=False, timeout=30) as client:
         assert client.post("/sweeps", json=SWEEP).status_code == 401
@@ -172,14 +180,16 @@ def test_a_sweep_submitted_to_the_native_stack_succeeds_with_its_runs_in_mlflow(
 
     experiment_id, parent_run_id = sweep["mlflow"]["experiment_id"], sweep["mlflow"]["parent_run_id"]
     assert experiment_id and parent_run_id
-    runs = through_compose.post("http://mlflow:5000/api/2.0/mlflow/runs/search",
-                                json={"experiment_ids": [experiment_id], "max_results": 100})
+    runs = through_compose.post(
+        "http://mlflow:5000/api/2.0/mlflow/runs/search", json={"experiment_ids": [experiment_id], "max_results": 100}
+    )
     assert runs.status_code == 200, runs.text
     runs = runs.json()["runs"]
     by_id = {run["info"]["run_id"]: run for run in runs}
     assert by_id[parent_run_id]["info"]["status"] == "FINISHED"
-    children = [run for run in runs
-                if {"key": "mlflow.parentRunId", "value": parent_run_id} in run["data"].get("tags", [])]
+    children = [
+        run for run in runs if {"key": "mlflow.parentRunId", "value": parent_run_id} in run["data"].get("tags", [])
+    ]
     assert len(children) == SWEEP["search"]["num_samples"], [r["info"]["run_name"] for r in runs]
     assert all(run["info"]["status"] == "FINISHED" for run in children)
     assert best["mlflow_run_id"] in {run["info"]["run_id"] for run in children}
@@ -193,8 +203,9 @@ def test_a_sweep_submitted_to_the_native_stack_succeeds_with_its_runs_in_mlflow(
     assert not unrouted_services, unrouted_services
     # ...and that Host header is what made it work: the same call with the loopback address is refused.
     mlflow_port = plan.own_ports["mlflow"][5000]
-    refused = httpx.get(f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/experiments/search",
-                        params={"max_results": 1}, trust_env=False)
+    refused = httpx.get(
+        f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, trust_env=False
+    )
     assert refused.status_code == 403
 
     # Ray's dashboard on its compose port answers only with the cluster token; the GCS refused the probe.

@@ -12,7 +12,6 @@ import subprocess
 
 import jsonschema
 import pytest
-
 from compose_model import (
     COMPOSE_SCHEMA,
     REPO,
@@ -58,8 +57,15 @@ def test_compose_file_matches_the_compose_specification_schema(compose):
     # The schema is strict enough to matter: a misspelt key or a wrong type is an error.
     broken = {**compose, "services": {**compose["services"], "api": {**compose["services"]["api"], "depend_on": []}}}
     assert any("depend_on" in e.message for e in jsonschema.Draft7Validator(schema).iter_errors(broken))
-    assert set(compose["services"]) == {"postgres", "mlflow", "data-fetch", "ray-head", "ray-worker",
-                                        "ray-worker-gpu", "api"}
+    assert set(compose["services"]) == {
+        "postgres",
+        "mlflow",
+        "data-fetch",
+        "ray-head",
+        "ray-worker",
+        "ray-worker-gpu",
+        "api",
+    }
 
 
 def test_the_stack_refuses_to_start_without_either_token():
@@ -70,15 +76,23 @@ def test_the_stack_refuses_to_start_without_either_token():
             load_compose({**env, **TOKENS, missing: ""})
 
 
-@pytest.mark.parametrize("loader", [load_compose, lambda env: load_cluster_compose({**env, **CLUSTER_ENV})],
-                         ids=["compose.yaml", "with compose.cluster.yaml"])
+@pytest.mark.parametrize(
+    "loader",
+    [load_compose, lambda env: load_cluster_compose({**env, **CLUSTER_ENV})],
+    ids=["compose.yaml", "with compose.cluster.yaml"],
+)
 @pytest.mark.parametrize("token, refused", [("  ", True), ("", True), ("s3cret", False)])
 def test_api_command_refuses_a_blank_token(loader, token, refused):
     script = loader({**read_env_file(), **TOKENS})["services"]["api"]["command"][2]
     guard = script.split("ray start")[0].rstrip("; &")
     assert guard.startswith("test -n")
-    result = subprocess.run(["sh", "-c", guard], env={"RFSWEEP_API_TOKEN": token, "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        ["sh", "-c", guard],
+        env={"RFSWEEP_API_TOKEN": token, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert (result.returncode != 0) == refused
     assert ("RFSWEEP_API_TOKEN is blank" in result.stderr) == refused
 
@@ -94,7 +108,9 @@ def test_every_dependency_exists_and_is_health_gated(compose):
             target_service = services[target]
             if condition == "service_healthy":
                 test = (target_service.get("healthcheck") or {}).get("test")
-                assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} waits for {target}'s health, which has no check"
+                assert test and test[0] in ("CMD", "CMD-SHELL"), (
+                    f"{name} waits for {target}'s health, which has no check"
+                )
                 assert not target_service["healthcheck"].get("disable"), f"{target}'s healthcheck is disabled"
             elif condition == "service_completed_successfully":
                 assert target_service.get("restart") == "no", f"{target} must be a one-shot (restart: 'no')"
@@ -102,7 +118,8 @@ def test_every_dependency_exists_and_is_health_gated(compose):
                 pytest.fail(f"{name} -> {target}: condition {condition!r}; use service_healthy")
             target_profiles = set(target_service.get("profiles") or [])
             assert not target_profiles or target_profiles & set(service.get("profiles") or []), (
-                f"{name} depends on {target}, which only runs with profile(s) {sorted(target_profiles)}")
+                f"{name} depends on {target}, which only runs with profile(s) {sorted(target_profiles)}"
+            )
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):
@@ -117,7 +134,10 @@ def test_every_long_running_service_has_a_healthcheck(compose):
 def test_api_waits_for_database_tracking_server_and_ray(compose):
     api = compose["services"]["api"]
     assert {k: v["condition"] for k, v in api["depends_on"].items()} == {
-        "postgres": "service_healthy", "mlflow": "service_healthy", "ray-head": "service_healthy"}
+        "postgres": "service_healthy",
+        "mlflow": "service_healthy",
+        "ray-head": "service_healthy",
+    }
     env = environment_of(api)
     assert env["RAY_ADDRESS"] == "ray-head:6379"
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
@@ -187,7 +207,9 @@ def test_mlflow_server_allows_the_compose_host_header_and_serves_artifacts(compo
     assert "/api/2.0/mlflow/" in check and "'Host': 'mlflow:5000'" in check, "healthcheck must make a real API call"
     # Extra hosts from .env are appended, not substituted for the compose ones.
     extended = load_compose({**read_env_file(), **TOKENS, "MLFLOW_EXTRA_ALLOWED_HOSTS": "gpu-box.lan:5000"})
-    extended_flags = dict(a.partition("=")[::2] for a in extended["services"]["mlflow"]["command"] if a.startswith("--"))
+    extended_flags = dict(
+        a.partition("=")[::2] for a in extended["services"]["mlflow"]["command"] if a.startswith("--")
+    )
     assert extended_flags["--allowed-hosts"] == flags["--allowed-hosts"] + ",gpu-box.lan:5000"
 
 
@@ -209,14 +231,16 @@ def test_published_and_referenced_ports_are_ports_the_services_listen_on(compose
         text = " ".join([command_text(service), healthcheck_text(service), *environment_of(service).values()])
         for host, port in re.findall(r"\b([a-z][a-z0-9-]*):(\d{2,5})\b", text):
             if host in services:
-                assert int(port) in listening[host], f"{name} reaches {host}:{port}; {host} listens on {listening[host]}"
+                assert int(port) in listening[host], (
+                    f"{name} reaches {host}:{port}; {host} listens on {listening[host]}"
+                )
         for local_port in re.findall(r"127\.0\.0\.1:(\d+)", healthcheck_text(service)):
             assert int(local_port) in listening[name], f"{name}'s healthcheck probes {local_port}"
 
 
 def test_exposed_ports_of_each_image_cover_what_compose_publishes(compose):
     dockerfiles = {ctx: df for df, ctx in compose_dockerfiles(compose).items()}
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         if "build" not in service or not service.get("ports"):
             continue
         build = service["build"]
@@ -238,9 +262,11 @@ def test_every_env_var_the_code_reads_is_set_in_compose_or_documented():
     documented = documented_env_names()
     read = env_vars_read_by_code()
     assert {"DATABASE_URL", "RAY_ADDRESS", "MLFLOW_TRACKING_URI", "RFSWEEP_API_TOKEN"} <= set(read), (
-        "the scan must see the API's settings; has api/settings.py moved?")
+        "the scan must see the API's settings; has api/settings.py moved?"
+    )
     missing = {
-        name: files for name, files in read.items()
+        name: files
+        for name, files in read.items()
         if name not in set_in_compose | set_in_images | documented and name not in NOT_DEPLOYMENT_SETTINGS
     }
     assert not missing, f"read by the code but neither set in compose.yaml nor listed in .env.example: {missing}"
@@ -294,11 +320,17 @@ def test_cluster_override_is_valid_and_puts_the_ray_nodes_on_the_host_network():
 def test_fixed_ray_ports_of_head_api_and_documented_worker_do_not_collide():
     """All three may run on the head host, each with the host's network."""
     cluster = load_cluster_compose({**read_env_file(), **TOKENS, **CLUSTER_ENV})
-    worker_command = re.search(r"ray start --address=HEAD_HOST:6379.*?--disable-usage-stats",
-                               (REPO / "docs" / "README_stack_sections.md").read_text(), flags=re.S)
+    worker_command = re.search(
+        r"ray start --address=HEAD_HOST:6379.*?--disable-usage-stats",
+        (REPO / "docs" / "README_stack_sections.md").read_text(),
+        flags=re.S,
+    )
     assert worker_command, "README sections lost the worker's `ray start` command"
-    commands = {"ray-head": command_text(cluster["services"]["ray-head"]),
-                "api": command_text(cluster["services"]["api"]), "worker (README)": worker_command.group(0)}
+    commands = {
+        "ray-head": command_text(cluster["services"]["ray-head"]),
+        "api": command_text(cluster["services"]["api"]),
+        "worker (README)": worker_command.group(0),
+    }
     used: dict[int, str] = {}
     for node, command in commands.items():
         ports, workers = _fixed_ports(command)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep_service.checkpoints import STAND_IN_MARKER, STATE_FILE, fill_deleted_checkpoints, load_resume_state, remove_stand_ins
+from sweep_service.checkpoints import (
+    STAND_IN_MARKER,
+    STATE_FILE,
+    fill_deleted_checkpoints,
+    load_resume_state,
+    remove_stand_ins,
+)
 
 
 def _checkpoint(trial_dir, index: int, epoch: int | None) -> None:
@@ -43,5 +49,5 @@ def test_a_stand_in_resumes_from_the_newest_readable_checkpoint(tmp_path):
 def test_no_readable_state_anywhere_is_a_clear_error(tmp_path):
     trial = tmp_path / "run_trial_1"
     _checkpoint(trial, 3, epoch=None)
-    with pytest.raises(FileNotFoundError, match="checkpoint_000003: no state.pt"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint_000003: no state\.pt"):
         load_resume_state(trial / "checkpoint_000003")

@@ -49,7 +49,8 @@ PROBE = """
 import json, ray
 ray.init(logging_level="ERROR")
 alive = [n for n in ray.nodes() if n["Alive"]]
-print(json.dumps({"alive": len(alive), "workers": [n["NodeID"] for n in alive if "node:__internal_head__" not in n["Resources"]]}))
+workers = [n["NodeID"] for n in alive if "node:__internal_head__" not in n["Resources"]]
+print(json.dumps({"alive": len(alive), "workers": workers}))
 """
 
 
@@ -69,21 +70,43 @@ def wait_for_nodes(env: dict, count: int, timeout: float = 120) -> dict:
 def two_node_cluster():
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rfr-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     env.pop("RAY_ADDRESS", None)
     common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     head = subprocess.Popen(
-        [RAY, "start", "--head", "--num-cpus=0", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}", *common],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            RAY,
+            "start",
+            "--head",
+            "--num-cpus=0",
+            f"--port={port}",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+            *common,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     nodes = [head]
     try:
         address = f"127.0.0.1:{port}"
         wait_for_nodes({**env, "RAY_ADDRESS": address}, 1)
-        nodes.append(subprocess.Popen(
-            [RAY, "start", f"--address={address}", "--num-cpus=2", *common],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        ))
+        nodes.append(
+            subprocess.Popen(
+                [RAY, "start", f"--address={address}", "--num-cpus=2", *common],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         state = wait_for_nodes({**env, "RAY_ADDRESS": address}, 2)
         yield {**env, "RAY_ADDRESS": address}, state["workers"]
     finally:
@@ -99,7 +122,13 @@ def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_p
         "model": {"hidden": [32]},
         "algorithm": ["bp", "fa"],
         "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.2}},
-        "search": {"method": "hyperopt", "num_samples": 2, "max_concurrent_trials": 2, "metric": "test_accuracy", "seed": 0},
+        "search": {
+            "method": "hyperopt",
+            "num_samples": 2,
+            "max_concurrent_trials": 2,
+            "metric": "test_accuracy",
+            "seed": 0,
+        },
         "scheduler": {"type": "fifo", "max_t": 3},
         "resources": {"cpu": 1, "gpu": 0},
     }
@@ -110,7 +139,11 @@ def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_p
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run(
         [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -129,4 +162,7 @@ def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_p
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
     runs = client.search_runs([result["mlflow"]["experiment_id"]])
-    assert len(runs) == 5 and sum(r.data.tags.get("mlflow.parentRunId") == result["mlflow"]["parent_run_id"] for r in runs) == 4
+    assert (
+        len(runs) == 5
+        and sum(r.data.tags.get("mlflow.parentRunId") == result["mlflow"]["parent_run_id"] for r in runs) == 4
+    )

@@ -44,14 +44,18 @@ def test_a_trial_crashing_once_resumes_from_its_checkpoint_in_the_same_run(
     # restored from the epoch-4 checkpoint, not from zero
     assert run.data.tags["rfsweep.resumed_from_epoch"] == "4"
     assert steps_of(mlflow_client, run.info.run_id, "test_accuracy") == [1, 2, 3, 4, 5, 6]
-    assert (result.storage_path and (result.storage_path.rstrip("/").endswith(result.sweep_id)))
+    assert result.storage_path and (result.storage_path.rstrip("/").endswith(result.sweep_id))
 
 
 def test_a_trial_crashing_past_its_retries_fails_and_the_sweep_goes_on(
     ray_session, tracking_uri, storage_path, unique_name, mlflow_client, monkeypatch
 ):
     monkeypatch.setenv("RFSWEEP_INJECT_CRASH", "2:1")
-    spec = tiny_spec(unique_name, failure={"max_failures": 0}, search={"method": "random", "num_samples": 2, "max_concurrent_trials": 1, "metric": "test_accuracy"})
+    spec = tiny_spec(
+        unique_name,
+        failure={"max_failures": 0},
+        search={"method": "random", "num_samples": 2, "max_concurrent_trials": 1, "metric": "test_accuracy"},
+    )
     result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=storage_path)
     assert result.status == "succeeded"
     assert sorted(t["status"] for t in result.trials) == ["failed", "finished"]
@@ -68,8 +72,13 @@ def test_a_diverging_trial_ends_failed_diverged_and_the_sweep_succeeds(
     spec = tiny_spec(
         unique_name,
         parameters={"lr": {"distribution": "loguniform", "low": 0.01, "high": 1.0e6}},
-        search={"method": "random", "num_samples": 2, "max_concurrent_trials": 2, "metric": "test_accuracy",
-                "points_to_evaluate": [{"lr": 1.0e6}, {"lr": 0.05}]},
+        search={
+            "method": "random",
+            "num_samples": 2,
+            "max_concurrent_trials": 2,
+            "metric": "test_accuracy",
+            "points_to_evaluate": [{"lr": 1.0e6}, {"lr": 0.05}],
+        },
         scheduler={"type": "fifo", "max_t": 3},
     )
     result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=storage_path)

@@ -30,14 +30,22 @@ def _readable(state_file: Path) -> bool:
         return False
 
 
-def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_uri, state_dir, unique_name, mlflow_client, tmp_path):
+def test_killed_driver_is_resumed_without_duplicate_runs(
+    ray_session, tracking_uri, state_dir, unique_name, mlflow_client, tmp_path
+):
     data = {
         "name": unique_name,
         "dataset": {"name": "synthetic", "train_subset": 2000},
         "model": {"hidden": [256, 256]},
         "algorithm": "bp",
         "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
-        "search": {"method": "random", "num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy", "seed": 2},
+        "search": {
+            "method": "random",
+            "num_samples": 4,
+            "max_concurrent_trials": 2,
+            "metric": "test_accuracy",
+            "seed": 2,
+        },
         "scheduler": {"type": "fifo", "max_t": 12},
     }
     spec_file = tmp_path / "spec.yaml"
@@ -46,9 +54,25 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
     sweep_id = f"resume-{unique_name[-6:]}"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     driver = subprocess.Popen(
-        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json", "--sweep-id", sweep_id,
-         "--storage-path", storage, "--tracking-uri", tracking_uri],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "rfsweep_cli.main",
+            "sweep",
+            str(spec_file),
+            "--json",
+            "--sweep-id",
+            sweep_id,
+            "--storage-path",
+            storage,
+            "--tracking-uri",
+            tracking_uri,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         experiment = None
@@ -58,7 +82,11 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
             if experiment is not None:
                 _, children = children_and_parent(mlflow_client, experiment.experiment_id)
                 done = [c for c in children if c.data.tags.get("rfsweep.status") == "finished"]
-                running = [c for c in children if c.info.status == "RUNNING" and steps_of(mlflow_client, c.info.run_id, "test_accuracy")]
+                running = [
+                    c
+                    for c in children
+                    if c.info.status == "RUNNING" and steps_of(mlflow_client, c.info.run_id, "test_accuracy")
+                ]
                 if done and running:
                     break
             assert driver.poll() is None, "the sweep ended before it could be killed"
@@ -80,7 +108,9 @@ def test_killed_driver_is_resumed_without_duplicate_runs(ray_session, tracking_u
                 shutil.rmtree(folder)
     assert any(c.info.status == "RUNNING" for c in before), "the kill left runs open (that resume must close)"
 
-    result = run_sweep(parse_spec(data), sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage, resume=True)
+    result = run_sweep(
+        parse_spec(data), sweep_id=sweep_id, tracking_uri=tracking_uri, storage_path=storage, resume=True
+    )
 
     assert result.status == "succeeded"
     parents, children = children_and_parent(mlflow_client, experiment.experiment_id)
@@ -105,21 +135,32 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
     from ray import tune
 
     from rf_core import TrainConfig, train
-    from sweep_service.runner import SweepMonitor, TrialRecord
+    from sweep_service.monitor import SweepMonitor
     from sweep_service.status import TrialStatus
+    from sweep_service.trials import TrialRecord
 
-    spec = parse_spec({"name": unique_name, "dataset": {"name": "synthetic", "train_subset": 300}, "algorithm": "bp",
-                       "search": {"method": "random", "num_samples": 1, "metric": "test_accuracy"},
-                       "scheduler": {"type": "fifo", "max_t": 3}})
+    spec = parse_spec(
+        {
+            "name": unique_name,
+            "dataset": {"name": "synthetic", "train_subset": 300},
+            "algorithm": "bp",
+            "search": {"method": "random", "num_samples": 1, "metric": "test_accuracy"},
+            "scheduler": {"type": "fifo", "max_t": 3},
+        }
+    )
     checkpoint_dir = tmp_path / "checkpoint_000002"
     checkpoint_dir.mkdir()
-    history = train(TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, diagnostics=False),
-                    on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE)).history
+    history = train(
+        TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, diagnostics=False),
+        on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE),
+    ).history
     monitor = SweepMonitor(spec, "refill-test", {}, tracking_uri, None, None)
     run_id = mlflow_client.create_run(monitor.experiment_id).info.run_id
-    rec = TrialRecord(trial_id="t0", algorithm="bp", config={}, params={}, status=TrialStatus.RUNNING, mlflow_run_id=run_id)
+    rec = TrialRecord(
+        trial_id="t0", algorithm="bp", config={}, params={}, status=TrialStatus.RUNNING, mlflow_run_id=run_id
+    )
     for record in history[:2]:  # the driver logged epochs 1 and 2, then died
-        monitor._note_epoch(rec, run_id, {**record})
+        monitor._note_epoch(rec, {**record})
     monitor.records[rec.trial_id] = rec
     monitor.tune_status[rec.trial_id] = "TERMINATED"
     monitor.tune_checkpoints[rec.trial_id] = tune.Checkpoint.from_directory(str(checkpoint_dir))

@@ -24,12 +24,14 @@ def digits_sweep(ray_session, tracking_uri, state_dir):
     data["name"] = f"digits-example-{uuid.uuid4().hex[:6]}"
     spec = parse_spec(data)
     progress = []
-    result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=str(state_dir / "ray_results"), on_progress=progress.append)
+    result = run_sweep(
+        spec, tracking_uri=tracking_uri, storage_path=str(state_dir / "ray_results"), on_progress=progress.append
+    )
     return spec, result, progress
 
 
 def test_one_parent_and_one_linked_child_per_trial(digits_sweep, mlflow_client):
-    spec, result, _ = digits_sweep
+    _, result, _ = digits_sweep
     parents, children = children_and_parent(mlflow_client, result.experiment_id)
     assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
     assert len(children) == 6 == len(result.trials)
@@ -114,32 +116,43 @@ def test_parent_run_has_the_summary_artifacts(digits_sweep, mlflow_client, tmp_p
 def test_progress_and_json_result(digits_sweep):
     _, result, progress = digits_sweep
     assert progress, "on_progress was never called"
-    last = progress[-1]
+    last = progress[-1].counts
     assert last.total == 6 and last.pending == 0 and last.running == 0
-    assert last.finished + last.stopped_early + last.diverged == 6
+    assert last.finished + last.stopped_early + last.diverged == 6 == last.done
     assert 6 <= last.epochs_done <= last.max_epochs == 60
-    assert any(p.running > 0 for p in progress)
+    assert any(p.counts.running > 0 for p in progress)
+    assert result.progress == last  # the result's counts are the last progress reported
     out = result.to_json()
     json.dumps(out)
     assert set(out["best"]) >= {"algorithm", "config", "metric", "value", "trial_id", "mlflow_run_id", "weights_uri"}
     assert out["mlflow"]["parent_run_id"] == result.parent_run_id
-    assert all(set(t) >= {"trial_id", "algorithm", "config", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"} for t in out["trials"])
+    assert all(
+        set(t) >= {"trial_id", "algorithm", "config", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"}
+        for t in out["trials"]
+    )
 
 
 def test_cancel_stops_trials_and_kills_their_runs(ray_session, tracking_uri, storage_path, unique_name, mlflow_client):
-    spec = parse_spec({
-        "name": unique_name, "dataset": {"name": "synthetic", "train_subset": 400},
-        "algorithm": "bp", "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
-        "search": {"num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy"},
-        "scheduler": {"type": "fifo", "max_t": 400},
-    })
+    spec = parse_spec(
+        {
+            "name": unique_name,
+            "dataset": {"name": "synthetic", "train_subset": 400},
+            "algorithm": "bp",
+            "parameters": {"lr": {"distribution": "loguniform", "low": 0.01, "high": 0.1}},
+            "search": {"num_samples": 4, "max_concurrent_trials": 2, "metric": "test_accuracy"},
+            "scheduler": {"type": "fifo", "max_t": 400},
+        }
+    )
     seen_epochs = []
 
     def should_stop() -> bool:
         return len(seen_epochs) > 0 and seen_epochs[-1] >= 3
 
     result = run_sweep(
-        spec, tracking_uri=tracking_uri, storage_path=storage_path, should_stop=should_stop,
+        spec,
+        tracking_uri=tracking_uri,
+        storage_path=storage_path,
+        should_stop=should_stop,
         on_progress=lambda p: seen_epochs.append(max([t["epochs"] for t in p.trials] or [0])),
     )
     assert result.status == "cancelled"

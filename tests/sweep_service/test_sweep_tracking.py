@@ -19,7 +19,9 @@ def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlfl
     logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
     run = mlflow_client.get_run(logged["run_id"])
     assert run.info.status == "FINISHED" and run.info.experiment_id == logged["experiment_id"]
-    assert run.data.params["algorithm"] == "bp" and run.data.params["lr"] == "0.05" and run.data.params["hidden"] == "[16]"
+    assert (
+        run.data.params["algorithm"] == "bp" and run.data.params["lr"] == "0.05" and run.data.params["hidden"] == "[16]"
+    )
     assert run.data.tags["rfsweep.role"] == "train" and run.data.tags["rfsweep.status"] == "finished"
     for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
         assert steps_of(mlflow_client, logged["run_id"], key) == [1, 2, 3]
@@ -50,7 +52,9 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 
 
 def rfsweep(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rfsweep_cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rfsweep_cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_validate_previews_the_budget_and_rejects_bad_specs(tmp_path):

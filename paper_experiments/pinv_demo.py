@@ -20,6 +20,8 @@ always reported beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,15 +47,19 @@ EXTRA_SETTINGS = (
 )
 
 
-def sample_pairs(n: int, size: int, scale: float, generator: torch.Generator, max_cond: float = 20.0):
+def sample_pairs(
+    n: int, size: int, scale: float, generator: torch.Generator, max_cond: float = 20.0
+) -> tuple[Tensor, Tensor]:
     """n pairs (I − E_U, I − E_V) with both condition numbers below max_cond (rejection sampling)."""
     eye = torch.eye(size, dtype=torch.float64)
-    kept_u, kept_v = [], []
+    kept_u: list[Tensor] = []
+    kept_v: list[Tensor] = []
     while len(kept_u) < n:
         e = (torch.rand(2, 4 * n, size, size, generator=generator, dtype=torch.float64) * 2 - 1) * scale
         u, v = eye - e[0], eye - e[1]
         ok = (torch.linalg.cond(u) < max_cond) & (torch.linalg.cond(v) < max_cond)
-        kept_u.extend(u[ok]), kept_v.extend(v[ok])
+        kept_u.extend(u[ok])
+        kept_v.extend(v[ok])
     return torch.stack(kept_u[:n]), torch.stack(kept_v[:n])
 
 
@@ -68,7 +74,9 @@ def _errors(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(finite, err_u, inf), torch.where(finite, err_v, inf)
 
 
-def run_setting(setting: PinvDemoSetting, pairs: int = 100, size: int = 10, seed: int = 0, record_every: int = 50):
+def run_setting(
+    setting: PinvDemoSetting, pairs: int = 100, size: int = 10, seed: int = 0, record_every: int = 50
+) -> dict[str, Any]:
     g = torch.Generator().manual_seed(seed)
     u, v = sample_pairs(pairs, size, setting.init_scale, g)
     eye = torch.eye(size, dtype=torch.float64)
@@ -122,7 +130,7 @@ def _quantiles(errors: Tensor) -> dict[str, list[float]]:
     return {"p10": q[0].tolist(), "median": q[1].tolist(), "p90": q[2].tolist()}
 
 
-def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir=None) -> dict:
+def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the default, the printed and the extra settings; return a JSON-able report (and a PNG)."""
     runs = []
     for setting in (DEFAULT_SETTING, PAPER_SETTING, *EXTRA_SETTINGS):
@@ -136,8 +144,11 @@ def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir=None) 
         "paper_setting": {"converged": runs[1]["converged"], "total": runs[1]["total"], "setting": runs[1]["setting"]},
         "settings": [
             {k: r[k] for k in ("setting", "rule", "init_scale", "eta", "steps", "converged", "total")}
-            | {"steps_recorded": r["steps_recorded"], "error_u_quantiles": _quantiles(r["error_u"]),
-               "error_v_quantiles": _quantiles(r["error_v"])}
+            | {
+                "steps_recorded": r["steps_recorded"],
+                "error_u_quantiles": _quantiles(r["error_u"]),
+                "error_v_quantiles": _quantiles(r["error_v"]),
+            }
             for r in runs
         ],
         "seed": seed,
@@ -147,10 +158,8 @@ def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir=None) 
     return report
 
 
-def plot_pinv_demo(runs: list[dict], out_dir) -> "object":
+def plot_pinv_demo(runs: list[dict[str, Any]], out_dir: str | Path) -> Path:
     """fig2.png: median and 10–90 % band of ‖U − V⁺‖/‖V⁺‖ per setting (matplotlib, imported lazily)."""
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,7 +168,7 @@ def plot_pinv_demo(runs: list[dict], out_dir) -> "object":
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), sharey=True)
-    for ax, run in zip(axes, runs):
+    for ax, run in zip(axes, runs, strict=True):
         errs = torch.nan_to_num(run["error_u"], nan=1e6, posinf=1e6).clamp(1e-16, 1e6)
         steps = run["steps_recorded"]
         for i in range(errs.shape[1]):

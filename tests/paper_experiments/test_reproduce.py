@@ -10,16 +10,9 @@ import sys
 
 import pytest
 
-from sweep_service.reproduce import (
-    PROTOCOLS,
-    RULES,
-    Budget,
-    SeedRun,
-    budget_for,
-    retrain_spec,
-    run_reproduce,
-    search_spec,
-)
+from paper_experiments.protocols import PROTOCOLS, RULES, Budget, budget_for, retrain_spec, search_spec
+from paper_experiments.report import SeedRun
+from paper_experiments.reproduce import run_reproduce
 
 TINY = Budget("test", configurations=2, epochs=3, seeds=2, grace_period=1, reduction_factor=3)
 PAPER, TUNED = PROTOCOLS
@@ -58,16 +51,35 @@ def test_both_protocols_run_the_papers_sleep_period_whatever_rf_cores_default(pr
     spec = search_spec(protocol, TINY, "digits", None, "x", None)
     assert spec.rule_parameters("rf_two_phase")["pinv_every"] == 20  # paper A.1
     best = {"rf_two_phase": {"algorithm": "rf_two_phase", "lr": 1.0, "pinv_every": 20, "seed": 0}}
-    assert retrain_spec(protocol, TINY, "digits", None, "x", best, None).rule_parameters("rf_two_phase")["pinv_every"] == 20
+    assert (
+        retrain_spec(protocol, TINY, "digits", None, "x", best, None).rule_parameters("rf_two_phase")["pinv_every"]
+        == 20
+    )
 
 
 def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed():
-    best = {"fa": {"algorithm": "fa", "dataset": "digits", "epochs": 3, "lr": 0.02, "activation": "tanh",
-                   "feedback_scale": 0.5, "seed": 0, "lr_schedule": "cosine", "rf_form": "newton"}}
+    best = {
+        "fa": {
+            "algorithm": "fa",
+            "dataset": "digits",
+            "epochs": 3,
+            "lr": 0.02,
+            "activation": "tanh",
+            "feedback_scale": 0.5,
+            "seed": 0,
+            "lr_schedule": "cosine",
+            "rf_form": "newton",
+        }
+    }
     spec = retrain_spec(TUNED, TINY, "digits", "/data", "x", best, None)
     assert spec.scheduler.type == "fifo" and spec.max_t == 3
     params = spec.rule_parameters("fa")
-    assert (params["lr"], params["activation"], params["feedback_scale"], params["lr_schedule"]) == (0.02, "tanh", 0.5, "cosine")
+    assert (params["lr"], params["activation"], params["feedback_scale"], params["lr_schedule"]) == (
+        0.02,
+        "tanh",
+        0.5,
+        "cosine",
+    )
     assert "rf_form" not in params  # fa does not read it
     assert [p["seed"] for p in spec.search.points_to_evaluate] == [0, 1]
     assert spec.dataset.data_dir == "/data"
@@ -84,9 +96,11 @@ def test_budget_overrides_are_named_in_the_budget():
 
 
 def test_selected_accuracy_is_best_test_for_protocol_a_and_test_at_best_validation_for_b():
-    history = [{"epoch": 1, "val_accuracy": 0.5, "test_accuracy": 0.9},
-               {"epoch": 2, "val_accuracy": 0.8, "test_accuracy": 0.7},
-               {"epoch": 3, "val_accuracy": 0.8, "test_accuracy": 0.6}]
+    history = [
+        {"epoch": 1, "val_accuracy": 0.5, "test_accuracy": 0.9},
+        {"epoch": 2, "val_accuracy": 0.8, "test_accuracy": 0.7},
+        {"epoch": 3, "val_accuracy": 0.8, "test_accuracy": 0.6},
+    ]
     run = SeedRun(0, "t", None, "finished", history, initial_test_accuracy=0.1)
     assert run.selected_test_accuracy(PAPER) == 0.9
     assert run.selected_test_accuracy(TUNED) == 0.7  # the first epoch with the best validation accuracy
@@ -98,13 +112,25 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
     ray_session, tracking_uri, storage_path, tmp_path, unique_name, mlflow_client
 ):
     stages = []
-    result = run_reproduce("digits", TINY, tmp_path / "out", tracking_uri=tracking_uri, storage_path=storage_path,
-                           experiment=unique_name, pinv_steps=300, on_progress=lambda p: stages.append((p.stage, p.epochs_done, p.eta_seconds)))
+    result = run_reproduce(
+        "digits",
+        TINY,
+        tmp_path / "out",
+        tracking_uri=tracking_uri,
+        storage_path=storage_path,
+        experiment=unique_name,
+        pinv_steps=300,
+        on_progress=lambda p: stages.append((p.stage, p.epochs_done, p.eta_seconds)),
+    )
     out = tmp_path / "out"
     for name in ("table1.md", "fig4.png", "fig4_protocol_a.png", "fig2.png", "best_configs.json", "run_ids.json"):
         assert (out / name).stat().st_size > 0, name
     assert list(dict.fromkeys(stage for stage, *_ in stages)) == [
-        "protocol (a) search", "protocol (a) retrain", "protocol (b) search", "protocol (b) retrain"]
+        "protocol (a) search",
+        "protocol (a) retrain",
+        "protocol (b) search",
+        "protocol (b) retrain",
+    ]
     assert stages[-1][1] > 0 and stages[-1][2] is not None
 
     best = json.loads((out / "best_configs.json").read_text())["best"]
@@ -123,7 +149,9 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
             runs = [mlflow_client.get_run(s["run_id"]) for s in entry["seeds"]]
             assert {r.data.params["seed"] for r in runs} == {"0", "1"}
             assert all(math.isclose(float(r.data.params["lr"]), entry["config"]["lr"]) for r in runs)
-            assert all(r.data.tags["mlflow.parentRunId"] == result.ids[protocol.key]["retrain"]["parent_run_id"] for r in runs)
+            assert all(
+                r.data.tags["mlflow.parentRunId"] == result.ids[protocol.key]["retrain"]["parent_run_id"] for r in runs
+            )
         assert 1e-4 <= best["a"][rule]["config"]["lr"] <= 1e-2
 
     report = mlflow_client.get_run(result.ids["report_run_id"])
@@ -135,7 +163,7 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
 
 def test_cli_rejects_an_unknown_dataset_and_budget_without_starting_anything():
     run = [sys.executable, "-m", "rfsweep_cli.main", "reproduce"]
-    bad_dataset = subprocess.run(run + ["--dataset", "imagenet"], capture_output=True, text=True)
+    bad_dataset = subprocess.run([*run, "--dataset", "imagenet"], capture_output=True, text=True)
     assert bad_dataset.returncode == 2 and "--dataset must be one of" in bad_dataset.stdout + bad_dataset.stderr
-    bad_budget = subprocess.run(run + ["--dataset", "digits", "--budget", "huge"], capture_output=True, text=True)
+    bad_budget = subprocess.run([*run, "--dataset", "digits", "--budget", "huge"], capture_output=True, text=True)
     assert bad_budget.returncode == 2 and "budget must be 'paper' or 'quick'" in bad_budget.stdout + bad_budget.stderr

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real local Ray for the whole session, one MLflow SQLite store, tiny specs."""
+"""Fixtures of the sweep and experiment tests: one real local Ray for the whole session, one MLflow SQLite
+store, names of their own. (Requested by name; only the fault-injection guard applies to every test.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def ray_session():
@@ -19,7 +18,9 @@ def ray_session():
 
     started = False
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        )
         started = True
     yield ray
     if started:

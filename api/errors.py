@@ -1,0 +1,100 @@
+"""Every error the API answers, in one shape: `{"detail": ...}` with the status code, never a stack trace.
+
+Problems with a submitted spec travel as data (`sweep_service.spec.Problem`: a location and a reason) and
+are formatted here, once, into FastAPI's documented 422 item (loc/msg/type) plus a dotted `path`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import ErrorResponse
+from sweep_service.problems import Loc, dotted
+
+log = logging.getLogger("rfsweep.api")
+
+
+class HTTPError(Exception):
+    """An answer other than 2xx, raised from a route."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+class InvalidSpec(Exception):
+    """422: one item per offending location (see `field_error`)."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__("; ".join(f"{e['path']}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+def field_error(loc: Loc, msg: str, kind: str = "value_error") -> dict[str, Any]:
+    """One problem with the request body, in FastAPI's shape (loc/msg/type) plus a dotted `path`."""
+    return {"loc": ["body", *loc], "msg": msg, "type": kind, "path": dotted(loc) or "body"}
+
+
+def error_response(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+_DESCRIPTIONS = {
+    401: "Missing or wrong bearer token.",
+    404: "No sweep with this id.",
+    409: "Conflict (see detail).",
+    413: "Body larger than the server's limit.",
+    415: "Body is neither JSON nor YAML.",
+    503: "Not ready (see checks).",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route that may answer these error codes."""
+    return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPError)
+    async def _http_error(_request: Request, exc: HTTPError) -> JSONResponse:
+        return error_response(exc.status, exc.detail, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; one path has several routes here.
+            from starlette.routing import Match
+
+            methods: set[str] = set()
+            for route in request.app.router.routes:
+                match, _ = route.matches(request.scope)
+                if match is not Match.NONE and getattr(route, "methods", None):
+                    methods |= set(route.methods)
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return error_response(exc.status_code, exc.detail, headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [p if isinstance(p, (int, str)) else str(p) for p in err.get("loc", ())]
+            errors.append(
+                {"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "value_error"), "path": dotted(loc)}
+            )
+        return error_response(422, errors)
+
+    @app.exception_handler(InvalidSpec)
+    async def _invalid_spec(_request: Request, exc: InvalidSpec) -> JSONResponse:
+        return error_response(422, exc.errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", exc, exc_info=exc)
+        return error_response(500, "internal server error")

@@ -1,0 +1,80 @@
+"""Every name rfsweep writes into MLflow besides rf_core's metric names: tag keys, run roles, extra metrics.
+
+Runs are found again by these tags (a retried trial, a restored sweep, the API ending what a dead driver
+left open); the runner, the single-run logger, the API's dispatcher and the paper experiments write and
+search them, and they are defined here only.
+"""
+
+from __future__ import annotations
+
+# ---- finding runs again -------------------------------------------------------------------------------
+PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a trial's run under its sweep's
+ROLE = "rfsweep.role"  # one of the roles below
+SWEEP_ID = "rfsweep.sweep_id"
+TRIAL_ID = "rfsweep.trial_id"
+
+
+class Role:
+    SWEEP = "sweep"  # a sweep's parent run
+    TRIAL = "trial"  # one trial of a sweep
+    TRAIN = "train"  # a single `rfsweep train --tracking-uri` run
+    REPRODUCE = "reproduce"  # the report run of `rfsweep reproduce`
+
+
+# ---- a trial's run (and a single training run) ---------------------------------------------------------
+ALGORITHM = "rfsweep.algorithm"
+STATUS = "rfsweep.status"  # a TrialStatus value
+CONFIG = "rfsweep.config"  # the complete training config, JSON
+PARAMS = "rfsweep.params"  # the searched parameters' values, JSON
+PREVIOUS_TRIAL_ID = "rfsweep.previous_trial_id"  # a restored trial that took over an unsaved trial's run
+DEVICE = "rfsweep.device"
+NODE_ID = "rfsweep.node_id"
+RESUMED_FROM_EPOCH = "rfsweep.resumed_from_epoch"
+RETRIES = "rfsweep.retries"
+LAST_ERROR = "rfsweep.last_error"
+FAILURE_REASON = "rfsweep.failure_reason"
+WEIGHTS_URI = "rfsweep.weights_uri"
+EPOCHS = "rfsweep.epochs"
+LAST_METRIC = "rfsweep.last_metric"
+BEST_METRIC = "rfsweep.best_metric"
+STOPPED_EARLY = "rfsweep.stopped_early"
+STOPPED_AT_RUNG = "rfsweep.stopped_at_rung"
+RUNG_CUTOFF = "rfsweep.rung_cutoff"
+RUNG_VALUE = "rfsweep.rung_value"
+DIAGNOSTICS_PREFIX = "rfsweep.diagnostics."  # + rf_core's diagnostic name (single training runs)
+
+# ---- a sweep's parent run ---------------------------------------------------------------------------
+ALGORITHMS = "rfsweep.algorithms"  # comma-separated
+METRIC = "rfsweep.metric"
+MODE = "rfsweep.mode"
+SWEEP_STATUS = "rfsweep.sweep_status"  # a SweepStatus value
+BEST_TRIAL_ID = "rfsweep.best.trial_id"
+BEST_ALGORITHM = "rfsweep.best.algorithm"
+BEST_RUN_ID = "rfsweep.best.mlflow_run_id"
+BEST_VALUE = "rfsweep.best.value"
+BEST_PARAM_PREFIX = "rfsweep.best.param."  # + the searched parameter's name
+
+# ---- the report run of `rfsweep reproduce` --------------------------------------------------------------
+DATASET = "rfsweep.dataset"
+
+
+def reproduce_sweep(protocol: str, stage: str) -> str:
+    """The report run's tag holding the parent run id of one of its sweeps (protocol a|b, search|retrain)."""
+    return f"rfsweep.sweep.{protocol}.{stage}"
+
+
+# ---- metrics beside rf_core's per-epoch METRIC_NAMES --------------------------------------------------
+EPOCH_SECONDS = "epoch_seconds"  # rf_core's per-epoch `seconds`: the training steps alone
+EVAL_SECONDS = "eval_seconds"  # the epoch's validation and test passes
+SWEEP_SECONDS = "sweep_seconds"
+FINAL_PREFIX = "final_"  # + a TrainResult summary field (single training runs)
+
+
+def trials_metric(count: str) -> str:
+    """The parent run's count of trials in a status (or `total`)."""
+    return f"trials_{count}"
+
+
+def best_metric(metric: str, rule: str | None = None) -> str:
+    """The parent run's best value of the sweep's metric, overall or for one rule."""
+    return f"best_{metric}" if rule is None else f"best_{metric}.{rule}"
