@@ -111,8 +111,10 @@ class TrainConfig:
                 bad(name, "must be >= 1")
         for name in ("lr", "init_gain"):
             value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                bad(name, "must be a finite number > 0")
+            if value is not None and not math.isfinite(value):
+                bad(name, "must be a finite number")
+            elif value is not None and not value > 0:
+                bad(name, "must be > 0")
         if not 0 <= self.weight_decay < 1:
             bad("weight_decay", "must be in [0, 1)")
         if not 0 <= self.activation_slope < 1:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rf_core import TrainConfig, available_rules, rule_fields
+from rf_core import ConfigError, TrainConfig, available_rules, rule_fields
+from rf_core.config import RETIRED_FIELDS
 from sweep_service.problems import Loc, Problem, dotted
 from sweep_service.spec.fields import (
     RESERVED_FIELDS,
@@ -90,6 +91,9 @@ class _Checker:
                     self.bad(loc, f"{rule} does not use {name}")
 
     def _check_parameter(self, loc: Loc, name: str, value: Any) -> None:
+        if name in RETIRED_FIELDS:
+            self.bad(loc, RETIRED_FIELDS[name])
+            return
         if name in RESERVED_FIELDS:
             self.bad(loc, f"not a sweep parameter: {RESERVED_FIELDS[name]}")
             return
@@ -116,7 +120,7 @@ class _Checker:
                 constants["hidden"] = tuple(constants["hidden"])
             try:
                 TrainConfig.from_dict(constants)
-            except ValueError as exc:
+            except ConfigError as exc:
                 for field, reason in config_problems(exc):
                     self.bad(self._where(rule, field), reason)
 

@@ -4,13 +4,14 @@ which a sweep sets itself, each field's type, and why a value is not acceptable 
 from __future__ import annotations
 
 import typing
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from rf_core import TrainConfig
-from rf_core.config import ACTIVATIONS, DEFAULT_HIDDEN
+from rf_core import ALL_FIELDS, ConfigError, field_types
+from rf_core import field_problem as rf_field_problem
+from rf_core.config import ACTIVATIONS, DEFAULT_HIDDEN, RETIRED_FIELDS
 from sweep_service.problems import Loc, dotted
 
 DATASETS: tuple[str, ...] = tuple(DEFAULT_HIDDEN)  # rf_core's datasets, each with its default architecture
@@ -44,22 +45,19 @@ RESERVED_FIELDS: dict[str, str] = {
 
 
 def field_names() -> frozenset[str]:
-    return TrainConfig.field_names()
-
-
-@lru_cache(maxsize=1)
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
+    """Every training-config field of any rule (rf_core's typed Params, flattened), and the retired ones, which
+    checks answer with the field that replaced them."""
+    return ALL_FIELDS | frozenset(RETIRED_FIELDS)
 
 
 @cache
 def _adapter(name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(_field_types()[name])
+    return TypeAdapter(field_types()[name])
 
 
 def field_kind(name: str) -> str:
     """'int', 'float', 'bool', 'str' or 'other' for a training-config field."""
-    hint = _field_types()[name]
+    hint = field_types()[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     base = args[0]
     return base.__name__ if base in (int, float, bool, str) else "other"
@@ -67,6 +65,8 @@ def field_kind(name: str) -> str:
 
 def coerce_field(name: str, value: Any) -> Any:
     """A value converted to the training-config field's type (YAML may give '1e-3' as a string)."""
+    if name in RETIRED_FIELDS:
+        return value
     if field_kind(name) == "int" and isinstance(value, float) and value.is_integer():
         value = int(value)
     coerced = _adapter(name).validate_python(value)
@@ -75,30 +75,18 @@ def coerce_field(name: str, value: Any) -> Any:
     return coerced
 
 
-def config_problems(exc: ValueError) -> list[tuple[str, str]]:
-    """(field, reason) pairs of a training-config error: rf_core's `.problems` where the error carries them,
-    else read from its "field: reason; field: reason" message ("" for a reason that names no field)."""
-    problems = getattr(exc, "problems", None)
-    if problems is not None:
-        return [(str(field), str(reason)) for field, reason in problems]
-    pairs = []
-    for part in str(exc).split("; "):
-        field, sep, reason = part.partition(": ")
-        pairs.append((field, reason) if sep else ("", part))
-    return pairs
+def config_problems(exc: ConfigError) -> list[tuple[str, str]]:
+    """(field, reason) pairs of rf_core's training-config error."""
+    return [(str(field), str(reason)) for field, reason in exc.problems]
 
 
-def field_problem(name: str, value: Any) -> str | None:
-    """Why `value` is not acceptable for training-config field `name`, or None."""
+def field_problem(name: str, value: Any, algorithm: str | None = None) -> str | None:
+    """Why `value` is not acceptable for training-config field `name` (of `algorithm`, or of some rule that
+    reads it), or None — in rf_core's words; a retired field's reason names the field that replaced it."""
+    if name in RETIRED_FIELDS:
+        return RETIRED_FIELDS[name]
     try:
         coerced = coerce_field(name, value)
     except ValidationError as exc:
         return str(exc.errors(include_url=False)[0]["msg"])
-    if name in ("lr", "feedback_lr") and coerced is None:
-        return None
-    try:
-        TrainConfig.from_dict({name: tuple(coerced) if isinstance(coerced, list) else coerced})
-    except ValueError as exc:
-        reasons = [reason for field, reason in config_problems(exc) if field == name]
-        return "; ".join(reasons) if reasons else str(exc)
-    return None
+    return rf_field_problem(name, tuple(coerced) if isinstance(coerced, list) else coerced, algorithm)

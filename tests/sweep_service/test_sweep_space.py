@@ -28,7 +28,7 @@ EVERY_DISTRIBUTION = {
     "activation": {"distribution": "choice", "values": ["leaky_relu", "tanh"]},
     "bias": {"distribution": "choice", "values": [True, False]},
     "hidden": {"distribution": "choice", "values": HIDDEN_CHOICES},
-    "pinv_method": {"distribution": "choice", "values": ["newton_schulz", "exact"]},
+    "feedback": {"distribution": "choice", "values": ["learned", "oracle_cholesky"]},
 }
 
 
@@ -90,7 +90,7 @@ def test_every_distribution_round_trips(method):
         TrainConfig.from_dict({**config, "hidden": tuple(config["hidden"])})  # a valid training config
     # the sampler really explores: every choice option and several integer values come up
     assert len(seen["hidden"]) == len(HIDDEN_CHOICES)
-    assert len(seen["activation"]) == 2 and len(seen["bias"]) == 2 and len(seen["pinv_method"]) == 2
+    assert len(seen["activation"]) == 2 and len(seen["bias"]) == 2 and len(seen["feedback"]) == 2
     assert len(seen["batch_size"]) >= 3 and len(seen["pinv_every"]) >= 3
 
 
