@@ -1,0 +1,101 @@
+"""What the MLflow UI shows for a sweep: which view an experiment opens in, the UI's addresses for
+experiments, runs and artifacts, and run names a person can read in the runs table.
+
+Nothing here writes metrics or params; the module that owns a trial's MLflow run calls these.
+
+The model-training view, as MLflow 3.17's UI decides it (read from the UI bundle shipped in the mlflow
+wheel, mlflow/server/js/build): an experiment opens in the GenAI view (traces) or the model-training view
+(runs, charts) according to a *workflow type* the UI keeps per browser (localStorage key
+`mlflow.workflowType`, default `genai`), overridden by the URL query `?workflowType=machine_learning`.
+Earlier 3.x UIs chose by the experiment tag `mlflow.experimentKind` (`custom_model_development` = model
+training; the 3.17 bundle still reads it where its workflow switch is off, and its own kind selector
+writes it). So both are set: the tag on the experiment (`open_in_model_training_view`), and the query
+on every link we hand out (`experiment_url`, `run_url`, `artifact_url`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+WORKFLOW_QUERY = "workflowType=machine_learning"
+RUN_NAME_MAX = 60  # the runs table cuts longer names; the short id must stay visible
+
+_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.IGNORECASE)
+_HEX_TAIL = re.compile(r"[-_]([0-9a-f]{4,12})$", re.IGNORECASE)
+
+
+def open_in_model_training_view(client: "MlflowClient", experiment_id: str) -> None:
+    """Tag the experiment `mlflow.experimentKind=custom_model_development` (idempotent).
+
+    This is what MLflow UIs that choose the view per experiment read; MLflow 3.17's UI also needs the
+    `workflowType` query that `experiment_url` / `run_url` put on links (see the module docstring).
+    """
+    experiment = client.get_experiment(experiment_id)
+    if (experiment.tags or {}).get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+
+
+def _base(ui_url: str | None) -> str:
+    """The UI root ending in '/'; '' (relative to the server root) when no address is known."""
+    if not ui_url:
+        return ""
+    return ui_url.rstrip("/") + "/"
+
+
+def experiment_url(ui_url: str | None, experiment_id: str) -> str:
+    """The experiment's runs table in the model-training view."""
+    return f"{_base(ui_url)}#/experiments/{quote(str(experiment_id))}/runs?{WORKFLOW_QUERY}"
+
+
+def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str:
+    """A run's page (overview: params, metrics, tags) in the model-training view."""
+    return f"{_base(ui_url)}#/experiments/{quote(str(experiment_id))}/runs/{quote(str(run_id))}?{WORKFLOW_QUERY}"
+
+
+def artifact_url(ui_url: str | None, experiment_id: str, run_id: str, path: str) -> str:
+    """A run's artifact shown by the UI (an HTML artifact is rendered inline, in a sandboxed frame)."""
+    return (f"{_base(ui_url)}#/experiments/{quote(str(experiment_id))}/runs/{quote(str(run_id))}"
+            f"/artifacts/{quote(path)}?{WORKFLOW_QUERY}")
+
+
+def short_id(identifier: str) -> str:
+    """A few characters that tell one id from its neighbours: a UUID's first 8 hex digits; the hex tail
+    of an id like `digits-quick-20261201-105900-a1b2c3` or Tune's `c4f1e_00003`; else the last 8 chars."""
+    text = str(identifier)
+    if _UUID.match(text):
+        return text.replace("-", "")[:8].lower()
+    tail = _HEX_TAIL.search(text)
+    if tail:
+        return tail.group(1)
+    return text[-8:]
+
+
+def parent_run_name(sweep_name: str, sweep_id: str) -> str:
+    """The sweep's parent run: `NAME #SHORTID`, the name cut so the id stays visible in the runs table."""
+    suffix = f" #{short_id(sweep_id)}"
+    name = str(sweep_name).strip() or "sweep"
+    room = RUN_NAME_MAX - len(suffix)
+    if len(name) > room:
+        name = name[: room - 1] + "…"
+    return name + suffix
+
+
+def trial_run_name(rule: str, trial_id: str, status: str | None = None) -> str:
+    """A trial's run: `RULE #SHORTID`, and once the trial ended other than `finished`, its status after a
+    dot (`rf_two_phase #00003 · stopped_early`), so a stopped or diverged trial does not read like a
+    finished one (MLflow shows both stopped-early and finished runs with the same green tick).
+
+    The owner of the trial's run sets it at creation and again with `client.update_run(run_id,
+    name=trial_run_name(rule, trial_id, status))` when the status becomes terminal.
+    """
+    name = f"{rule} #{short_id(trial_id)}"
+    if status and status not in ("finished", "running", "pending"):
+        name += f" · {status}"
+    return name
