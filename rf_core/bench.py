@@ -50,8 +50,16 @@ def _sync(device: str) -> Callable[[], None]:
 
 def _build(name: str, overrides: dict, device: str, hidden, batch: int, inputs: int = 784):
     algorithm = name.split("[")[0]
-    config = TrainConfig.from_dict({"algorithm": algorithm, "dataset": "mnist", "hidden": tuple(hidden),
-                                    "batch_size": batch, "device": device, **overrides}).resolved()
+    config = TrainConfig.from_dict(
+        {
+            "algorithm": algorithm,
+            "dataset": "mnist",
+            "hidden": tuple(hidden),
+            "batch_size": batch,
+            "device": device,
+            **overrides,
+        }
+    ).resolved()
     generator = torch.Generator().manual_seed(0)
     net = MLP.from_config(config, inputs, 10, generator)
     return config, get_rule(algorithm)(net, config.params, generator).to(device)
@@ -68,8 +76,14 @@ def _time_steps(config, rule, x, y, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def step_cost(rounds: int = 7, steps: int = 200, device: str = "cpu", variants: dict | None = None,
-              hidden=PAPER_HIDDEN, batch: int = 32) -> dict[str, Any]:
+def step_cost(
+    rounds: int = 7,
+    steps: int = 200,
+    device: str = "cpu",
+    variants: dict | None = None,
+    hidden=PAPER_HIDDEN,
+    batch: int = 32,
+) -> dict[str, Any]:
     """Mean training-step time (sleep phases included) of each rule, and its median per-round ratio to bp."""
     variants = variants or STEP_VARIANTS
     generator = torch.Generator().manual_seed(1)
@@ -88,12 +102,17 @@ def step_cost(rounds: int = 7, steps: int = 200, device: str = "cpu", variants: 
         "step_time_ratio_vs_bp": {
             n: statistics.median(t / b for t, b in zip(v, per_round["bp"])) for n, v in per_round.items()
         },
-        "rounds": rounds, "steps_per_round": steps, "batch": batch, "hidden": list(hidden), "device": device,
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "batch": batch,
+        "hidden": list(hidden),
+        "device": device,
     }
 
 
-def scaling(device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 128, 512, 1024),
-            steps: int = 40, rounds: int = 3) -> dict[str, Any]:
+def scaling(
+    device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 128, 512, 1024), steps: int = 40, rounds: int = 3
+) -> dict[str, Any]:
     """Step time of bp and rf_two_phase (each refresh method) as the first hidden layer and the batch grow."""
     variants = {
         "bp": {},
@@ -126,8 +145,9 @@ def bp_step_flops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, class
     return 2 * batch * (2 * sum(products) + sum(products[1:]))
 
 
-def matmul_gflops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10,
-                  repeats: int = 300, device: str = "cpu") -> float:
+def matmul_gflops(
+    hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10, repeats: int = 300, device: str = "cpu"
+) -> float:
     """The machine's own throughput on exactly a bp step's matrix products (no framework around them)."""
     sizes = [inputs, *hidden, classes]
     weights = [torch.randn(b, a, device=device) for a, b in zip(sizes[:-1], sizes[1:])]

@@ -125,8 +125,11 @@ class TrainConfig:
             bad("hidden", "every width must be >= 1")
         if self.train_subset is not None and self.train_subset < 1:
             bad("train_subset", "must be >= 1")
-        if (getattr(self.params, "update", None) in ("paper", "paper_as_printed") and self.activation_slope == 0
-                and self.activation != "tanh"):
+        if (
+            getattr(self.params, "update", None) in ("paper", "paper_as_printed")
+            and self.activation_slope == 0
+            and self.activation != "tanh"
+        ):
             bad("activation_slope", "must be > 0 for the paper's update: it divides by σ'(a)")
         return out
 
@@ -147,8 +150,14 @@ class TrainConfig:
         for name in sorted(set(own) - set(params_type.field_names())):
             readers = [r for r in available_rules() if name in get_rule(r).Params.field_names()]
             hint = f" (read by {', '.join(readers)})" if readers else ""
-            problems.append((name, f"{algorithm} does not read this field{hint}" if readers or name in ALL_FIELDS
-                             else "unknown training-config field"))
+            problems.append(
+                (
+                    name,
+                    f"{algorithm} does not read this field{hint}"
+                    if readers or name in ALL_FIELDS
+                    else "unknown training-config field",
+                )
+            )
         if problems:
             raise ConfigError(problems)
         if common.get("hidden") is not None:
@@ -235,8 +244,12 @@ def field_types() -> dict[str, Any]:
 
 def field_choices() -> dict[str, tuple[str, ...]]:
     """Every string field with a fixed set of values → those values (for schemas and help texts)."""
-    out: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS, "lr_schedule": LR_SCHEDULES,
-                                       "algorithm": tuple(available_rules()), "dataset": tuple(DEFAULT_HIDDEN)}
+    out: dict[str, tuple[str, ...]] = {
+        "activation": ACTIVATIONS,
+        "lr_schedule": LR_SCHEDULES,
+        "algorithm": tuple(available_rules()),
+        "dataset": tuple(DEFAULT_HIDDEN),
+    }
     for rule in available_rules():
         for name, allowed in get_rule(rule).Params.choices.items():
             out[name] = tuple(dict.fromkeys(out.get(name, ()) + allowed))
@@ -272,15 +285,25 @@ RETIRED_FIELDS: dict[str, str] = {
     "max_gain": "retired: it did not help (docs/RF_STABILITY.md §2)",
     "pinv_damping": "retired: a damped feedback did not help (docs/RF_STABILITY.md §2)",
     "pinv_method": "retired: use feedback (learned | oracle_cholesky | oracle_svd | oracle_newton_schulz | "
-                   "oracle_recirculation)",
+    "oracle_recirculation)",
     "pinv_tol": "retired: oracle_newton_schulz uses a fixed tolerance (1e-4)",
     "pinv_max_iter": "retired: oracle_newton_schulz uses a fixed iteration limit",
     "sleep_damping": "retired: oracle_recirculation uses the paper's λ = 0.9 (A.4)",
 }
-_PINV_METHOD_TO_FEEDBACK = {"cholesky": "oracle_cholesky", "exact": "oracle_svd",
-                            "newton_schulz": "oracle_newton_schulz", "recirculation": "oracle_recirculation"}
-_RETIRED_DEFAULTS = {"inv_slope_clamp": 2.0, "max_gain": None, "pinv_damping": 0.0, "pinv_tol": 1e-4,
-                     "pinv_max_iter": 30, "sleep_damping": 0.9}
+_PINV_METHOD_TO_FEEDBACK = {
+    "cholesky": "oracle_cholesky",
+    "exact": "oracle_svd",
+    "newton_schulz": "oracle_newton_schulz",
+    "recirculation": "oracle_recirculation",
+}
+_RETIRED_DEFAULTS = {
+    "inv_slope_clamp": 2.0,
+    "max_gain": None,
+    "pinv_damping": 0.0,
+    "pinv_tol": 1e-4,
+    "pinv_max_iter": 30,
+    "sleep_damping": 0.9,
+}
 
 
 def _translate_retired(values: dict[str, Any], algorithm: str) -> list[Problem]:

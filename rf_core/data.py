@@ -111,10 +111,7 @@ def expected_files(name: str, root: Path) -> str:
     if name == "cifar10":
         return f"{root / CIFAR_FOLDER}/{{{','.join(CIFAR_FILES)}}}"
     stems = ", ".join(IDX_FILES.values())
-    return (
-        f"the IDX files {stems} (optionally .gz) directly in {root} "
-        f"or in {root / TORCHVISION_FOLDERS[name] / 'raw'}"
-    )
+    return f"the IDX files {stems} (optionally .gz) directly in {root} or in {root / TORCHVISION_FOLDERS[name] / 'raw'}"
 
 
 def locate(name: str, data_dir: str | os.PathLike | None) -> Path:
@@ -173,9 +170,13 @@ class _CifarUnpickler(pickle.Unpickler):
     run code: it is refused with UnsafeDatasetFile."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def __init__(self, file, path: Path):
@@ -195,7 +196,9 @@ def _load_cifar10(data_dir) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
         with open(folder / file, "rb") as fh:
             batch = _CifarUnpickler(fh, folder / file).load()
         data = batch[b"data"]
-        x = torch.as_tensor(bytearray(data.tobytes()) if hasattr(data, "tobytes") else bytearray(data), dtype=torch.uint8)
+        x = torch.as_tensor(
+            bytearray(data.tobytes()) if hasattr(data, "tobytes") else bytearray(data), dtype=torch.uint8
+        )
         return x.reshape(-1, 3072).float() / 255.0, torch.as_tensor(list(batch[b"labels"]), dtype=torch.long)
 
     parts = [load(f) for f in CIFAR_FILES[:-1]]

@@ -149,8 +149,10 @@ def train(
         test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
         eval_seconds = time.perf_counter() - epoch_start - seconds
         train_loss = float(loss_sum) / n_train
-        if diverged or not all(math.isfinite(v) for v in (train_loss, test_loss)) or (
-            data.x_val.numel() and not math.isfinite(val_loss)
+        if (
+            diverged
+            or not all(math.isfinite(v) for v in (train_loss, test_loss))
+            or (data.x_val.numel() and not math.isfinite(val_loss))
         ):
             status = "diverged"
             last_good = dict(history[-1]) if history else _untrained_record(initial_test_accuracy)
@@ -205,8 +207,12 @@ def _untrained(config: TrainConfig):
     """The resolved config, its data, the seeded generator and the initial network `train` starts from."""
     config = config.resolved()
     data = load_dataset(
-        config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
-        device=config.device, train_subset=config.train_subset,
+        config.dataset,
+        config.data_dir,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        device=config.device,
+        train_subset=config.train_subset,
     )
     generator = torch.Generator().manual_seed(config.seed)
     net = MLP.from_config(config, data.input_dim, data.num_classes, generator)
@@ -222,5 +228,11 @@ def untrained_test_accuracy(config: TrainConfig) -> float:
 
 def _untrained_record(initial_test_accuracy: float) -> dict[str, Any]:
     nan = float("nan")
-    return {"train_loss": nan, "train_accuracy": nan, "val_loss": nan, "val_accuracy": nan,
-            "test_loss": nan, "test_accuracy": initial_test_accuracy}
+    return {
+        "train_loss": nan,
+        "train_accuracy": nan,
+        "val_loss": nan,
+        "val_accuracy": nan,
+        "test_loss": nan,
+        "test_accuracy": initial_test_accuracy,
+    }

@@ -50,7 +50,12 @@ Tensor = torch.Tensor
 
 UPDATES = ("gated_joint", "paper", "paper_as_printed")
 LAYER_STEP_SCALES = ("uniform", "inverse_depth")
-JOINT_STEP_DEFAULTS = {"hidden_step_scale": 10.0, "joint_ridge": 0.1, "norm_eps": 1.0, "layer_step_scale": "inverse_depth"}
+JOINT_STEP_DEFAULTS = {
+    "hidden_step_scale": 10.0,
+    "joint_ridge": 0.1,
+    "norm_eps": 1.0,
+    "layer_step_scale": "inverse_depth",
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def describe_update(params: RFUpdateParams) -> str:
     """The update's name with what it is, for `rfsweep rules`, result labels and MLflow tags."""
     return {
         "gated_joint": "gated_joint (engineered, not the paper's: ×σ' backward, ridge least-squares step over "
-                       "the batch, hidden layers' share ×hidden_step_scale)",
+        "the batch, hidden layers' share ×hidden_step_scale)",
         "paper": "paper (§4 Newton step: ÷σ' backward, per-sample minimum-norm step)",
         "paper_as_printed": "paper_as_printed (§4.2 formula as printed: input a_{l-1}, no D_σ⁺(a_l); not a Newton step)",
     }[params.update]
@@ -112,8 +117,9 @@ def reciprocal_feedback_directions(
     return _newton_directions(cache, output_error, feedback, net, as_printed=params.update == "paper_as_printed")
 
 
-def _newton_directions(cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net,
-                       *, as_printed: bool) -> list[LayerUpdate]:
+def _newton_directions(
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, *, as_printed: bool
+) -> list[LayerUpdate]:
     """`paper` and `paper_as_printed` (module docstring): per-sample minimum-norm steps, D_σ⁺ on the way down."""
     batch = output_error.shape[0]
     bias_input = 1.0 if net.biases is not None else 0.0  # a bias is the weight of a constant input 1
@@ -132,8 +138,9 @@ def _newton_directions(cache: ForwardCache, output_error: Tensor, feedback: dict
     return out
 
 
-def gated_joint_directions(cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net,
-                           params: JointStepParams) -> list[LayerUpdate]:
+def gated_joint_directions(
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, params: JointStepParams
+) -> list[LayerUpdate]:
     """`gated_joint` (module docstring), with `feedback[l]` carrying Δa_l down (W_l⁺ for RF, W_lᵀ for bp_joint)."""
     params = params.resolved()
     num_layers = net.num_layers
@@ -168,8 +175,9 @@ def _feature_side_is_cheaper(batch: int, width: int, net) -> bool:
     return batch > width and net.biases is None
 
 
-def _joint_step_weights(cache: ForwardCache, ridge: float, norm_offset: float, shares: list[float],
-                        layers: list[int]) -> dict[int, Tensor]:
+def _joint_step_weights(
+    cache: ForwardCache, ridge: float, norm_offset: float, shares: list[float], layers: list[int]
+) -> dict[int, Tensor]:
     """s_l (H Hᵀ + ρI)⁻¹ for each of `layers`, all in one batched Cholesky solve (measured: faster at batch
     32 than a `cholesky_solve` per layer).
 

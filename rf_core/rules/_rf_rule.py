@@ -95,8 +95,15 @@ class ReciprocalFeedbackRule(LearningRule):
             fb.top_eigenvalue_step(u, direction)
         done = 0
         while True:
-            fb.sleep_on_noise(probe, f, direction, steps=round_steps, noise_batch=p.sleep_noise_batch,
-                              rate=p.sleep_rate, generator=self.generator)
+            fb.sleep_on_noise(
+                probe,
+                f,
+                direction,
+                steps=round_steps,
+                noise_batch=p.sleep_noise_batch,
+                rate=p.sleep_rate,
+                generator=self.generator,
+            )
             done += round_steps
             error = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)
             if error <= p.roundtrip_tolerance or done + round_steps > max_steps:
@@ -113,8 +120,9 @@ class ReciprocalFeedbackRule(LearningRule):
             if not error <= self.params.roundtrip_tolerance:  # NaN fails too
                 self.feedback_fallbacks += 1
                 if self.params.fallback == "oracle":
-                    replacement = fb.oracle_feedback("oracle_cholesky", probes[l], None, self.generator,
-                                                     steps=0, noise_batch=0)
+                    replacement = fb.oracle_feedback(
+                        "oracle_cholesky", probes[l], None, self.generator, steps=0, noise_batch=0
+                    )
                     getattr(self, f"feedback_{l}").copy_(replacement.matrix)
                     self.feedback_oracle_replacements += 1
         self.sleeps += 1
@@ -124,8 +132,12 @@ class ReciprocalFeedbackRule(LearningRule):
         p = self.params
         if p.development_steps:
             round_steps = min(DEVELOPMENT_ROUND, p.development_steps)
-            self.record_sleep({l: self.sleep_layer(l, probe, round_steps=round_steps, max_steps=p.development_steps)
-                               for l, probe in self.probes().items()})
+            self.record_sleep(
+                {
+                    l: self.sleep_layer(l, probe, round_steps=round_steps, max_steps=p.development_steps)
+                    for l, probe in self.probes().items()
+                }
+            )
 
     # ---- the update ----------------------------------------------------------------------------------
 
@@ -138,7 +150,8 @@ class ReciprocalFeedbackRule(LearningRule):
         generator = torch.Generator().manual_seed(int(self.probe_seed) + int(self.steps_done))
         return {
             f"feedback_roundtrip_error_layer{l + 1}": fb.roundtrip_error(
-                probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator)
+                probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator
+            )
             for l, probe in self.probes().items()
         }
 
@@ -149,12 +162,17 @@ class ReciprocalFeedbackRule(LearningRule):
             "feedback_fallbacks": int(self.feedback_fallbacks),
             "feedback_oracle_replacements": int(self.feedback_oracle_replacements),
             # each layer's round-trip error right after each sleep (before any fallback)
-            "sleep_roundtrip_error_mean": float(self.sleep_roundtrip_sum) / max(1, int(self.sleeps) * len(self.probes())),
+            "sleep_roundtrip_error_mean": float(self.sleep_roundtrip_sum)
+            / max(1, int(self.sleeps) * len(self.probes())),
             "sleep_roundtrip_error_max": float(self.sleep_roundtrip_max),
         }
 
     @classmethod
     def update_ledger(cls, params: RFUpdateParams, *, feedback_from_weights: bool, oracle: bool) -> Ledger:
         joint = params.update == "gated_joint"
-        return Ledger(weight_transport=False, feedback_from_weights=feedback_from_weights,
-                      closed_form_inverse=joint or oracle, batch_global=joint)
+        return Ledger(
+            weight_transport=False,
+            feedback_from_weights=feedback_from_weights,
+            closed_form_inverse=joint or oracle,
+            batch_global=joint,
+        )

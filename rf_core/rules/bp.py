@@ -21,8 +21,12 @@ class Backprop(LearningRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient", "update_detail": "gradient step",
-                "feedback": "transpose", "feedback_detail": "Wᵀ (weight transport)"}
+        return {
+            "update": "gradient",
+            "update_detail": "gradient step",
+            "feedback": "transpose",
+            "feedback_detail": "Wᵀ (weight transport)",
+        }
 
     def factored_directions(self, cache, output_error):
         return backprop_through(cache, output_error, list(self.net.weights), self.net)

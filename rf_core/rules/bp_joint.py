@@ -33,8 +33,12 @@ class BackpropJointStep(LearningRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gated_joint", "update_detail": "RF's engineered gated_joint step on backprop's error",
-                "feedback": "transpose", "feedback_detail": "Wᵀ (weight transport)"}
+        return {
+            "update": "gated_joint",
+            "update_detail": "RF's engineered gated_joint step on backprop's error",
+            "feedback": "transpose",
+            "feedback_detail": "Wᵀ (weight transport)",
+        }
 
     def factored_directions(self, cache, output_error):
         transposes = {l: self.net.weights[l].T for l in range(1, self.net.num_layers)}

@@ -32,13 +32,22 @@ class DirectFeedbackAlignment(LearningRule):
 
     @classmethod
     def ledger(cls, params) -> Ledger:
-        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False,
-                      batch_global=False, output_error_broadcast=True)
+        return Ledger(
+            weight_transport=False,
+            feedback_from_weights=False,
+            closed_form_inverse=False,
+            batch_global=False,
+            output_error_broadcast=True,
+        )
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient_style", "update_detail": "gradient-style step on the broadcast error",
-                "feedback": "fixed_random_direct", "feedback_detail": "fixed random matrices from the output to each layer"}
+        return {
+            "update": "gradient_style",
+            "update_detail": "gradient-style step on the broadcast error",
+            "feedback": "fixed_random_direct",
+            "feedback_detail": "fixed random matrices from the output to each layer",
+        }
 
     def factored_directions(self, cache, output_error):
         net = self.net

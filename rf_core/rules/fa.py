@@ -42,12 +42,18 @@ class FeedbackAlignment(LearningRule):
 
     @classmethod
     def ledger(cls, params) -> Ledger:
-        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False, batch_global=False)
+        return Ledger(
+            weight_transport=False, feedback_from_weights=False, closed_form_inverse=False, batch_global=False
+        )
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient_style", "update_detail": "gradient-style step through the feedback",
-                "feedback": "fixed_random", "feedback_detail": "fixed random matrices in place of Wᵀ"}
+        return {
+            "update": "gradient_style",
+            "update_detail": "gradient-style step through the feedback",
+            "feedback": "fixed_random",
+            "feedback_detail": "fixed random matrices in place of Wᵀ",
+        }
 
     def feedback_matrices(self):
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}

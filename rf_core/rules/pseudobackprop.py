@@ -35,8 +35,12 @@ class PseudoBackprop(LearningRule):
 
     @classmethod
     def describe(cls, params) -> dict[str, str]:
-        return {"update": params.update, "update_detail": describe_update(params), "feedback": "oracle_svd_every_step",
-                "feedback_detail": "torch.linalg.pinv(W) at every step (weight transport, closed form)"}
+        return {
+            "update": params.update,
+            "update_detail": describe_update(params),
+            "feedback": "oracle_svd_every_step",
+            "feedback_detail": "torch.linalg.pinv(W) at every step (weight transport, closed form)",
+        }
 
     def feedback_matrices(self):
         return {l: torch.linalg.pinv(self.net.weights[l]) for l in range(1, self.net.num_layers)}

@@ -54,8 +54,9 @@ class ParallelReciprocalFeedback(ReciprocalFeedbackRule):
         super().__init__(model, params, generator)
         if self.params.feedback_init == "oracle":
             for l, probe in self.probes().items():
-                getattr(self, f"feedback_{l}").copy_(fb.oracle_feedback("oracle_svd", probe, None, generator,
-                                                                        steps=0, noise_batch=0).matrix)
+                getattr(self, f"feedback_{l}").copy_(
+                    fb.oracle_feedback("oracle_svd", probe, None, generator, steps=0, noise_batch=0).matrix
+                )
 
     @classmethod
     def ledger(cls, params) -> Ledger:
@@ -69,12 +70,19 @@ class ParallelReciprocalFeedback(ReciprocalFeedbackRule):
         if params.development_steps and not oracle:
             parts.append("development")
         parts.append("on_data" if params.feedback_lr else "frozen")
-        start = ("pinv(W₀) (closed form: weight transport)" if oracle
-                 else params.feedback_init + (f", then up to {params.development_steps} noise-sleep steps"
-                                              if params.development_steps else ""))
+        start = (
+            "pinv(W₀) (closed form: weight transport)"
+            if oracle
+            else params.feedback_init
+            + (f", then up to {params.development_steps} noise-sleep steps" if params.development_steps else "")
+        )
         rule = f"the §3.1 rule on the data at rate {params.feedback_lr:g}" if params.feedback_lr else "then frozen"
-        return {"update": params.update, "update_detail": describe_update(params),
-                "feedback": "+".join(parts), "feedback_detail": f"starts {start}; {rule}"}
+        return {
+            "update": params.update,
+            "update_detail": describe_update(params),
+            "feedback": "+".join(parts),
+            "feedback_detail": f"starts {start}; {rule}",
+        }
 
     def before_step(self):
         if int(self.steps_done) == 0 and int(self.sleeps) == 0 and self.params.feedback_init != "oracle":

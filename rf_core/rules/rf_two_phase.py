@@ -62,12 +62,18 @@ class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
     @classmethod
     def describe(cls, params) -> dict[str, str]:
         if params.feedback == "learned":
-            detail = (f"learned from white noise by the §3.1 rule (LMS) every {params.pinv_every} steps, "
-                      f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep")
+            detail = (
+                f"learned from white noise by the §3.1 rule (LMS) every {params.pinv_every} steps, "
+                f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep"
+            )
         else:
             detail = f"{params.feedback}: computed from W every {params.pinv_every} steps (weight transport)"
-        return {"update": params.update, "update_detail": describe_update(params),
-                "feedback": params.feedback, "feedback_detail": detail}
+        return {
+            "update": params.update,
+            "update_detail": describe_update(params),
+            "feedback": params.feedback,
+            "feedback_detail": detail,
+        }
 
     def before_step(self):
         if int(self.steps_done) % self.params.pinv_every == 0:
@@ -81,16 +87,26 @@ class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
         elif int(self.sleeps) == 0 and p.development_steps:
             self.develop()
         else:
-            self.record_sleep({l: self.sleep_layer(l, probe, round_steps=p.sleep_steps, max_steps=p.sleep_max_steps)
-                               for l, probe in self.probes().items()})
+            self.record_sleep(
+                {
+                    l: self.sleep_layer(l, probe, round_steps=p.sleep_steps, max_steps=p.sleep_max_steps)
+                    for l, probe in self.probes().items()
+                }
+            )
 
     def _oracle_sleep(self) -> None:
         p = self.params
         errors = {}
         for l, probe in self.probes().items():
             f = getattr(self, f"feedback_{l}")
-            result = fb.oracle_feedback(p.feedback, probe, None if int(self.sleeps) == 0 else f, self.generator,
-                                        steps=p.sleep_max_steps, noise_batch=p.sleep_noise_batch)
+            result = fb.oracle_feedback(
+                p.feedback,
+                probe,
+                None if int(self.sleeps) == 0 else f,
+                self.generator,
+                steps=p.sleep_max_steps,
+                noise_batch=p.sleep_noise_batch,
+            )
             f.copy_(result.matrix)
             # judged like a learned sleep: an oracle that did not converge fails the round trip
             errors[l] = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)

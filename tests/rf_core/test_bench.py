@@ -28,9 +28,22 @@ def test_step_cost_reports_every_rule_relative_to_bp():
 def test_cli_quick_json_has_the_headline_fields(tmp_path):
     make_idx_dataset(tmp_path, n_train=128, n_test=32)
     done = subprocess.run(
-        [sys.executable, "-m", "rfsweep_cli.main", "bench", "--quick", "--skip-scaling", "--json", "--threads", "1",
-         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "rfsweep_cli.main",
+            "bench",
+            "--quick",
+            "--skip-scaling",
+            "--json",
+            "--threads",
+            "1",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -28,6 +28,7 @@ def make_idx_dataset(folder, n_train=60, n_test=20, gz=True, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     labels_train = rng.integers(0, 10, n_train)
     labels_test = rng.integers(0, 10, n_test)
+
     # Each image lights the two rows that encode its label, so a model can learn them.
     def images_for(labels):
         images = rng.integers(0, 30, (len(labels), 28, 28))

@@ -189,8 +189,7 @@ def test_bp_joint_takes_the_joint_step_on_the_backpropagated_error():
     """bp_joint: Δa_1 = (e W_2) ⊙ σ'(a_1), then the same ridge least-squares step as RF's gated_joint."""
     net, g = _net([6, 5, 3])
     x, y = _batch(4, 6, 3)
-    rule = _rule("bp_joint", net, g, layer_step_scale="uniform", hidden_step_scale=1.0, joint_ridge=0.0,
-                 norm_eps=1e-3)
+    rule = _rule("bp_joint", net, g, layer_step_scale="uniform", hidden_step_scale=1.0, joint_ridge=0.0, norm_eps=1e-3)
     cache = net.forward_cached(x)
     e = output_error(cache.logits, y)
     d_a1 = (e @ net.weights[1]) * net.activation.derivative(cache.pre[0])
