@@ -7,17 +7,20 @@ per-round ratios, so that the noise of a shared machine hits both sides of a rat
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from rf_core.config import TrainConfig
 from rf_core.model import MLP
 from rf_core.rules import get_rule
+from rf_core.rules.base import LearningRule
 
 PAPER_HIDDEN = (400, 200, 100, 50)  # the paper's MNIST network: 784-400-200-100-50-10
 
@@ -48,7 +51,9 @@ def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
-def _build(name: str, overrides: dict, device: str, hidden, batch: int, inputs: int = 784):
+def _build(
+    name: str, overrides: dict[str, Any], device: str, hidden: Sequence[int], batch: int, inputs: int = 784
+) -> tuple[TrainConfig, LearningRule[Any]]:
     algorithm = name.split("[")[0]
     config = TrainConfig.from_dict(
         {
@@ -65,7 +70,8 @@ def _build(name: str, overrides: dict, device: str, hidden, batch: int, inputs: 
     return config, get_rule(algorithm)(net, config.params, generator).to(device)
 
 
-def _time_steps(config, rule, x, y, steps: int) -> float:
+def _time_steps(config: TrainConfig, rule: LearningRule[Any], x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    assert config.lr is not None, "a resolved config"
     sync = _sync(config.device)
     sync()
     start = time.perf_counter()
@@ -80,8 +86,8 @@ def step_cost(
     rounds: int = 7,
     steps: int = 200,
     device: str = "cpu",
-    variants: dict | None = None,
-    hidden=PAPER_HIDDEN,
+    variants: dict[str, dict[str, Any]] | None = None,
+    hidden: Sequence[int] = PAPER_HIDDEN,
     batch: int = 32,
 ) -> dict[str, Any]:
     """Mean training-step time (sleep phases included) of each rule, and its median per-round ratio to bp."""
@@ -100,7 +106,7 @@ def step_cost(
     return {
         "step_seconds_median": {n: statistics.median(v) for n, v in per_round.items()},
         "step_time_ratio_vs_bp": {
-            n: statistics.median(t / b for t, b in zip(v, per_round["bp"])) for n, v in per_round.items()
+            n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()
         },
         "rounds": rounds,
         "steps_per_round": steps,
@@ -111,10 +117,14 @@ def step_cost(
 
 
 def scaling(
-    device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 128, 512, 1024), steps: int = 40, rounds: int = 3
+    device: str = "cpu",
+    widths: Sequence[int] = (400, 1000, 2000, 4000),
+    batches: Sequence[int] = (32, 128, 512, 1024),
+    steps: int = 40,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """Step time of bp and rf_two_phase (each refresh method) as the first hidden layer and the batch grow."""
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "bp": {},
         "rf_two_phase": {},
         "rf_two_phase[oracle_cholesky]": {"feedback": "oracle_cholesky"},
@@ -131,32 +141,37 @@ def scaling(
     return {"rows": rows, "device": device, "steps_per_round": steps, "rounds": rounds}
 
 
-def _row(report: dict) -> dict[str, Any]:
+def _row(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "step_ms": {n: round(s * 1e3, 4) for n, s in report["step_seconds_median"].items()},
         "ratio_vs_bp": {n: round(r, 3) for n, r in report["step_time_ratio_vs_bp"].items()},
     }
 
 
-def bp_step_flops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10) -> int:
+def bp_step_flops(hidden: Sequence[int] = PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10) -> int:
     """Multiply-adds ×2 of one bp step: forward, weight gradients, and input gradients above layer 1."""
     sizes = [inputs, *hidden, classes]
-    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    products = [a * b for a, b in itertools.pairwise(sizes)]
     return 2 * batch * (2 * sum(products) + sum(products[1:]))
 
 
 def matmul_gflops(
-    hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10, repeats: int = 300, device: str = "cpu"
+    hidden: Sequence[int] = PAPER_HIDDEN,
+    batch: int = 32,
+    inputs: int = 784,
+    classes: int = 10,
+    repeats: int = 300,
+    device: str = "cpu",
 ) -> float:
     """The machine's own throughput on exactly a bp step's matrix products (no framework around them)."""
     sizes = [inputs, *hidden, classes]
-    weights = [torch.randn(b, a, device=device) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(b, a, device=device) for a, b in itertools.pairwise(sizes)]
     acts = [torch.randn(batch, a, device=device) for a in sizes[:-1]]
     grads = [torch.randn(batch, b, device=device) for b in sizes[1:]]
     sync = _sync(device)
 
-    def one_step():
-        for l, (w, h, g) in enumerate(zip(weights, acts, grads)):
+    def one_step() -> None:
+        for l, (w, h, g) in enumerate(zip(weights, acts, grads, strict=True)):
             h @ w.T  # forward
             g.T @ h  # weight gradient
             if l > 0:

@@ -46,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. `lr=None` / `activation=None` mean "the rule's default"; `params=None` the rule's
+    """One training run. `lr=None` / `activation=None` mean "the rule's default"; `params` left out, the rule's
     default Params."""
 
     # what to learn
@@ -75,13 +75,13 @@ class TrainConfig:
     # reporting
     diagnostics: bool = True  # per-epoch feedback round trip; end-of-run pinv distance, residuals, angles, fidelity
 
-    # the rule's own hyperparameters
-    params: RuleParams | None = None
+    # the rule's own hyperparameters (left out: the rule's defaults)
+    params: RuleParams = dataclasses.field(default_factory=RuleParams)
 
     def __post_init__(self) -> None:
         if self.hidden is not None and not isinstance(self.hidden, tuple):
             object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if self.params is None and self.algorithm in available_rules():
+        if type(self.params) is RuleParams and self.algorithm in available_rules():
             object.__setattr__(self, "params", get_rule(self.algorithm).Params())
         problems = self.problems()
         if problems:
@@ -136,7 +136,7 @@ class TrainConfig:
     # ---- flat mappings at the edges --------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """A config from one flat mapping of common and rule fields (retired names translated or refused)."""
         values = dict(values)
         algorithm = values.get("algorithm", "bp")
@@ -169,7 +169,7 @@ class TrainConfig:
         return cls(**common, params=params)
 
     @classmethod
-    def from_stored(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_stored(cls, values: dict[str, Any]) -> TrainConfig:
         """A config written by an earlier version (best_configs.json, checkpoints), where every row held every
         field: fields the rule does not read are dropped; retired ones are translated or refused."""
         algorithm = values.get("algorithm", "bp")
@@ -181,10 +181,10 @@ class TrainConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "params"}
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
-        d.update(self.params.to_dict() if self.params is not None else {})
+        d.update(self.params.to_dict())
         return d
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed; rule fields may be given flat, as in `from_dict`."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
@@ -192,7 +192,7 @@ class TrainConfig:
     def hidden_sizes(self) -> tuple[int, ...]:
         return self.hidden if self.hidden is not None else DEFAULT_HIDDEN[self.dataset]
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """This config with every default decided at run time filled in (the rule's lr and activation, and the
         params' values that depend on other fields)."""
         rule = get_rule(self.algorithm)
@@ -200,7 +200,7 @@ class TrainConfig:
             self,
             activation=self.activation if self.activation is not None else rule.default_activation,
             lr=self.lr if self.lr is not None else rule.default_lr,
-            params=self.params.resolved() if self.params is not None else None,
+            params=self.params.resolved(),
         )
 
     # ---- what runs, for labels --------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from rf_core.config import TrainConfig
-from rf_core.data import load_dataset
+from rf_core.data import DatasetSplits, load_dataset
 from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
 from rf_core.model import MLP
 from rf_core.rules import get_rule
@@ -196,14 +197,16 @@ def train(
 
 def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
     """The step size at global step t (0-based). A function of t alone, so a resumed run repeats it exactly."""
-    lr = float(config.lr)
+    if config.lr is None:
+        raise ValueError("lr: resolve the config first (TrainConfig.resolved)")
+    lr = config.lr
     if config.lr_schedule == "cosine":
         # Decays to 0 at the last step of `epochs`: the late, small steps average out SGD's noise.
         return lambda t: lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps))
     return lambda t: lr
 
 
-def _untrained(config: TrainConfig):
+def _untrained(config: TrainConfig) -> tuple[TrainConfig, DatasetSplits, torch.Generator, MLP]:
     """The resolved config, its data, the seeded generator and the initial network `train` starts from."""
     config = config.resolved()
     data = load_dataset(

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from rf_core import feedback as fb
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger, Problem, at_least_one, positive
 from rf_core.rules._rf import RFUpdateParams, reciprocal_feedback_directions
-from rf_core.rules.base import LearningRule
+from rf_core.rules.base import LayerUpdate, LearningRule
 
 Tensor = torch.Tensor
 
@@ -38,7 +39,11 @@ class SleepParams(RFUpdateParams):
     roundtrip_tolerance: float = 0.05  # a sleep that leaves ‖W F u − u‖/‖u‖ above this has failed
     fallback: str = "none"  # none: a failed sleep is counted and training goes on; oracle: F ← W⁺ (closed form)
 
-    choices = {**RFUpdateParams.choices, "feedback_init": ("random", "zero"), "fallback": FALLBACKS}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        **RFUpdateParams.choices,
+        "feedback_init": ("random", "zero"),
+        "fallback": FALLBACKS,
+    }
 
     def problems(self) -> list[Problem]:
         out = super().problems() + at_least_one(self, "sleep_noise_batch") + positive(self, "roundtrip_tolerance")
@@ -49,12 +54,22 @@ class SleepParams(RFUpdateParams):
         return out
 
 
-class ReciprocalFeedbackRule(LearningRule):
+SP = TypeVar("SP", bound=SleepParams)
+
+
+class ReciprocalFeedbackRule(LearningRule[SP]):
     """Feedback buffers `feedback_{l}` for layers l = 1..L−1 (0-based: the matrix carrying Δa_{l+1} to Δh_l)."""
 
-    params: SleepParams
+    # buffers (they travel in state_dict): run totals and the per-epoch probes' seed
+    sleeps: Tensor
+    sleep_steps_total: Tensor  # LMS steps, summed over layers
+    feedback_fallbacks: Tensor
+    feedback_oracle_replacements: Tensor
+    sleep_roundtrip_sum: Tensor
+    sleep_roundtrip_max: Tensor
+    probe_seed: Tensor
 
-    def __init__(self, model, params, generator):
+    def __init__(self, model: MLP, params: SP, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
         for l in range(1, model.num_layers):
             self.register_buffer(f"feedback_{l}", self._initial_feedback(model.weights[l], generator))
@@ -116,7 +131,7 @@ class ReciprocalFeedbackRule(LearningRule):
         probes = self.probes()
         for l, error in errors.items():
             self.sleep_roundtrip_sum += error
-            self.sleep_roundtrip_max.copy_(max(float(self.sleep_roundtrip_max), error))
+            self.sleep_roundtrip_max.clamp_(min=error)
             if not error <= self.params.roundtrip_tolerance:  # NaN fails too
                 self.feedback_fallbacks += 1
                 if self.params.fallback == "oracle":
@@ -141,7 +156,7 @@ class ReciprocalFeedbackRule(LearningRule):
 
     # ---- the update ----------------------------------------------------------------------------------
 
-    def factored_directions(self, cache, output_error):
+    def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.params)
 
     # ---- reports -------------------------------------------------------------------------------------

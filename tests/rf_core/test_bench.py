@@ -14,7 +14,8 @@ from rf_core import bench
 
 
 def test_bp_step_flops_counts_forward_weight_and_input_gradients():
-    # one layer 4 -> 3 and one 3 -> 2 at batch 1: forward 12+6, weight gradients 12+6, input gradient 6 (not for layer 1)
+    # one layer 4 -> 3 and one 3 -> 2 at batch 1: forward 12+6, weight gradients 12+6,
+    # input gradient 6 (not for layer 1)
     assert bench.bp_step_flops(hidden=(3,), batch=1, inputs=4, classes=2) == 2 * (2 * (12 + 6) + 6)
 
 

@@ -99,7 +99,7 @@ def test_a_crafted_cifar_pickle_is_refused_and_runs_nothing(tmp_path):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(folder / name, "wb") as fh:
             pickle.dump({b"data": _RunsACommand(marker), b"labels": [0]}, fh)
-    with pytest.raises(UnsafeDatasetFile, match="posix.system|os.system"):
+    with pytest.raises(UnsafeDatasetFile, match=r"posix\.system|os\.system"):
         load_dataset("cifar10", str(tmp_path))
     assert not marker.exists()
 

@@ -71,7 +71,7 @@ class Watch(TorchFunctionMode):
         if reads_values and not probe_active() and any(id(a) in self.weight_ids for a in (*args, *kwargs.values())):
             self.read_weights = True
         name = getattr(func, "__name__", "")
-        if name in INVERSE_OPS or name.startswith("linalg_") and name[7:] in INVERSE_OPS:
+        if name in INVERSE_OPS or (name.startswith("linalg_") and name[7:] in INVERSE_OPS):
             self.inverses.add(name)
         return func(*args, **kwargs)
 
@@ -105,7 +105,9 @@ def observed_ledger(name, params):
         batch = rule.directions(cache, e)
     singles = [rule.directions(net.forward_cached(x[i : i + 1]), e[i : i + 1]) for i in range(len(y))]
     mean_of_singles = [sum(s[l][0] for s in singles) / len(singles) for l in range(net.num_layers)]
-    batch_global = any(not torch.allclose(b[0], m, rtol=1e-4, atol=1e-6) for b, m in zip(batch, mean_of_singles))
+    batch_global = any(
+        not torch.allclose(b[0], m, rtol=1e-4, atol=1e-6) for b, m in zip(batch, mean_of_singles, strict=True)
+    )
 
     shifted = net.forward_cached(x)  # perturb what lies between layer 1 and the output, keep e
     for l in range(1, net.num_layers - 1):

@@ -47,7 +47,7 @@ def test_resuming_from_a_checkpoint_gives_identical_results(rule):
     train(config.replace(epochs=2), on_epoch=lambda r, get_state: checkpoints.update({r["epoch"]: get_state()}))
     resumed = train(config, resume_state=checkpoints[2])
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
-    for a, b in zip(straight.history, resumed.history):
+    for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-6)
 
 
