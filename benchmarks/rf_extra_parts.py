@@ -5,7 +5,8 @@ On the paper's MNIST network at batch 32 (random data, the rules' defaults unles
 interleaved round by round: bp's whole step, the rule's whole step, and alone the parts only the rule runs —
 the joint step's Grams and batched Cholesky inverse, its step-weight products, rf_parallel's feedback update,
 rf_two_phase's sleep divided by its period. Usage:
-    python benchmarks/rf_extra_parts.py [--rule rf_two_phase] [--set FIELD=VALUE ...] [--rounds 7] [--threads 1] [--json]
+    python benchmarks/rf_extra_parts.py [--rule rf_two_phase] [--set FIELD=VALUE ...] [--rounds 7] [--threads 1]
+        [--json]
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def main() -> None:
         return
     for name, micros in report["microseconds_median"].items():
         print(f"{name:28s} {micros:8.1f} µs")
-    print(
-        f"timed floor {report['floor_ratio']:.3f} ×, measured {report['measured_ratio']:.3f} × bp ({report['cpu_model']})"
-    )
+    floor, measured = report["floor_ratio"], report["measured_ratio"]
+    print(f"timed floor {floor:.3f} ×, measured {measured:.3f} × bp ({report['cpu_model']})")
 
 
 if __name__ == "__main__":
