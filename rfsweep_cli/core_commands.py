@@ -66,8 +66,9 @@ def train_command(
         values["activation"] = activation
     assigned = dict(_parse_assignment(s) for s in set_)
     # a field another rule reads is a warning, not an error: scripts pass one --set list to several rules
-    unread = sorted(k for k in assigned if k in ALL_FIELDS and algorithm in available_rules()
-                    and k not in rule_fields(algorithm))
+    unread = sorted(
+        k for k in assigned if k in ALL_FIELDS and algorithm in available_rules() and k not in rule_fields(algorithm)
+    )
     if unread:
         typer.echo(f"warning: {algorithm} does not read {', '.join(unread)}; no effect", err=True)
     values.update({k: v for k, v in assigned.items() if k not in unread})
