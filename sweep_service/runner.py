@@ -115,8 +115,11 @@ def run_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    mlflow_ui_url: str | None = None,
 ) -> SweepResult:
-    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end."""
+    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end.
+
+    `mlflow_ui_url`: the MLflow UI's address, for the links on the sweep page (else relative to its root)."""
     started = time.monotonic()
     _quiet_tune()
     from ray import tune
@@ -141,7 +144,9 @@ def run_sweep(
     # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
     opened: dict[str, Any] = {}
     opener = threading.Thread(
-        target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True
+        target=_open_monitor,
+        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url),
+        daemon=True,
     )
     opener.start()
     started_ray = False
@@ -153,6 +158,7 @@ def run_sweep(
             raise opened["error"]
         monitor = opened["monitor"]
         monitor.started = started  # one time base for the timeline: the start of run_sweep
+        monitor.started_wall = time.time() - (time.monotonic() - started)
     except BaseException:
         opener.join()
         if started_ray:
@@ -270,9 +276,10 @@ def _open_monitor(
     uri: str,
     on_progress: Callable[[SweepProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    mlflow_ui_url: str | None,
 ) -> None:
     try:
-        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
+        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url)
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)
