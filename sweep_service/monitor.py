@@ -8,6 +8,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -59,12 +61,15 @@ class SweepMonitor:
         on_progress: Callable[[SweepProgress], None] | None,
         should_stop: Callable[[], bool] | None,
         mlflow_ui_url: str | None = None,
+        should_pause: Callable[[], bool] | None = None,
     ):
         self.spec = spec
         self.sweep_id = sweep_id
         self.spaces = spaces
         self.on_progress = on_progress
         self.should_stop = should_stop
+        self.should_pause = should_pause
+        self.pause_requested = False
         self.runs = SweepRuns(spec, sweep_id, tracking_uri, mlflow_ui_url)
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
@@ -198,11 +203,11 @@ class SweepMonitor:
         self._note_epoch(rec, result)
         self._refresh_report()
 
-    def _refresh_report(self, *, final: bool = False) -> None:
-        if final or self.runs.report_due():
+    def _refresh_report(self, *, final: bool = False, wait: bool = False) -> None:
+        if final or wait or self.runs.report_due():
             trials = [ReportTrial.from_summary(r.summary(), r.curve) for r in self.records.values()]
             best = {rule: entry["trial_id"] for rule, entry in self.best_per_algorithm().items()}
-            self.runs.refresh_report(trials, best, final=final)
+            self.runs.refresh_report(trials, best, final=final, wait=wait)
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
         rec = self.records.get(trial_id)
@@ -265,6 +270,13 @@ class SweepMonitor:
                     self._dirty = True
             except Exception as exc:
                 log.warning("should_stop raised %s; going on", exc)
+        if self.should_pause is not None and not self.pause_requested and poll_due:
+            self._last_stop_poll = now
+            try:
+                if self.should_pause():
+                    self._interrupt_tune()
+            except Exception as exc:
+                log.warning("should_pause raised %s; going on", exc)
         progress_due = self._dirty and now - self._last_progress >= PROGRESS_EVERY_S
         if self.on_progress is not None and (force or progress_due):
             self._last_progress = now
@@ -273,6 +285,29 @@ class SweepMonitor:
                 self.on_progress(self.progress())
             except Exception as exc:  # a broken display or database must not stop the sweep
                 log.warning("on_progress raised %s; going on", exc)
+
+    # ---- pause ------------------------------------------------------------------------------------
+
+    def _interrupt_tune(self) -> None:
+        """Ask Tune to stop here: SIGUSR1 is Tune's own interrupt (`tune.tune._setup_signal_catching`, installed
+        on the main thread), after which it snapshots the experiment with every unfinished trial resumable
+        from its newest checkpoint (`Tuner.restore(resume_unfinished=True)`)."""
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("pause asked, but Tune runs outside the main thread (no interrupt handler); going on")
+            return
+        self.pause_requested = True
+        self._dirty = True
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def pause(self) -> ProgressCounts:
+        """After Tune stopped for a pause: unfinished trials become `paused` (their runs SCHEDULED), the sweep
+        page is rewritten and the parent run waits, SCHEDULED too, for the resume."""
+        for rec in self.records.values():
+            if not rec.status.terminal and (rec.mlflow_run_id is not None or rec.epochs):
+                self._set_status(rec, TrialStatus.PAUSED)
+        self._refresh_report(wait=True)
+        self.runs.pause()
+        return self.counts()
 
     # ---- summaries ------------------------------------------------------------------------------
 

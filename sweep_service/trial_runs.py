@@ -282,6 +282,9 @@ class SweepRuns:
             run = self.client.get_run(rec.mlflow_run_id)
             if run.info.status != "RUNNING":  # a restored trial re-opens its own run, never a new one
                 self.client.update_run(rec.mlflow_run_id, status="RUNNING")
+        elif status is TrialStatus.PAUSED:
+            self.flush(rec.mlflow_run_id)
+            self.client.update_run(rec.mlflow_run_id, status=status.mlflow_run_status)
 
     def log_weights(self, rec: TrialRecord, checkpoint: Any) -> None:
         """The final weights from the trial's newest Tune checkpoint, as its run's `weights/state_dict.pt`."""
@@ -309,13 +312,19 @@ class SweepRuns:
         return time.monotonic() >= self._report_due and (self._report is None or self._report.done())
 
     def refresh_report(
-        self, trials: list[ReportTrial], best_trial_ids: Mapping[str, str], *, final: bool = False
+        self,
+        trials: list[ReportTrial],
+        best_trial_ids: Mapping[str, str],
+        *,
+        final: bool = False,
+        wait: bool = False,
     ) -> None:
         """Rewrite `sweep_report.html` on the parent run, on the writer thread: at most every REPORT_EVERY_S
-        while the sweep runs (skipped while the previous one is still being written); `final` now, waited for."""
+        while the sweep runs (skipped while the previous one is still being written); `final` (the last one)
+        and `wait` now, waited for."""
         now = time.monotonic()
         busy = self._report is not None and not self._report.done()
-        if self.parent_run_id is None or (not final and (now < self._report_due or busy)):
+        if self.parent_run_id is None or (not (final or wait) and (now < self._report_due or busy)):
             return
         self._report_due = now + REPORT_EVERY_S
         info = SweepInfo(
@@ -330,7 +339,7 @@ class SweepRuns:
             final=final,
         )
         self._report = self._writer.submit(self._write_report, trials, info)
-        if final:
+        if final or wait:
             self._report.result()
 
     def _write_report(self, trials: list[ReportTrial], info: SweepInfo) -> None:
@@ -432,6 +441,14 @@ class SweepRuns:
         )
         client.set_terminated(run_id, status.mlflow_run_status)
         self._writer.shutdown(wait=True)  # flushed above; nothing is queued after the summaries
+
+    def pause(self) -> None:
+        """The sweep paused: its writes flushed, the parent run SCHEDULED until the resume re-opens it."""
+        assert self.parent_run_id is not None
+        self.flush()
+        tracking.log_tags(self.client, self.parent_run_id, {names.SWEEP_STATUS: SweepStatus.PAUSED.value})
+        self.client.update_run(self.parent_run_id, status=SweepStatus.PAUSED.mlflow_run_status)
+        self._writer.shutdown(wait=True)
 
     def _log_curves(self, curves: dict[str, list[tuple[str, list[tuple[int, float]], str]]]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
