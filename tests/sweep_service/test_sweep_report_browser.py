@@ -9,30 +9,22 @@ docs/screenshots/ is made: see docs/SWEEPS.md).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import ink, needs_chromium, offline_chromium, save_screenshot
 from report_trials import METRIC, digits_like_trials
 
 from sweep_service import mlflow_ui
 from sweep_service.report import REPORT_FILE, SweepInfo, analyse, log_report_artifact, write_sweep_report
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-        reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})",
-    ),
-]
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the test extra)")
+pytestmark = [pytest.mark.slow, needs_chromium]
+pytest.importorskip("selenium.webdriver", reason="needs selenium (the test extra)")
 RULES = ("bp", "rf_two_phase", "fa")
 
 
@@ -144,30 +136,8 @@ def logged_sweep(mlflow_server, tmp_path_factory):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
-        "--window-size=1600,1300",
-        # Nothing may come from a network: every host name fails to resolve (loopback IPs still work).
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    with offline_chromium(tmp_path) as driver:
+        yield driver
 
 
 def _wait(driver, find, what: str, timeout: float = 60):
@@ -181,12 +151,7 @@ def _wait(driver, find, what: str, timeout: float = 60):
 
 
 def _save(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    driver.save_screenshot(str(path))
-    if os.environ.get("RFSWEEP_SCREENSHOT_DIR"):
-        Path(os.environ["RFSWEEP_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(os.environ["RFSWEEP_SCREENSHOT_DIR"]) / name)
-    return path
+    return save_screenshot(driver, tmp_path, name)
 
 
 def _close_assistant(driver) -> None:
@@ -198,16 +163,7 @@ def _close_assistant(driver) -> None:
             button.click()
 
 
-def _ink(png: Path, box: tuple[int, int, int, int] | None = None) -> float:
-    """The fraction of pixels that are not near-white (a blank or unrendered page is ~0)."""
-    import numpy as np
-    from PIL import Image
-
-    image = Image.open(png).convert("L")
-    if box is not None:
-        image = image.crop(box)
-    pixels = np.asarray(image)
-    return float((pixels < 235).mean())
+_ink = ink
 
 
 def _assert_report_drawn(driver, trials, info):
