@@ -23,11 +23,14 @@ its full resolved training config (`configs.full_config`), its tags say which rf
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -363,23 +366,28 @@ class SweepRuns:
     def log_best_models(self, recs: list[TrialRecord]) -> None:
         """Each trial's network as an MLflow model (`runs:/RUN/model`, `model_export`) beside its state dict:
         sets `rec.model_uri`, or `rec.model_error` saying why there is none."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no download bars on the console
+        with _quiet_mlflow():
+            for rec in recs:
+                self._log_best_model(rec)
+
+    def _log_best_model(self, rec: TrialRecord) -> None:
         import torch
 
         from sweep_service.model_export import log_best_model
 
-        for rec in recs:
-            if rec.mlflow_run_id is None or rec.weights_uri is None:
-                rec.model_error = "no weights were saved for this trial"
-                continue
-            try:
-                with tempfile.TemporaryDirectory(prefix="rfsweep-model-") as tmp:
-                    local = self.client.download_artifacts(rec.mlflow_run_id, tracking.WEIGHTS_ARTIFACT, tmp)
-                    state = torch.load(local, map_location="cpu", weights_only=True)
-                rec.model_uri = log_best_model(rec.config, state, run_id=rec.mlflow_run_id, client=self.client)
-                tracking.log_tags(self.client, rec.mlflow_run_id, {names.MODEL_URI: rec.model_uri})
-            except Exception as exc:  # e.g. a driver without the dataset's files: the state dict stays
-                rec.model_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("trial %s: could not log its model: %s", rec.trial_id, rec.model_error)
+        if rec.mlflow_run_id is None or rec.weights_uri is None:
+            rec.model_error = "no weights were saved for this trial"
+            return
+        try:
+            with tempfile.TemporaryDirectory(prefix="rfsweep-model-") as tmp:
+                local = self.client.download_artifacts(rec.mlflow_run_id, tracking.WEIGHTS_ARTIFACT, tmp)
+                state = torch.load(local, map_location="cpu", weights_only=True)
+            rec.model_uri = log_best_model(rec.config, state, run_id=rec.mlflow_run_id, client=self.client)
+            tracking.log_tags(self.client, rec.mlflow_run_id, {names.MODEL_URI: rec.model_uri})
+        except Exception as exc:  # e.g. a driver without the dataset's files: the state dict stays
+            rec.model_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("trial %s: could not log its model: %s", rec.trial_id, rec.model_error)
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait for the queued metric writes (of one run, or all)."""
@@ -456,6 +464,21 @@ class SweepRuns:
             tracking.plot_learning_curves(curves, self.spec.metric, png, f"sweep {self.spec.name} ({self.sweep_id})")
             assert self.parent_run_id is not None
             self.client.log_artifact(self.parent_run_id, str(png))
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's notes while saving a model (input-example validation, cloudpickle, type hints) are about
+    choices model_export made on purpose; keep them off the sweep's console."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def end_open_runs(tracking_uri: str, sweep_id: str, experiment_id: str | None, status: SweepStatus) -> None:
