@@ -100,19 +100,16 @@ def reproduce(
 
     console = Console(stderr=json_output)
     if dataset not in DATASETS:
-        console.print(f"[red]--dataset must be one of {', '.join(DATASETS)}[/]")
-        raise typer.Exit(code=2)
+        raise typer.BadParameter(f"--dataset must be one of {', '.join(DATASETS)}", param_hint="'--dataset'")
     bad = [p for p in protocol if p not in ("a", "b")]
     if bad:
-        console.print(f"[red]--protocol must be a or b, not {', '.join(bad)}[/]")
-        raise typer.Exit(code=2)
+        raise typer.BadParameter(f"--protocol must be a or b, not {', '.join(bad)}", param_hint="'--protocol'")
     try:
         chosen = budget_for(
             budget, dataset, configurations=configurations, epochs=epochs, seeds=seeds, train_subset=train_subset
         )
     except ValueError as exc:
-        console.print(f"[red]--budget: {exc}[/]")
-        raise typer.Exit(code=2) from None
+        raise typer.BadParameter(str(exc), param_hint="'--budget'") from None
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     interrupted = threading.Event()

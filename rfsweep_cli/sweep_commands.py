@@ -23,15 +23,37 @@ if TYPE_CHECKING:
     from sweep_service.spec import SweepSpec
 
 
-def _load_spec_or_exit(spec_path: Path, console: Console) -> SweepSpec:
-    from sweep_service.spec import SpecError, load_spec_file
+def _load_spec_or_exit(spec_path: Path) -> SweepSpec:
+    """The spec, or every problem in it at once on stderr, each as `FILE:LINE: field: reason` (with a
+    did-you-mean for a misspelt name), and exit status 2."""
+    import re
 
+    from rich.console import Console
+
+    from sweep_service.spec import SpecError, did_you_mean, line_of, load_spec_text, source_lines
+
+    console = Console(stderr=True, soft_wrap=True)
     try:
-        return load_spec_file(spec_path)
+        text = spec_path.read_text()
+    except OSError as exc:
+        console.print(f"rfsweep: cannot read the sweep spec {spec_path}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    try:
+        return load_spec_text(text)
     except SpecError as exc:
-        console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
-        for problem in exc.problems:
-            console.print(f"  [red]{problem.path or '(document)'}[/]: {problem.msg}", markup=True, highlight=False)
+        lines = source_lines(text)
+        console.print(f"[bold red]invalid sweep spec[/] {spec_path}: {len(exc.problems)} problem(s)")
+        for problem in sorted(exc.problems, key=lambda p: line_of(lines, p.loc) or 0):
+            hint = did_you_mean(problem)
+            message = re.sub(r"; known: \[.*\]$", "", problem.msg) if hint else problem.msg
+            line = line_of(lines, problem.loc)
+            where = f"{spec_path}:{line}" if line else str(spec_path)
+            console.print(
+                f"  {where}: [red]{problem.path or '(document)'}[/]: {message}{hint}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(code=2) from None
 
 
@@ -115,7 +137,7 @@ def sweep(
     from rich.live import Live
 
     console = Console(stderr=json_output)
-    spec = _load_spec_or_exit(spec_path, console)
+    spec = _load_spec_or_exit(spec_path)
     if resume and not sweep_id:
         console.print("[red]--resume needs --sweep-id[/]")
         raise typer.Exit(code=2)
@@ -204,7 +226,7 @@ def validate(
     from rich.console import Console
 
     console = Console()
-    spec = _load_spec_or_exit(spec_path, console)
+    spec = _load_spec_or_exit(spec_path)
     from sweep_service.budget import budget_summary
 
     summary = budget_summary(spec)
