@@ -62,7 +62,9 @@ def _progress_view(progress: ReproduceProgress, budget_text: str) -> Group:
 
 def reproduce(
     dataset: str = typer.Option(..., "--dataset", help="fashion_mnist | mnist | cifar10 | digits"),
-    budget: str = typer.Option("paper", "--budget", help="paper (20 configurations, 100 epochs, 3 seeds) | quick"),
+    budget: str = typer.Option(
+        "quick", "--budget", help="quick (minutes: see README) | paper (20 configurations, 100 epochs, 3 seeds: hours)"
+    ),
     data_dir: str | None = typer.Option(
         None, "--data-dir", help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"
     ),
