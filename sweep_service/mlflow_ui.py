@@ -39,7 +39,7 @@ WORKFLOW_QUERY = "workflowType=machine_learning"
 RUN_NAME_MAX = 60  # the runs table cuts longer names; the short id must stay visible
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 VIEW_QUERY = "viewStateShareKey"
-BEST_MARK = "★ best"
+BEST_MARK = "★"
 
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.IGNORECASE)
 _HEX_TAIL = re.compile(r"[-_]([0-9a-f]{4,12})$", re.IGNORECASE)
@@ -87,9 +87,9 @@ def save_sweep_view(
 ) -> str:
     """Save the experiment view of one sweep (see the module docstring); returns its key."""
     columns = [f"metrics.`{metric}`"]
-    columns += [f"metrics.`{m}`" for m in ("val_accuracy", "test_accuracy", "train_loss") if m != metric]
+    columns += [f"metrics.`{m}`" for m in ("test_accuracy",) if m != metric]  # reported, never selected on
     columns += [f"params.`{p}`" for p in params]
-    columns += [f"tags.`{t}`" for t in ("rfsweep.status", "rfsweep.best", "rfsweep.epochs", "rfsweep.algorithm")]
+    columns += [f"tags.`{t}`" for t in ("rfsweep.status", "rfsweep.best", "rfsweep.epochs")]
     state = {
         "searchFilter": f"tags.`rfsweep.sweep_id` = '{sweep_id}'",
         "orderByKey": f"metrics.`{metric}`",
@@ -147,7 +147,8 @@ def parent_run_name(sweep_name: str, sweep_id: str) -> str:
 def trial_run_name(rule: str, trial_id: str, status: str | None = None, *, best: bool = False) -> str:
     """A trial's run: `RULE #SHORTID`, and once the trial ended other than `finished`, its status after a
     dot (`rf_two_phase #00003 · stopped_early`), so a stopped or diverged trial does not read like a
-    finished one (MLflow shows both stopped-early and finished runs with the same green tick).
+    finished one (MLflow shows both stopped-early and finished runs with the same green tick); the best
+    trial of each rule, once the sweep ended, starts with a star (`★ · bp #00007`).
 
     The owner of the trial's run sets it at creation and again with `client.update_run(run_id,
     name=trial_run_name(rule, trial_id, status))` when the status becomes terminal.
@@ -155,6 +156,6 @@ def trial_run_name(rule: str, trial_id: str, status: str | None = None, *, best:
     name = f"{rule} #{short_id(trial_id)}"
     if status and status not in ("finished", "running", "pending"):
         name += f" · {status}"
-    if best:  # the best trial of its rule, once the sweep ended
-        name += f" {BEST_MARK}"
+    if best:  # the best trial of its rule, once the sweep ended: first, so a narrow column still shows it
+        name = f"{BEST_MARK} · {name}"
     return name

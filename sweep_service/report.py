@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweep_service import mlflow_ui
 from sweep_service.status import TrialStatus
+from sweep_service.trials import TIE_BREAK
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -687,8 +688,9 @@ def _best_section(page: _Page, analysis: SweepAnalysis) -> None:
         f"<th>searched parameters</th><th>MLflow run</th></tr>{''.join(rows)}</table>"
     )
     page.note(
-        "Value = the metric at the trial's last reported epoch, as the sweep ranks trials; ties go to the "
-        "trial listed first. Inside MLflow's artifact viewer links cannot open (MLflow shows HTML in a "
+        "Value = the metric at the trial's last reported epoch, as the sweep ranks trials; ties: "
+        f"{'the sweep chose: ' + TIE_BREAK if page.info.best_trial_ids else 'the trial listed first'}. "
+        "Inside MLflow's artifact viewer links cannot open (MLflow shows HTML in a "
         "sandboxed frame): use the run id, or open this file on its own."
     )
 

@@ -13,7 +13,7 @@ sweep page (`report.py`) is rewritten on the same thread, at most every REPORT_E
 and once more, final, when the sweep closes.
 
 What the MLflow UI shows (`mlflow_ui`): the experiment opens in the model-training view; the parent run is
-`NAME #SHORTID`, a trial `RULE #SHORTID`, `· STATUS` added when it ended other than finished and `★ best`
+`NAME #SHORTID`, a trial `RULE #SHORTID`, `· STATUS` added when it ended other than finished and a leading `★`
 on the best trial of each rule (also tagged `rfsweep.best`); a saved view of the experiment shows the
 sweep's runs with the metric, the searched parameters, status and best as columns. A trial's params are
 its full resolved training config (`configs.full_config`), its tags say which rf_core trained it
@@ -355,7 +355,7 @@ class SweepRuns:
             log.warning("could not write %s: %s", REPORT_FILE, exc)
 
     def mark_best(self, best: Mapping[str, TrialRecord], overall: TrialRecord | None) -> None:
-        """Tag (`rfsweep.best`: rule | sweep) and name (`★ best`) the best trial of each rule."""
+        """Tag (`rfsweep.best`: rule | sweep) and name (a leading `★`) the best trial of each rule."""
         for rec in best.values():
             if rec.mlflow_run_id is None:
                 continue
