@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser_helpers import offline_chromium  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from browser_helpers import offline_chromium
+from selenium.webdriver.common.by import By
 
-from sweep_service import mlflow_ui  # noqa: E402
-from sweep_service.report import REPORT_FILE  # noqa: E402
+from sweep_service import mlflow_ui
+from sweep_service.report import REPORT_FILE
 
 
 def close_assistant(driver) -> None:  # MLflow 3.17 opens an assistant panel over a third of the page
