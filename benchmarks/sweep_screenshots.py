@@ -40,19 +40,19 @@ def main(base: str, result_json: str, out: str) -> None:
         time.sleep(10)
         close_assistant(driver)
         time.sleep(2)
-        driver.save_screenshot(str(folder / "sweep_runs_in_mlflow.png"))
+        driver.save_screenshot(str(folder / "digits_sweep_runs.png"))
         driver.set_window_size(1600, 1300)
         driver.get(mlflow_ui.artifact_url(base, experiment, parent, REPORT_FILE))
         time.sleep(10)
         close_assistant(driver)
         time.sleep(2)
-        driver.save_screenshot(str(folder / "sweep_report_in_mlflow.png"))
+        driver.save_screenshot(str(folder / "digits_sweep_report.png"))
         frame = driver.find_elements(By.CSS_SELECTOR, "iframe.mlflow-html-iframe")[0]
         driver.switch_to.frame(frame)
         driver.execute_script("document.querySelector('h2:nth-of-type(3)').scrollIntoView()")
         driver.switch_to.default_content()
         time.sleep(1.5)
-        driver.save_screenshot(str(folder / "sweep_report_in_mlflow_curves.png"))
+        driver.save_screenshot(str(folder / "digits_sweep_report_curves.png"))
 
 
 if __name__ == "__main__":
