@@ -7,6 +7,21 @@ from rf_core.params import Ledger, RuleParams
 from rf_core.rules import available_rules, get_rule
 from rf_core.train import METRIC_NAMES, TrainResult, train, untrained_test_accuracy
 
-__all__ = ["ALL_FIELDS", "METRIC_NAMES", "ConfigError", "Ledger", "RuleParams", "TrainConfig", "TrainResult", "available_rules",
-           "epochs_to_90", "field_choices", "field_problem", "field_types", "get_rule", "rule_fields", "train",
-           "untrained_test_accuracy"]
+__all__ = [
+    "ALL_FIELDS",
+    "METRIC_NAMES",
+    "ConfigError",
+    "Ledger",
+    "RuleParams",
+    "TrainConfig",
+    "TrainResult",
+    "available_rules",
+    "epochs_to_90",
+    "field_choices",
+    "field_problem",
+    "field_types",
+    "get_rule",
+    "rule_fields",
+    "train",
+    "untrained_test_accuracy",
+]

@@ -25,13 +25,12 @@ def describe_rules(assignments: dict[str, Any]) -> list[dict[str, Any]]:
     for name in available_rules():
         mine = {k: v for k, v in assignments.items() if k in rule_fields(name)}
         config = TrainConfig.from_dict({"algorithm": name, **mine})
-        resolved = config.resolved()
         rows.append(
             {
                 "name": name,
                 "summary": get_rule(name).summary,
                 **config.describe(),
-                "params": resolved.params.to_dict() if resolved.params is not None else {},
+                "params": config.resolved().params.to_dict(),
                 "set": mine,
             }
         )

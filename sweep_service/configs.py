@@ -60,13 +60,14 @@ def full_config(values: Mapping[str, Any]) -> FullConfig:
     resolved["hidden"] = list(config.hidden_sizes)
     out: dict[str, Any] = {}
     notes: dict[str, str] = {}
+    update = getattr(config.params, "update", "gated_joint")
     for name, value in resolved.items():
         if value is not None:
             out[name] = value
         elif name in UNSET_REASONS:
             notes[name] = UNSET_REASONS[name]
-        elif getattr(config.params, "update", "gated_joint") != "gated_joint":
-            notes[name] = JOINT_STEP_REASON.format(update=config.params.update)  # type: ignore[union-attr]
+        elif update != "gated_joint":
+            notes[name] = JOINT_STEP_REASON.format(update=update)
         else:
             raise ValueError(f"{name}: rf_core left it None after resolving; say why in sweep_service/configs.py")
     return FullConfig(out, notes)

@@ -64,7 +64,8 @@ DATASET = "rfsweep.dataset"
 
 
 def reproduce_sweep(protocol: str, stage: str) -> str:
-    """The report run's tag holding the parent run id of one of its sweeps (protocol a|b, search|retrain)."""
+    """The report run's tag holding the parent run id of one of its sweeps: protocol a|b (`b.paper-update` for a
+    protocol's second row group), stage search|retrain."""
     return f"rfsweep.sweep.{protocol}.{stage}"
 
 
