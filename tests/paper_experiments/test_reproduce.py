@@ -153,7 +153,12 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
 
     document = json.loads((out / "best_configs.json").read_text())
     nulls = []
-    json.loads(json.dumps(document), object_pairs_hook=lambda pairs: nulls.extend(k for k, v in pairs if v is None))
+
+    def keep(pairs):
+        nulls.extend(key for key, value in pairs if value is None)
+        return dict(pairs)
+
+    json.loads(json.dumps(document), object_pairs_hook=keep)
     assert not nulls, nulls  # no null anywhere (lists of numbers hold no None: checked by _without_nulls)
     best = document["best"]
     from rf_core import rule_fields
