@@ -254,13 +254,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(page))
             return
         # 80 columns: the full id (it is what the other commands take), then what fits; the name is cut last.
-        table = Table(box=None, pad_edge=False, padding=(0, 1))
-        table.add_column("id", no_wrap=True)
-        table.add_column("status", no_wrap=True)
-        table.add_column("trials", no_wrap=True, justify="right")
-        table.add_column("best", no_wrap=True)
-        table.add_column("created", no_wrap=True)
-        table.add_column("name", no_wrap=True, overflow="ellipsis", min_width=4)
+        table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True)
+        for column, width in (("id", 36), ("status", 9), ("trials", 5), ("best", 6), ("created", 11)):
+            table.add_column(column, no_wrap=True, min_width=width, justify="right" if column == "trials" else "left")
+        table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
         for s in page["items"]:
             p, b = ProgressCounts.from_dict(s["progress"]), s.get("best") or {}
             table.add_row(

@@ -261,3 +261,21 @@ def test_links_point_at_the_local_mlflow_ui_by_default(api):
     """With the local default store, links name the UI `rfsweep ui` starts (none before the sweep ran)."""
     body = api.post("/sweeps", json=spec(name="links")).json()
     assert body["links"]["mlflow"] is None and body["links"]["report"] is None  # not started: no experiment yet
+
+
+def test_cli_list_fits_80_columns_with_the_full_ids(server, api):
+    """`rfsweep list` on an 80-column terminal: every line fits, each sweep's whole id is there to copy."""
+    import os
+    import subprocess
+    import sys
+
+    ids = [api.post("/sweeps", json=spec(name=f"a-rather-long-sweep-name-{i}")).json()["id"] for i in range(2)]
+    env = {**os.environ, "COLUMNS": "80", "RFSWEEP_API_TOKEN": TOKEN}
+    done = subprocess.run(
+        [sys.executable, "-m", "rfsweep_cli.main", "list", "--url", server.url, "--limit", "5"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80, lines
+    assert all(any(line.startswith(sweep_id) for line in lines) for sweep_id in ids), lines
