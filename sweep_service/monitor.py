@@ -420,7 +420,9 @@ class SweepMonitor:
             if int(record["epoch"]) not in rec.logged_epochs:
                 self._note_epoch(rec, record)
 
-    def close(self, status: SweepStatus, seconds: float, error: str | None = None) -> ProgressCounts:
+    def close(
+        self, status: SweepStatus, seconds: float, error: str | None = None, *, best_models: bool = True
+    ) -> ProgressCounts:
         """The sweep's summaries onto its parent run, which ends with `status`; returns the final counts.
 
         A succeeded sweep first gets each rule's best trial marked and exported as an MLflow model."""
@@ -431,7 +433,7 @@ class SweepMonitor:
             "last_trial_ended_s": round(max(ends) - self.started_wall, 3) if ends else None,
         }
         best = {rule: rec for rule in self.spec.algorithms if (rec := self.best_record(rule)) is not None}
-        if status is SweepStatus.SUCCEEDED:
+        if status is SweepStatus.SUCCEEDED and best_models:
             self.runs.log_best_models(list(best.values()))
         self.runs.mark_best(best, self.best_record())
         self._refresh_report(final=True)

@@ -117,9 +117,12 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
     mlflow_ui_url: str | None = None,
     should_pause: Callable[[], bool] | None = None,
+    best_models: bool = True,
 ) -> SweepResult:
     """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end.
 
+    `best_models`: at the end, log each rule's best trial as an MLflow model (`model_uri`); callers that only
+    read the numbers (the paper's reproduction) skip it (about a second per rule).
     `should_pause()` True (polled like `should_stop`; `run_sweep` must run on the main thread): trials stop
     at their newest checkpoint and the result's status is `paused`; `run_sweep(resume=True)` continues them.
 
@@ -252,7 +255,7 @@ def run_sweep(
     else:
         monitor.close_open_trials()
         status = SweepStatus.CANCELLED if monitor.cancel_requested else SweepStatus.SUCCEEDED
-        final = monitor.close(status, seconds)
+        final = monitor.close(status, seconds, best_models=best_models)
     marks["summaries_logged_s"] = time.monotonic()
     assert monitor.runs.parent_run_id is not None
     result = SweepResult(
