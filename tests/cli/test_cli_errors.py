@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,20 @@ scheduler: {type: asha, max_t: 10, grace_period: 20}
 """
 
 
-def rfsweep(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env_free_port = ["--url", "http://127.0.0.1:9"] if args and args[0] in ("status", "trials", "pause") else []
-    return subprocess.run([*RFSWEEP, *args, *env_free_port], capture_output=True, text=True, timeout=120, cwd=cwd)
+def rfsweep(*args: str) -> subprocess.CompletedProcess:
+    """The real command, in a process of its own."""
+    return subprocess.run([*RFSWEEP, *args], capture_output=True, text=True, timeout=120)
+
+
+def rfsweep_here(*args: str) -> subprocess.CompletedProcess:
+    """The same command line run in this process (Typer's CliRunner): no torch import per case."""
+    from typer.testing import CliRunner
+
+    from rfsweep_cli.main import app
+
+    url = ["--url", "http://127.0.0.1:9"] if args and args[0] in ("status", "trials", "pause") else []
+    result = CliRunner().invoke(app, [*args, *url], prog_name="rfsweep")
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def _cuda() -> bool:
@@ -65,7 +75,7 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "words"), CASES)
 def test_a_mistake_is_one_line_naming_what_is_wrong(args, words):
-    done = rfsweep(*args)
+    done = rfsweep_here(*args)
     assert done.returncode in (1, 2, 3), (done.returncode, done.stdout, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
@@ -74,10 +84,19 @@ def test_a_mistake_is_one_line_naming_what_is_wrong(args, words):
         assert word in lines[0], lines[0]
 
 
+def test_the_real_command_answers_a_mistake_in_one_line_too():
+    done = rfsweep("train", "--hidden", "10,abc")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "python -m rfsweep_cli.main train: Invalid value for '--hidden': '10,abc': 'abc' is not a positive integer "
+        "width (e.g. --hidden 400,200,100,50) (see python -m rfsweep_cli.main train --help)"
+    ]
+
+
 def test_validate_reports_every_problem_at_once_with_lines_and_suggestions(tmp_path):
     spec = tmp_path / "bad.yaml"
     spec.write_text(BAD_SPEC)
-    done = rfsweep("validate", str(spec))
+    done = rfsweep_here("validate", str(spec))
     assert done.returncode == 2
     out = done.stderr
     assert "6 problem(s)" in out
@@ -93,6 +112,6 @@ def test_validate_reports_every_problem_at_once_with_lines_and_suggestions(tmp_p
 
 
 def test_help_shows_flags_as_flags():
-    done = rfsweep("status", "--help")
+    done = rfsweep_here("status", "--help")
     assert done.returncode == 0
     assert "--json " in done.stdout and "<bool>" not in done.stdout
