@@ -17,6 +17,7 @@ from api.db import LIST_COLUMNS, Sweep, utcnow
 from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus
 
 QUEUED, RUNNING, CANCELLED = SweepStatus.QUEUED.value, SweepStatus.RUNNING.value, SweepStatus.CANCELLED.value
+PAUSED = SweepStatus.PAUSED.value
 
 CURSOR_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 INT64_MAX = 2**63 - 1
@@ -79,6 +80,7 @@ def create_sweep(
         created_at=now,
         updated_at=now,
         cancel_requested=False,
+        pause_requested=False,
         attempts=0,
         progress=ProgressCounts.queued(total_trials, max_epochs).to_dict(),
     )
@@ -126,12 +128,12 @@ def list_sweeps(
 
 
 def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
-    """Queued sweeps are cancelled at once; running ones are flagged for their driver to stop."""
+    """Queued and paused sweeps are cancelled at once; running ones are flagged for their driver to stop."""
     now = utcnow()
     session.execute(
         sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status == QUEUED)
-        .values(status=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now)
+        .where(Sweep.id == sweep_id, Sweep.status.in_((QUEUED, PAUSED)))
+        .values(status=CANCELLED, cancel_requested=True, pause_requested=False, finished_at=now, updated_at=now)
     )
     session.execute(
         sa.update(Sweep)
@@ -140,6 +142,48 @@ def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
     )
     session.commit()
     return get_sweep(session, sweep_id)
+
+
+def request_pause(session: Session, sweep_id: str) -> Sweep | None:
+    """A queued sweep is paused at once; a running one is flagged for its driver, which stops its trials at
+    their checkpoints and marks it paused. Terminal and paused sweeps are left as they are."""
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == QUEUED).values(status=PAUSED, updated_at=now)
+    )
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING, Sweep.cancel_requested.is_(False))
+        .values(pause_requested=True, updated_at=now)
+    )
+    session.commit()
+    return get_sweep(session, sweep_id)
+
+
+def request_resume(session: Session, sweep_id: str) -> Sweep | None:
+    """A paused sweep is queued again (its driver resumes it from Tune's storage: the same trials, from their
+    checkpoints, with the same MLflow runs); a pause not yet carried out is withdrawn."""
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == PAUSED)
+        .values(status=QUEUED, pause_requested=False, updated_at=now)
+    )
+    session.execute(sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == RUNNING).values(pause_requested=False))
+    session.commit()
+    return get_sweep(session, sweep_id)
+
+
+def mark_paused(session: Session, sweep_id: str, **values: Any) -> bool:
+    """running → paused (its driver stopped the trials, or died while pausing)."""
+    now = utcnow()
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING)
+        .values(status=PAUSED, pause_requested=False, driver_pid=None, updated_at=now, **values)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 # --- dispatcher -------------------------------------------------------------------------------
@@ -203,12 +247,23 @@ def finish(session: Session, sweep_id: str, status: SweepStatus, *, error: str |
 # --- driver -----------------------------------------------------------------------------------
 
 
-def heartbeat(session: Session, sweep_id: str) -> bool:
-    """Touch the driver's heartbeat; returns whether a cancel was requested."""
+@dataclass(frozen=True)
+class Requests:
+    """What the driver is asked to do."""
+
+    cancel: bool
+    pause: bool
+
+
+def heartbeat(session: Session, sweep_id: str) -> Requests:
+    """Touch the driver's heartbeat; returns whether a cancel or a pause was requested."""
     now = utcnow()
     session.execute(sa.update(Sweep).where(Sweep.id == sweep_id).values(driver_heartbeat_at=now))
     session.commit()
-    return bool(session.scalar(sa.select(Sweep.cancel_requested).where(Sweep.id == sweep_id)))
+    row = session.execute(
+        sa.select(Sweep.cancel_requested, Sweep.pause_requested).where(Sweep.id == sweep_id)
+    ).one_or_none()
+    return Requests(bool(row and row[0]), bool(row and row[1]))
 
 
 def write_progress(session: Session, sweep_id: str, values: dict[str, Any]) -> None:

@@ -141,7 +141,7 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
     lines = [
         f"# Table 1 on {dataset} — rfsweep reproduce",
         "",
-        f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min.",
+        f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min (searches, retraining and Figure 2).",
         "",
     ]
     for protocol in PROTOCOLS:
@@ -240,6 +240,24 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
     return path
 
 
+ABSENT_NOTE = (
+    "No value is null. A configuration holds every field its rule reads, resolved; a field it leaves out is "
+    "named in its config_notes with the reason. A number with no value (no seed finished; epochs_to_90 never "
+    "reached; a std of one seed) is left out and named in the `absent` list beside it."
+)
+
+
+def _without_nulls(value: Any) -> Any:
+    """`value` with every None left out; a mapping that lost some names them in its `absent` list."""
+    if isinstance(value, dict):
+        kept = {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        missing = [k for k, v in value.items() if v is None]
+        return {**kept, "absent": missing} if missing else kept
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
 def write_outputs(
     out: Path,
     dataset: str,
@@ -268,6 +286,7 @@ def write_outputs(
         key: {
             rule: {
                 "config": o.config,
+                "config_notes": o.search_trial.get("config_notes") or {},
                 "rule": o.describe(),
                 "search_value": o.search_value,
                 "search_trial_id": o.search_trial.get("trial_id"),
@@ -296,9 +315,10 @@ def write_outputs(
         json.dumps(
             {
                 "dataset": dataset,
-                "budget": asdict(budget),
+                "budget": _without_nulls(asdict(budget)),
                 "protocols": {p.key: p.description for p in PROTOCOLS},
-                "best": best,
+                "absent": ABSENT_NOTE,
+                "best": _without_nulls(best),
             },
             indent=2,
             default=str,

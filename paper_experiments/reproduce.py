@@ -105,6 +105,7 @@ def run_reproduce(
     experiment = experiment or f"reproduce-{dataset}"
     chosen = [p for p in PROTOCOLS if p.key in protocols]
     stages = [(p, g, kind) for p in chosen for g in p.groups for kind in ("search", "retrain")]
+    stage_count = len(stages) + 1  # the sweeps, then Figure 2
     expected = sum(
         expected_asha_epochs(search_spec(p, g, budget, dataset, data_dir, experiment, max_concurrent))
         + len(g.rules) * budget.seeds * budget.epochs
@@ -128,10 +129,10 @@ def run_reproduce(
                         ReproduceProgress(
                             _name,
                             _index,
-                            len(stages),
+                            stage_count,
                             progress,
                             _before + progress.counts.epochs_done,
-                            expected,
+                            max(expected, _before + progress.counts.epochs_done),  # ASHA may keep more
                             time.monotonic() - started,
                         )
                     )
@@ -152,6 +153,7 @@ def run_reproduce(
                 storage_path=storage_path,
                 on_progress=report,
                 should_stop=should_stop,
+                best_models=False,  # Table 1 and the figures read the numbers; the weights stay in every run
             )
             done_before += sum(t["epochs"] for t in result.trials)
             sweeps[kind] = {
@@ -179,7 +181,23 @@ def run_reproduce(
         if started_ray:
             ray.shutdown()
 
-    seconds = time.monotonic() - started
-    files = write_outputs(out, dataset, budget, outcomes, seconds, lambda **kw: pinv_demo(steps=pinv_steps, **kw))
+    def figure2_progress(index: int, count: int, name: str) -> None:
+        if on_progress is not None:
+            stage = f"Figure 2: pseudoinverse demo, setting {index + 1}/{count} ({name})"
+            on_progress(
+                ReproduceProgress(
+                    stage,
+                    len(stages),
+                    stage_count,
+                    None,
+                    done_before,
+                    max(expected, done_before),
+                    time.monotonic() - started,
+                )
+            )
+
+    demo = pinv_demo(steps=pinv_steps, out_dir=out, on_setting=figure2_progress)
+    seconds = time.monotonic() - started  # everything: the sweeps and Figure 2
+    files = write_outputs(out, dataset, budget, outcomes, seconds, lambda **kw: demo)
     log_report_run(uri, experiment, out, files, dataset, budget, ids)  # adds ids["report_run_id"], writes run_ids.json
     return ReproduceResult(str(out), dataset, budget, seconds, outcomes, ids, files)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepResult:
     sweep_id: str
-    status: SweepStatus  # succeeded | cancelled (a failed sweep raises)
+    status: SweepStatus  # succeeded | cancelled | paused (a failed sweep raises)
     best: dict[str, Any] | None
     best_per_algorithm: dict[str, dict[str, Any]]
     trials: list[dict[str, Any]]
@@ -115,8 +115,18 @@ def run_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    mlflow_ui_url: str | None = None,
+    should_pause: Callable[[], bool] | None = None,
+    best_models: bool = True,
 ) -> SweepResult:
-    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end."""
+    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end.
+
+    `best_models`: at the end, log each rule's best trial as an MLflow model (`model_uri`); callers that only
+    read the numbers (the paper's reproduction) skip it (about a second per rule).
+    `should_pause()` True (polled like `should_stop`; `run_sweep` must run on the main thread): trials stop
+    at their newest checkpoint and the result's status is `paused`; `run_sweep(resume=True)` continues them.
+
+    `mlflow_ui_url`: the MLflow UI's address, for the links on the sweep page (else relative to its root)."""
     started = time.monotonic()
     _quiet_tune()
     from ray import tune
@@ -141,7 +151,9 @@ def run_sweep(
     # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
     opened: dict[str, Any] = {}
     opener = threading.Thread(
-        target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True
+        target=_open_monitor,
+        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause),
+        daemon=True,
     )
     opener.start()
     started_ray = False
@@ -153,6 +165,7 @@ def run_sweep(
             raise opened["error"]
         monitor = opened["monitor"]
         monitor.started = started  # one time base for the timeline: the start of run_sweep
+        monitor.started_wall = time.time() - (time.monotonic() - started)
     except BaseException:
         opener.join()
         if started_ray:
@@ -235,10 +248,14 @@ def run_sweep(
 
             ray.shutdown()
             marks["ray_stopped_s"] = time.monotonic()
-    monitor.close_open_trials()
-    status = SweepStatus.CANCELLED if monitor.cancel_requested else SweepStatus.SUCCEEDED
     seconds = time.monotonic() - started
-    final = monitor.close(status, seconds)
+    if monitor.pause_requested and not monitor.cancel_requested:
+        status = SweepStatus.PAUSED
+        final = monitor.pause()
+    else:
+        monitor.close_open_trials()
+        status = SweepStatus.CANCELLED if monitor.cancel_requested else SweepStatus.SUCCEEDED
+        final = monitor.close(status, seconds, best_models=best_models)
     marks["summaries_logged_s"] = time.monotonic()
     assert monitor.runs.parent_run_id is not None
     result = SweepResult(
@@ -270,9 +287,11 @@ def _open_monitor(
     uri: str,
     on_progress: Callable[[SweepProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    mlflow_ui_url: str | None,
+    should_pause: Callable[[], bool] | None,
 ) -> None:
     try:
-        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
+        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause)
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)

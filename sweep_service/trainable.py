@@ -49,6 +49,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
 
     from rf_core import METRIC_NAMES, TrainConfig, train
+    from sweep_service.configs import rf_core_version
 
     values = decode_trial(settings.spaces, config).config
     device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
@@ -86,6 +87,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             diverged=diverged,
             device=device,
             node_id=node_id,
+            rf_core_version=rf_core_version(),
             resumed_from_epoch=resumed_from,
         )
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks

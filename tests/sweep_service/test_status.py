@@ -20,12 +20,12 @@ def test_a_queued_sweep_has_every_trial_pending_and_none_done():
 
 def test_done_counts_the_terminal_statuses_and_trial_counts_keep_the_json_shape():
     counts = ProgressCounts(
-        total=7, pending=1, running=1, finished=1, stopped_early=1, failed=1, diverged=1, cancelled=1
+        total=8, pending=1, running=1, paused=1, finished=1, stopped_early=1, failed=1, diverged=1, cancelled=1
     )
     assert counts.done == 5
     assert counts.trial_counts() == {
-        "pending": 1, "running": 1, "finished": 1, "stopped_early": 1, "failed": 1, "diverged": 1, "cancelled": 1,
-        "total": 7,
+        "pending": 1, "running": 1, "paused": 1, "finished": 1, "stopped_early": 1, "failed": 1, "diverged": 1,
+        "cancelled": 1, "total": 8,
     }  # fmt: skip
     assert ProgressCounts.from_dict({**counts.to_dict(), "unknown": 3}) == counts
     assert ProgressCounts.from_dict({"total": 2}) == ProgressCounts(total=2)

@@ -68,7 +68,7 @@ def test_cli_validate_previews_the_budget_and_rejects_bad_specs(tmp_path):
     bad.write_text("name: x\nparameters: {lr: {distribution: loguniform, low: 0, high: 1}}\n")
     out = rfsweep("validate", str(bad))
     assert out.returncode == 2
-    assert "parameters.lr.low: must be > 0 for loguniform" in out.stdout
+    assert "parameters.lr.low: must be > 0 for loguniform" in out.stderr
 
 
 def test_cli_schema_prints_the_json_schema():
