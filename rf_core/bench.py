@@ -193,7 +193,7 @@ def step_floor(
             weights[l] @ d for l, d in zip(layers, displacements, strict=True)
         ]
     period = 1
-    if name.startswith("rf_parallel") and getattr(params, "feedback_lr", 0):
+    if name.startswith("rf_parallel") and getattr(params, "feedback_lr", 0.0) > 0:
         parts["feedback_update"] = lambda: rule.after_step(cache)
     if name.startswith("rf_two_phase"):
         parts["sleep_per_period"] = lambda: rule.sleep()  # type: ignore[operator]
