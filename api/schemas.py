@@ -54,6 +54,11 @@ class BestTrial(BaseModel):
     config_notes: dict[str, str] = Field(
         default_factory=dict, description="Fields left out of `config` (None by design), with the reason."
     )
+    rule: dict[str, Any] | None = Field(
+        None,
+        description="What ran (rf_core's label): algorithm, update form, feedback source and the locality ledger "
+        "(weight transport, feedback read from W, closed-form inverses, batch-global operations).",
+    )
 
 
 class MlflowInfo(BaseModel):

@@ -172,8 +172,7 @@ def train(
             "seconds": seconds,
             "eval_seconds": eval_seconds,
         }
-        if config.diagnostics:
-            record.update(rule.epoch_report())
+        record.update(rule.epoch_report(config.diagnostics))
         history.append(record)
         if on_epoch is not None and on_epoch(dict(record), get_state) is False:
             status = "stopped"

@@ -97,10 +97,27 @@ def rf_core_version() -> str:
     return f"{version}+src.{digest.hexdigest()[:12]}"
 
 
+def describe(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a configuration runs, in rf_core's words: algorithm, update form, feedback source and the locality
+    ledger (what it uses that a neuron would not have), each with a sentence (`*_detail`)."""
+    from rf_core import TrainConfig
+
+    given = {k: (tuple(v) if k == "hidden" and isinstance(v, list) else v) for k, v in values.items()}
+    return TrainConfig.from_dict(given).describe()
+
+
 def run_tags(full: FullConfig) -> dict[str, str]:
-    """The tags every run of this configuration carries, trial or single training run: the one place to add
-    more (e.g. the rule's locality ledger from `TrainConfig.describe()`)."""
-    tags = {names.RF_CORE_VERSION: rf_core_version()}
+    """The tags every run of this configuration carries, trial or single training run: which rf_core trained it,
+    the rule's update form, feedback source and locality ledger, and the fields left out of its params."""
+    rule = describe(full.values)
+    ledger = rule["ledger"]
+    tags = {
+        names.RF_CORE_VERSION: rf_core_version(),
+        names.UPDATE: rule["update"],
+        names.FEEDBACK: rule["feedback"],
+        names.NONLOCAL: ",".join(k for k, used in ledger.items() if used) or "none",
+        **{f"{names.LEDGER_PREFIX}{k}": str(bool(used)).lower() for k, used in ledger.items()},
+    }
     if full.notes:
         tags[names.CONFIG_NOTES] = json.dumps(full.notes, sort_keys=True)
     return tags

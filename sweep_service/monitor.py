@@ -327,6 +327,7 @@ class SweepMonitor:
             "config": rec.config,
             "config_notes": rec.config_notes or None,
             "params": rec.params,
+            "rule": configs.describe(rec.config),
             "metric": self.spec.metric,
             "value": rec.last_metric,
             "trial_id": rec.trial_id,

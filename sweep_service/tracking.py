@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rf_core import METRIC_NAMES
+from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX
 from sweep_service import configs, paths
 from sweep_service import mlflow_names as names
 from sweep_service.status import TrialStatus
@@ -127,6 +127,9 @@ def log_epoch(
         metrics.append(Metric(names.EPOCH_SECONDS, float(record["seconds"]), now, step))
     if record.get("eval_seconds") is not None:
         metrics.append(Metric(names.EVAL_SECONDS, float(record["eval_seconds"]), now, step))
+    for key, value in record.items():  # what the rule reports about itself (RF: feedback round trip, failures)
+        if key.startswith(RULE_METRIC_PREFIX) and value is not None and math.isfinite(float(value)):
+            metrics.append(Metric(key, float(value), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
     client.log_batch(run_id, metrics=metrics)

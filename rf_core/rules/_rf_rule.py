@@ -161,14 +161,19 @@ class ReciprocalFeedbackRule(LearningRule[SP]):
 
     # ---- reports -------------------------------------------------------------------------------------
 
-    def epoch_report(self) -> dict[str, float]:
-        generator = torch.Generator().manual_seed(int(self.probe_seed) + int(self.steps_done))
-        return {
-            f"feedback_roundtrip_error_layer{l + 1}": fb.roundtrip_error(
-                probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator
+    def epoch_report(self, diagnostics: bool = True) -> dict[str, float]:
+        report = {"feedback_fallbacks": float(self.feedback_fallbacks)}  # run total so far: failed sleeps
+        if diagnostics:
+            generator = torch.Generator().manual_seed(int(self.probe_seed) + int(self.steps_done))
+            report.update(
+                {
+                    f"feedback_roundtrip_error_layer{l + 1}": fb.roundtrip_error(
+                        probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator
+                    )
+                    for l, probe in self.probes().items()
+                }
             )
-            for l, probe in self.probes().items()
-        }
+        return report
 
     def run_report(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,9 @@ from rf_core.params import Ledger, RuleParams
 Tensor = torch.Tensor
 P = TypeVar("P", bound=RuleParams)
 
+# Every per-epoch number a rule reports about itself starts with this (the sweep service logs them as metrics).
+RULE_METRIC_PREFIX = "feedback_"
+
 _REGISTRY: dict[str, type[LearningRule[Any]]] = {}
 R = TypeVar("R", bound="type[LearningRule[Any]]")
 
@@ -98,8 +101,9 @@ class LearningRule(nn.Module, Generic[P]):
         """Layer index → feedback matrix, for diagnostics (empty for bp)."""
         return {}
 
-    def epoch_report(self) -> dict[str, float]:
-        """Per-epoch numbers about the rule's own state (RF: each layer's feedback round-trip error)."""
+    def epoch_report(self, diagnostics: bool = True) -> dict[str, float]:
+        """Per-epoch numbers about the rule's own state, each named with RULE_METRIC_PREFIX (RF: the running
+        count of failed sleeps; with `diagnostics`, each layer's feedback round-trip error)."""
         return {}
 
     def run_report(self) -> dict[str, Any]:

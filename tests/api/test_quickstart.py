@@ -54,6 +54,18 @@ def test_the_quickstart_best_model_predicts_raw_digits_at_the_reported_accuracy(
     logged_test = client.get_metric_history(run_id, "test_accuracy")[-1].value
     assert round(logged_val, 4) == reported
 
+    # every trial run says what ran: the RF rule's update, its feedback source and its ledger, and how its
+    # feedback held up (failed sleeps, and each layer's round trip per epoch)
+    rf_runs = client.search_runs([run.info.experiment_id], "tags.`rfsweep.algorithm` = 'rf_two_phase'")
+    assert rf_runs
+    for rf_run in rf_runs:
+        tags = rf_run.data.tags
+        assert (tags["rfsweep.update"], tags["rfsweep.feedback"]) == ("gated_joint", "learned")
+        assert tags["rfsweep.ledger.feedback_from_weights"] == "false" and tags["rfsweep.ledger.batch_global"] == "true"
+        assert tags["rfsweep.nonlocal"] == "closed_form_inverse,batch_global"
+        assert rf_run.data.metrics["feedback_fallbacks"] == 0
+        assert client.get_metric_history(rf_run.info.run_id, "feedback_roundtrip_error_layer2")
+
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(model_uri)
     (x_val, y_val), (x_test, y_test) = raw_digits_splits(
