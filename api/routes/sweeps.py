@@ -51,7 +51,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         status_code=201,
         response_model=SweepCreated,
         openapi_extra=SPEC_BODY,
-        responses=documented(401, 409, 413, 415),
+        responses=documented(401, 403, 409, 413, 415),
         dependencies=write_guard,
         summary="Submit a sweep spec; it is queued and runs when a slot is free.",
     )
@@ -119,7 +119,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         "/sweeps/{sweep_id}/cancel",
         response_model=SweepDetail,
         dependencies=write_guard,
-        responses=documented(401, 404),
+        responses=documented(401, 403, 404),
         summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.",
     )
     async def cancel(ctx: Ctx, sweep_id: SweepId) -> Response:
