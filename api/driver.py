@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from sweep_service.runner import run_sweep
         from sweep_service.spec import parse_spec
+        from sweep_service.tracking import ExperimentPolicy
 
         spec = parse_spec(spec_data)
         log.info("running sweep %s (resume=%s) on %s", args.sweep_id, args.resume, os.environ.get("RAY_ADDRESS"))
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             on_progress=link.on_progress,
             resume=args.resume,
             should_stop=link.should_stop,
+            experiments=ExperimentPolicy(settings.experiment_prefix, settings.adopt_foreign_experiments),
         )
     except BaseException as exc:
         link.close()

@@ -18,6 +18,7 @@ from sweep_service import budget
 from sweep_service.space import RuleSpace, decode_trial
 from sweep_service.spec import SweepSpec
 from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
+from sweep_service.tracking import ExperimentPolicy
 from sweep_service.trainable import RESTORED_HISTORY
 from sweep_service.trial_runs import SweepRuns
 from sweep_service.trials import TrialRecord, best_of, short_number
@@ -57,13 +58,14 @@ class SweepMonitor:
         tracking_uri: str,
         on_progress: Callable[[SweepProgress], None] | None,
         should_stop: Callable[[], bool] | None,
+        experiments: ExperimentPolicy | None = None,
     ):
         self.spec = spec
         self.sweep_id = sweep_id
         self.spaces = spaces
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.runs = SweepRuns(spec, sweep_id, tracking_uri)
+        self.runs = SweepRuns(spec, sweep_id, tracking_uri, experiments)
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
         self.tune_status: dict[str, str] = {}

@@ -115,8 +115,10 @@ def run_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    experiments: tracking.ExperimentPolicy | None = None,
 ) -> SweepResult:
-    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end."""
+    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end; its MLflow
+    experiment as `experiments` says (default: the spec's tracking.experiment or name, as it is)."""
     started = time.monotonic()
     _quiet_tune()
     from ray import tune
@@ -141,7 +143,9 @@ def run_sweep(
     # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
     opened: dict[str, Any] = {}
     opener = threading.Thread(
-        target=_open_monitor, args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop), daemon=True
+        target=_open_monitor,
+        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, experiments),
+        daemon=True,
     )
     opener.start()
     started_ray = False
@@ -270,9 +274,10 @@ def _open_monitor(
     uri: str,
     on_progress: Callable[[SweepProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    experiments: tracking.ExperimentPolicy | None,
 ) -> None:
     try:
-        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop)
+        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop, experiments)
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)

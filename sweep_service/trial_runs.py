@@ -38,11 +38,21 @@ log = logging.getLogger(__name__)
 class SweepRuns:
     """The MLflow side of one sweep (driver process only)."""
 
-    def __init__(self, spec: SweepSpec, sweep_id: str, tracking_uri: str):
+    def __init__(
+        self,
+        spec: SweepSpec,
+        sweep_id: str,
+        tracking_uri: str,
+        experiments: tracking.ExperimentPolicy | None = None,
+    ):
         self.spec, self.sweep_id, self.tracking_uri = spec, sweep_id, tracking_uri
         self.client = tracking.make_client(tracking_uri)
+        policy = experiments or tracking.ExperimentPolicy()
         self.experiment_id = tracking.ensure_experiment(
-            self.client, spec.tracking.experiment or spec.name, tracking_uri
+            self.client,
+            policy.name(spec.tracking.experiment, spec.name),
+            tracking_uri,
+            adopt_foreign=policy.adopt_foreign,
         )
         self.parent_run_id: str | None = None
         self._pending: dict[str, list[Future[None]]] = {}  # run id -> its metric writes not yet done
