@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if payload["best"]:
         final["best"] = payload["best"]
-    with sessions() as session:
-        store.finish(session, args.sweep_id, result.status, **final)
-    log.info("sweep %s %s", args.sweep_id, result.status)
+    with sessions() as session:  # failed: no trial produced a usable result (result.error says so, with the counts)
+        store.finish(session, args.sweep_id, result.status, error=result.error, **final)
+    log.info("sweep %s %s%s", args.sweep_id, result.status, f": {result.error}" if result.error else "")
     return 0
 
 

@@ -18,20 +18,25 @@ from sweep_service.status import TrialStatus
 if TYPE_CHECKING:
     from rich.console import Console, Group
 
+    from sweep_service.limits import CostLimits
     from sweep_service.monitor import SweepProgress
     from sweep_service.runner import SweepResult
     from sweep_service.spec import SweepSpec
 
 
-def _load_spec_or_exit(spec_path: Path, console: Console) -> SweepSpec:
+def _load_spec_or_exit(spec_path: Path, console: Console, limits: CostLimits | None = None) -> SweepSpec:
     from sweep_service.spec import SpecError, load_spec_file
 
     try:
-        return load_spec_file(spec_path)
+        return load_spec_file(spec_path, limits)
     except SpecError as exc:
         console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
         for problem in exc.problems:
             console.print(f"  [red]{problem.path or '(document)'}[/]: {problem.msg}", markup=True, highlight=False)
+        if any(p.kind == "limit_exceeded" for p in exc.problems):
+            console.print(
+                "  (the limits of an API server with its default settings; `rfsweep sweep` runs it here without them)"
+            )
         raise typer.Exit(code=2) from None
 
 
@@ -119,7 +124,13 @@ def sweep(
     if resume and not sweep_id:
         console.print("[red]--resume needs --sweep-id[/]")
         raise typer.Exit(code=2)
-    from sweep_service.runner import run_sweep
+    from sweep_service.runner import can_resume, resumable_sweeps, run_sweep, storage_root
+
+    if resume and sweep_id and not can_resume(sweep_id, storage_path):
+        known = resumable_sweeps(storage_path)
+        there = f"the sweeps there: {', '.join(known)}" if known else "it holds no sweep"
+        console.print(f"[red]--resume: no sweep {sweep_id!r} in {storage_root(storage_path)}[/] ({there})")
+        raise typer.Exit(code=2)
 
     # Ctrl-C / SIGTERM cancel the sweep through should_stop (trials `cancelled`, runs KILLED) rather than
     # through Tune's own SIGINT handler, which would end trials as if they had finished.
@@ -150,17 +161,22 @@ def sweep(
         print(json.dumps(result.to_json(), default=str), flush=True)
     if result.status == "cancelled":
         raise typer.Exit(code=130)
+    if result.status == "failed":
+        raise typer.Exit(code=1)
 
 
 def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
     from rich.table import Table
 
     counts = result.counts
+    status = f"[bold red]{result.status}[/]" if result.status == "failed" else str(result.status)
     console.print(
-        f"[bold]sweep {result.sweep_id}[/] {result.status} in {seconds:.1f}s — "
+        f"[bold]sweep {result.sweep_id}[/] {status} in {seconds:.1f}s — "
         f"{counts['finished']} finished, {counts['stopped_early']} stopped early, {counts['failed']} failed, "
         f"{counts['diverged']} diverged, {counts['cancelled']} cancelled"
     )
+    if result.error:
+        console.print(f"[red]{result.error}[/]", highlight=False)
     table = Table(title=f"best configuration per algorithm ({result.metric}, {result.mode})")
     for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
         table.add_column(column)
@@ -173,6 +189,8 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
             _short(best["params"]),
             best["mlflow_run_id"] or "–",
         )
+    for rule, why in result.rules_without_result.items():
+        table.add_row(rule, "–", "–", "–", why, "–")
     console.print(table)
     if result.best:
         best = result.best
@@ -192,15 +210,18 @@ def validate(
     """Check a spec and preview its budget: trials, ASHA rungs, the most epochs the sweep can spend."""
     from rich.console import Console
 
+    from sweep_service.limits import CostLimits
+
     console = Console()
-    spec = _load_spec_or_exit(spec_path, console)
+    limits = CostLimits()  # what an API server with its default settings accepts
+    spec = _load_spec_or_exit(spec_path, console, limits)
     from sweep_service.budget import budget_summary
 
     summary = budget_summary(spec)
     if json_output:
-        print(json.dumps({"valid": True, **summary}))
+        print(json.dumps({"valid": True, **summary, "limits": limits.described()}))
         return
-    console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
+    console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/]), within an API server's default limits")
     console.print(
         f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, "
         f"{summary['total_trials']} in all"

@@ -364,7 +364,8 @@ class SweepMonitor:
                 self._note_epoch(rec, record)
 
     def close(self, status: SweepStatus, seconds: float, error: str | None = None) -> ProgressCounts:
-        """The sweep's summaries onto its parent run, which ends with `status`; returns the final counts."""
+        """The sweep's summaries onto its parent run, which ends with `status` (and `error`, its reason); returns
+        the final counts."""
         starts = [r.started_at for r in self.records.values() if r.started_at is not None]
         ends = [r.ended_at for r in self.records.values() if r.ended_at is not None]
         self.timeline = {
@@ -382,6 +383,7 @@ class SweepMonitor:
             error,
             best=self.best(),
             best_per_algorithm=self.best_per_algorithm(),
+            rules_without_result=self.rules_without_result(),
             trials=self.trial_summaries(),
             counts=counts.trial_counts(),
             curves=curves,
@@ -391,8 +393,39 @@ class SweepMonitor:
     def best_per_algorithm(self) -> dict[str, dict[str, Any]]:
         return {rule: entry for rule in self.spec.algorithms if (entry := self.best(rule)) is not None}
 
+    def no_result_reason(self) -> str | None:
+        """Why the sweep has nothing to show (None: some trial produced a usable result), with the trials'
+        counts and the first failure's reason."""
+        if self._candidates():
+            return None
+        records = list(self.records.values())
+        reason = f"no trial produced a usable result ({_tally(records, self.counts().total)})"
+        first = next((r.reason for r in records if r.reason and r.status is TrialStatus.FAILED), None)
+        first = first or next((r.reason for r in records if r.reason), None)
+        return f"{reason}; first: {first}" if first else reason
+
+    def rules_without_result(self) -> dict[str, str]:
+        """Each listed rule none of whose trials produced a usable result, and why (their counts)."""
+        usable = {r.algorithm for r in self._candidates()}
+        out = {}
+        for rule in self.spec.algorithms:
+            if rule not in usable:
+                records = [r for r in self.records.values() if r.algorithm == rule]
+                out[rule] = f"no usable trial: {_tally(records, len(records))}"
+        return out
+
     def trial_summaries(self) -> list[dict[str, Any]]:
         return [r.summary() for r in self.records.values()]
+
+
+def _tally(records: list[TrialRecord], total: int) -> str:
+    """ "2 failed, 1 diverged of 3": the trials by status, then how many there are."""
+    by_status = {s: sum(1 for r in records if r.status is s) for s in TrialStatus}
+    parts = [f"{n} {s.value.replace('_', ' ')}" for s, n in by_status.items() if n]
+    unseen = total - len(records)
+    if unseen > 0:
+        parts.append(f"{unseen} never started")
+    return f"{', '.join(parts) or 'none'} of {total}"
 
 
 def _error_text(trial: Any) -> str:

@@ -276,6 +276,7 @@ class SweepRuns:
         *,
         best: dict[str, Any] | None,
         best_per_algorithm: dict[str, dict[str, Any]],
+        rules_without_result: dict[str, str],
         trials: list[dict[str, Any]],
         counts: dict[str, int],
         curves: dict[str, list[tuple[str, list[tuple[int, float]], str]]],
@@ -302,7 +303,8 @@ class SweepRuns:
         for rule, entry in best_per_algorithm.items():
             metrics.append(Metric(names.best_metric(metric, rule), float(entry["value"]), now, 0))
         client.log_batch(run_id, metrics=metrics)
-        best_json = json.dumps({"best": best, "best_per_algorithm": best_per_algorithm}, indent=2, default=str)
+        summary = {"best": best, "best_per_algorithm": best_per_algorithm, "rules_without_result": rules_without_result}
+        best_json = json.dumps(summary, indent=2, default=str)
         tracking.log_text(client, run_id, best_json, "best_config.json")
         parameter_names = sorted({k for t in trials for k in t.get("params") or {}})
         tracking.log_text(client, run_id, tracking.trials_csv(trials, parameter_names), "trials.csv")

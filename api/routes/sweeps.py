@@ -178,7 +178,12 @@ def _best(ctx: Services, sweep_id: str) -> Response:
     if not sweep.best:
         raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; no trial has reported a metric yet")
     per_algorithm = {k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
-    return json_response(BestResponse(best=BestTrial.model_validate(sweep.best), best_per_algorithm=per_algorithm))
+    without = (sweep.result or {}).get("rules_without_result") or {}
+    return json_response(
+        BestResponse(
+            best=BestTrial.model_validate(sweep.best), best_per_algorithm=per_algorithm, rules_without_result=without
+        )
+    )
 
 
 def _trials(ctx: Services, sweep_id: str) -> Response:
