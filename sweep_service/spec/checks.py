@@ -4,6 +4,7 @@ inside their domains. Each problem names the spec location it comes from."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -21,10 +22,16 @@ from sweep_service.spec.fields import (
 )
 from sweep_service.spec.model import AshaSchedulerSpec, Distribution, SweepSpec, applies, canonical, is_bundle
 
+MAX_PROBLEMS = 100  # the checks stop there: a document with thousands of bad values costs no more than this
+
 
 def semantic_problems(spec: SweepSpec) -> list[Problem]:
-    """Everything wrong with a structurally valid spec (empty: nothing)."""
+    """What is wrong with a structurally valid spec, up to MAX_PROBLEMS problems (empty: nothing)."""
     return _Checker(spec).run()
+
+
+class _Enough(Exception):
+    """MAX_PROBLEMS found: the checks stop."""
 
 
 class _Checker:
@@ -39,8 +46,15 @@ class _Checker:
         if loc not in self._taken:  # the first reason for a location is the useful one
             self._taken.add(loc)
             self.problems.append(Problem(loc, msg))
+            if len(self.problems) >= MAX_PROBLEMS:
+                raise _Enough
 
     def run(self) -> list[Problem]:
+        with contextlib.suppress(_Enough):
+            self._run()
+        return self.problems
+
+    def _run(self) -> None:
         spec = self.spec
         known_rules = self._check_algorithms()
         self._check_parameters(known_rules)
@@ -53,7 +67,6 @@ class _Checker:
             self._check_points(known_rules)
         if isinstance(spec.scheduler, AshaSchedulerSpec) and spec.scheduler.grace_period > spec.scheduler.max_t:
             self.bad(("scheduler", "grace_period"), f"must be <= max_t ({spec.scheduler.max_t})")
-        return self.problems
 
     def _check_algorithms(self) -> list[str]:
         algorithms = self.spec.algorithms

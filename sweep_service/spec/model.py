@@ -27,6 +27,7 @@ from rf_core import METRIC_NAMES, available_rules, rule_fields
 from sweep_service.spec.fields import ACTIVATIONS, DATASETS, SECTION_FIELDS, field_names
 
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
+MAX_CHOICES = 1000  # values of one choice (each is checked against rf_core: this bounds the time it takes)
 
 # The paper's search domain (appendix A.1): what a spec searches when it gives no `parameters`.
 PAPER_PARAMETERS: dict[str, Any] = {
@@ -50,7 +51,7 @@ class Distribution(_Strict):
     low: float | None = None
     high: float | None = None
     q: float | None = None
-    values: list[Any] | None = Field(default=None, description="the options of a choice")
+    values: list[Any] | None = Field(default=None, max_length=MAX_CHOICES, description="the options of a choice")
 
 
 def _parameter_kind(value: Any) -> str:
