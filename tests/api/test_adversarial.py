@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from api_helpers import PG_ADMIN_URL, TINY_SPEC, ApiServer
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sweep_service.spec import parse_spec
 
 LATENCY_BUDGET_S = 2.0
 RSS_BUDGET_MB = 100
@@ -47,6 +52,10 @@ class Probe:
         assert response.status_code < 500, (response.status_code, response.text[:500])
         assert elapsed < LATENCY_BUDGET_S, f"answered in {elapsed:.2f} s"
         assert len(response.content) < 64 * 1024, f"a {len(response.content)}-byte answer"
+        return self.remember(response)
+
+    def remember(self, response: httpx.Response) -> httpx.Response:
+        """Keep the id of a sweep a response created (every one must be accounted for at the end)."""
         if response.status_code == 201:
             self.created.append(response.json()["id"])
         return response
@@ -264,7 +273,7 @@ def test_cross_origin_writes_are_refused_without_a_token(probe, server, headers)
     created = probe.client.post("/sweeps", json=spec(name="csrf"), headers=headers)
     assert created.status_code == 403, created.text
     assert "origin" in created.json()["detail"].lower()
-    victim = probe.client.post("/sweeps", json=spec(name="victim")).json()["id"]
+    victim = probe.remember(probe.client.post("/sweeps", json=spec(name="victim"))).json()["id"]
     cancel = probe.client.post(f"/sweeps/{victim}/cancel", headers=headers)
     assert cancel.status_code == 403
     assert probe.client.get(f"/sweeps/{victim}").json()["status"] == "queued"
@@ -289,17 +298,20 @@ def test_a_body_without_a_json_or_yaml_type_is_415(probe, content_type, body):
 
 
 def test_same_origin_and_non_browser_writes_pass(probe, server):
-    own = probe.client.post("/sweeps", json=spec(name="same-origin"), headers={"Origin": server.url})
+    own = probe.remember(probe.client.post("/sweeps", json=spec(name="same-origin"), headers={"Origin": server.url}))
     assert own.status_code == 201, own.text
-    localhost = probe.client.post(
-        "/sweeps",
-        json=spec(name="localhost"),
-        headers={"Origin": f"http://localhost:{server.port}", "Host": f"localhost:{server.port}"},
+    localhost = probe.remember(
+        probe.client.post(
+            "/sweeps",
+            json=spec(name="localhost"),
+            headers={"Origin": f"http://localhost:{server.port}", "Host": f"localhost:{server.port}"},
+        )
     )
     assert localhost.status_code == 201, localhost.text
-    same = probe.client.post("/sweeps", json=spec(name="fetch-same"), headers={"Sec-Fetch-Site": "same-origin"})
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    same = probe.remember(probe.client.post("/sweeps", json=spec(name="fetch-same"), headers=headers))
     assert same.status_code == 201
-    assert probe.client.post("/sweeps", json=spec(name="curl")).status_code == 201
+    assert probe.remember(probe.client.post("/sweeps", json=spec(name="curl"))).status_code == 201
 
 
 def test_allowed_origins_are_the_operators_choice(tmp_path):
@@ -343,3 +355,265 @@ def test_a_500_leaves_the_keep_alive_connection_usable(tmp_path, make_pg_databas
         assert len(log) < 200_000, f"{len(log)} bytes of log for 20 errors"
     finally:
         server.stop()
+
+
+# ---- property-based bodies -------------------------------------------------------------------------------
+# Each strategy builds bodies at or under the size limit, cheaply (big ones by repetition, not by drawing
+# every byte), and plants them where a spec's values go, so they reach the deep checks, not only the parser.
+
+EXAMPLES = int(os.environ.get("RFSWEEP_ADVERSARIAL_EXAMPLES", "100"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,  # nothing written into the work tree
+    # CI: the same bodies on every run; RFSWEEP_ADVERSARIAL_EXAMPLES=N: N new ones per property
+    derandomize="RFSWEEP_ADVERSARIAL_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+
+SPEC_PLACES = [
+    ("name",),
+    ("dataset",),
+    ("dataset", "name"),
+    ("dataset", "data_dir"),
+    ("dataset", "train_subset"),
+    ("model", "hidden"),
+    ("model", "activation"),
+    ("algorithm",),
+    ("parameters",),
+    ("parameters", "lr"),
+    ("parameters", "lr", "high"),
+    ("parameters", "lr", "values"),
+    ("parameters", "hidden"),
+    ("parameters", "bundle"),
+    ("algorithm_parameters",),
+    ("algorithm_parameters", "bp"),
+    ("search", "num_samples"),
+    ("search", "max_concurrent_trials"),
+    ("search", "seed"),
+    ("search", "points_to_evaluate"),
+    ("scheduler",),
+    ("scheduler", "max_t"),
+    ("scheduler", "reduction_factor"),
+    ("resources", "cpu"),
+    ("failure", "max_failures"),
+    ("tracking", "experiment"),
+    ("checkpoint_every",),
+]
+ODD_STRINGS = ["\ud800", "a\udfffb", "\x00", "\u202e", "\U0010ffff", "bp", "", " ", "💥" * 3, "x" * 5000]
+HUGE_NUMBERS = [2**53, -(2**53), 2**63, 10**309, -(10**309), 10**4000]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(HUGE_NUMBERS),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(st.characters(exclude_categories=[]), max_size=20),
+    st.sampled_from(ODD_STRINGS),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6),
+    max_leaves=25,
+)
+
+
+def nested(depth: int, kind: str, leaf: object = 1) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    return value
+
+
+big_values = st.one_of(
+    st.builds(nested, st.integers(1, 5000), st.sampled_from(["list", "dict"])),
+    st.builds(lambda n, item: [item] * n, st.integers(1, 40_000), st.sampled_from([0, 1.5, "bp", None, [], {}])),
+    st.builds(lambda n: {f"k{i}": i for i in range(n)}, st.integers(1, 15_000)),
+    st.builds(lambda n: "x" * n, st.integers(1, 200_000)),
+)
+
+
+def planted(place: tuple[str, ...], value: object) -> dict:
+    data = spec()
+    node = data
+    for key in place[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[place[-1]] = value
+    return data
+
+
+def json_text(data: object) -> bytes:
+    try:
+        return json.dumps(data).encode()  # NaN, Infinity and lone surrogates (escaped) go through as sent
+    except RecursionError:
+        return b"[" * 3000 + b"]" * 3000
+
+
+@st.composite
+def yaml_bodies(draw) -> str:
+    kind = draw(st.sampled_from(["bomb", "merge-bomb", "deep", "tagged", "escaped", "long", "number", "spec"]))
+    if kind == "bomb":
+        levels, fanout = draw(st.integers(2, 12)), draw(st.integers(2, 10))
+        anchors = [f"&a0 [{', '.join(['1'] * fanout)}]"]
+        anchors += [f"&a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels + 1)]
+        where = draw(st.sampled_from(["points", "values", "top"]))
+        if where == "points":
+            return "name: y\nsearch:\n  points_to_evaluate:\n" + "".join(f"    - {{lr: {a}}}\n" for a in anchors)
+        if where == "values":
+            return f"name: y\nparameters: {{lr: {{distribution: choice, values: [{', '.join(anchors)}]}}}}\n"
+        return "name: y\n" + "".join(f"k{i}: {a}\n" for i, a in enumerate(anchors))
+    if kind == "merge-bomb":
+        levels = draw(st.integers(2, 10))
+        lines = ["m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5}"]
+        lines += [
+            f"m{i}: &m{i} {{x{i}: [*m{i - 1}, *m{i - 1}, *m{i - 1}, *m{i - 1}], <<: *m{i - 1}}}"
+            for i in range(1, levels + 1)
+        ]
+        return "name: y\n" + "\n".join(lines) + f"\nparameters: {{<<: *m{levels}}}\n"
+    if kind == "deep":
+        depth = draw(st.integers(1, 60_000))
+        style = draw(st.sampled_from(["[", "{a: ", "- "]))
+        if style == "[":
+            return "name: y\nx: " + "[" * depth + "]" * depth + "\n"
+        if style == "{a: ":
+            return "name: y\nx: " + "{a: " * depth + "1" + "}" * depth + "\n"
+        return "- " * min(depth, 5000) + "1\n"
+    if kind == "tagged":
+        tag = draw(
+            st.sampled_from(
+                [
+                    "!!binary",
+                    "!!set",
+                    "!!omap",
+                    "!!pairs",
+                    "!!timestamp",
+                    "!!python/object:os.system",
+                    "!!python/name:os.system",
+                    "!x",
+                    "!!float",
+                    "!!int",
+                    "!!str",
+                    "!!null",
+                    "!!bool",
+                    "!!merge",
+                    "!!value",
+                    "!<tag:yaml.org,2002:binary>",
+                ]
+            )
+        )
+        value = draw(st.sampled_from(["aGVsbG8=", "{a, b}", "[{a: 1}]", "2020-01-01", "1", "x", "''", "[]"]))
+        place = draw(
+            st.sampled_from(["name", "dataset: {data_dir", "search: {num_samples", "parameters: {lr", "algorithm"])
+        )
+        closing = "}" if "{" in place else ""
+        return f"{place}: {tag} {value}{closing}\n" if place != "name" else f"name: {tag} {value}\n"
+    if kind == "escaped":
+        escape = draw(
+            st.sampled_from(["\\ud800", "\\udfff", "\\U00110000", "\\x00", "\\N", "\\_", "\\L", "\\P", "\\uZZZZ", "\\"])
+        )
+        return f'name: y\ndataset: {{data_dir: "a{escape}b"}}\ntracking: {{experiment: "{escape}"}}\n'
+    if kind == "long":
+        n = draw(st.integers(1, 60_000))
+        item = draw(st.sampled_from(["bp", "1", "x", "{}", "[]", "bp, fa"]))
+        where = draw(st.sampled_from(["algorithm", "values", "points", "hidden"]))
+        items = ", ".join([item] * n)
+        if where == "algorithm":
+            return f"name: y\nalgorithm: [{items}]\n"
+        if where == "values":
+            return f"name: y\nparameters: {{lr: {{distribution: choice, values: [{items}]}}}}\n"
+        if where == "points":
+            return "name: y\nsearch:\n  points_to_evaluate: [" + ", ".join(["{lr: 0.01}"] * min(n, 20_000)) + "]\n"
+        return f"name: y\nmodel: {{hidden: [{', '.join(['64'] * n)}]}}\n"
+    if kind == "number":
+        digits = draw(st.integers(1, 6000))
+        text = draw(
+            st.sampled_from(
+                [
+                    "1" + "0" * digits,
+                    "0x" + "f" * digits,
+                    "1e" + str(digits),
+                    "-1" + "0" * digits,
+                    ".inf",
+                    "-.inf",
+                    ".nan",
+                    "1:" * min(digits, 500) + "1",
+                ]
+            )
+        )
+        field = draw(
+            st.sampled_from(
+                [
+                    "search: {num_samples",
+                    "scheduler: {max_t",
+                    "search: {max_concurrent_trials",
+                    "search: {seed",
+                    "resources: {cpu",
+                ]
+            )
+        )
+        return f"name: y\n{field}: {text}}}\n"
+    place, value = draw(st.sampled_from(SPEC_PLACES)), draw(json_values | big_values)
+    return json_text(planted(place, value)).decode()
+
+
+def _fits(body: bytes) -> bytes:
+    """Bodies over the size limit get a 413 before they are read; these checks are about those under it."""
+    assume(len(body) <= BODY_LIMIT)
+    return body
+
+
+@FUZZ
+@given(place=st.sampled_from(SPEC_PLACES), value=json_values | big_values)
+def test_json_bodies_with_hostile_values_are_answered_2xx_or_4xx(probe, place, value):
+    probe.post(_fits(json_text(planted(place, value))))
+
+
+@FUZZ
+@given(text=yaml_bodies())
+def test_yaml_bodies_with_hostile_structure_are_answered_2xx_or_4xx(probe, text):
+    probe.post(_fits(text.encode("utf-8", "surrogatepass")), "application/yaml")
+
+
+@FUZZ
+@given(data=json_values | big_values)
+def test_whole_hostile_documents_are_answered_2xx_or_4xx(probe, data):
+    probe.post(_fits(json_text(data)))
+
+
+@FUZZ
+@given(
+    raw=st.binary(max_size=2048),
+    content_type=st.sampled_from(
+        ["application/json", "application/yaml", "application/merge-patch+json", "text/yaml; charset=latin-1"]
+    ),
+)
+def test_arbitrary_bytes_are_answered_2xx_or_4xx(probe, raw, content_type):
+    probe.post(raw, content_type)
+
+
+def test_what_was_created_is_whole_and_the_server_held_its_budget(probe):
+    """Run last in this module: every 201 above made one complete sweep and nothing else was stored; the
+    server's memory grew less than RSS_BUDGET_MB and its slowest answer took under LATENCY_BUDGET_S."""
+    listed, cursor = {}, None
+    while True:
+        page = probe.client.get("/sweeps", params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+        assert page.status_code == 200
+        listed.update({item["id"]: item for item in page.json()["items"]})
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert set(listed) == set(probe.created), "a sweep was stored that no 201 announced, or one went missing"
+    for sweep_id in probe.created:
+        detail = probe.client.get(f"/sweeps/{sweep_id}")
+        assert detail.status_code == 200, detail.text[:300]
+        body = detail.json()
+        assert body["status"] in ("queued", "cancelled") and body["spec"]["name"] == body["name"]
+        assert body["progress"]["total"] == parse_spec(body["spec"]).total_trials
+    growth = probe.rss_growth_mb()
+    created = len(probe.created)
+    print(f"adversarial: {created} sweeps created, slowest answer {probe.slowest:.3f} s, RSS growth {growth:.1f} MB")
+    assert growth < RSS_BUDGET_MB
+    assert probe.slowest < LATENCY_BUDGET_S
