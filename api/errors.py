@@ -75,6 +75,28 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
 
 
+def _documented_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI document gives the request's path (HEAD with GET, as Starlette serves it).
+
+    Read from the document rather than from the router: FastAPI keeps an included router as one opaque route."""
+    from starlette.routing import compile_path
+
+    app = request.app
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            methods = {m.upper() for m in operations if m.lower() in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((compile_path(path)[0], methods))
+        app.state.allowed_methods = table
+    return set().union(*(methods for regex, methods in table if regex.match(request.url.path)))
+
+
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPError)
     async def _http_error(_request: Request, exc: HTTPError) -> JSONResponse:
@@ -85,15 +107,8 @@ def install_handlers(app: FastAPI) -> None:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             # Starlette names only the first route that matched the path; one path has several routes here.
-            from starlette.routing import Match
-
-            methods: set[str] = set()
-            for route in request.app.router.routes:
-                match, _ = route.matches(request.scope)
-                if match is not Match.NONE and getattr(route, "methods", None):
-                    methods |= set(route.methods)
-            if methods:
-                headers["Allow"] = ", ".join(sorted(methods))
+            methods = set(filter(None, (m.strip() for m in headers.get("Allow", "").split(","))))
+            headers["Allow"] = ", ".join(sorted(methods | _documented_methods(request)))
         return error_response(exc.status_code, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)

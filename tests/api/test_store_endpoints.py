@@ -306,6 +306,9 @@ def test_errors_are_json_without_stack_traces(api):
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
     response = api.put("/sweeps")
     assert response.status_code == 405 and "detail" in response.json()
+    # one path, several routes (GET and POST /sweeps, in an included router): Allow names them all
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert api.options(f"/sweeps/{'x' * 8}/cancel").headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize("field", [("dataset", "data_dir"), ("tracking", "experiment")])
