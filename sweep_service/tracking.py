@@ -7,6 +7,7 @@ A sweep's runs are `trial_runs`' job; every tag key and extra metric name is in 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -51,9 +52,20 @@ def make_client(tracking_uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     db = _sqlite_path(tracking_uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=tracking_uri)
+    if db is None:
+        return MlflowClient(tracking_uri=tracking_uri)
+    # MLflow creates and migrates a SQLite store when a process first opens it; two processes doing it at once
+    # (drivers of sweeps started together on a fresh state folder) collide ("Online migration expected to
+    # match one row"). One at a time, under a lock beside the file.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f"{db.name}.init-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 class ExperimentUnavailable(RuntimeError):

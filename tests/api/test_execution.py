@@ -236,14 +236,18 @@ def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, 
     """Every trial crashes (a dataset folder without its files), every trial diverges (lr 1e6): both sweeps
     end `failed`, the reason and the counts in the API and on the MLflow parent run (FAILED)."""
     (tmp_path / "empty").mkdir()
+    one_trial = {**TINY_SPEC["search"], "num_samples": 1}
     crashing = spec(
         "all-crash",
         dataset={"name": "mnist", "data_dir": str(tmp_path / "empty")},
-        search=TWO_TRIALS,
+        search=one_trial,
         failure={"max_failures": 0},
     )
-    diverging = spec("all-diverge", parameters={"lr": 1e6, "batch_size": 32}, search=TWO_TRIALS)
-    server = start_server(RFSWEEP_MAX_RUNNING_SWEEPS="2")
+    diverging = spec("all-diverge", parameters={"lr": 1e6, "batch_size": 32}, search=one_trial)
+    # Both drivers start together on an MLflow store of their own, which they create: one at a time
+    # (tracking.make_client's lock; without it MLflow's migrations collided and one sweep failed).
+    tracking_uri = f"sqlite:///{tmp_path / 'fresh-mlflow.db'}"
+    server = start_server(RFSWEEP_MAX_RUNNING_SWEEPS="2", MLFLOW_TRACKING_URI=tracking_uri)
     with server.client() as client:
         ids = {
             key: client.post("/sweeps", json=body).json()["id"]
@@ -252,14 +256,14 @@ def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, 
         for count_key, sweep_id in ids.items():
             done = wait_status(client, sweep_id, TERMINAL)
             assert done["status"] == "failed", done
-            assert f"no trial produced a usable result (2 {count_key} of 2)" in done["error"], done["error"]
-            assert done["progress"][count_key] == 2 and done["progress"]["pending"] == 0
+            assert f"no trial produced a usable result (1 {count_key} of 1)" in done["error"], done["error"]
+            assert done["progress"][count_key] == 1 and done["progress"]["pending"] == 0
             assert client.get(f"/sweeps/{sweep_id}/best").status_code == 409
             trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
-            assert [t["status"] for t in trials] == [count_key, count_key]
-            runs = mlflow_runs(start_server.tracking_uri, sweep_id)
+            assert [t["status"] for t in trials] == [count_key]
+            runs = mlflow_runs(tracking_uri, sweep_id)
             parent = runs["sweep"][0]
             assert parent.info.status == "FAILED"
             assert parent.data.tags["rfsweep.sweep_status"] == "failed"
             assert done["error"] == parent.data.tags["rfsweep.failure_reason"]
-            assert len(runs["trial"]) == 2 and all(r.info.status == "FAILED" for r in runs["trial"])
+            assert len(runs["trial"]) == 1 and runs["trial"][0].info.status == "FAILED"
