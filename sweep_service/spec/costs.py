@@ -24,7 +24,7 @@ DATASET_SHAPES: dict[str, tuple[int, int]] = {
 }
 
 # Training-config fields bounded by a limit of their own (hidden is checked as a network).
-_COUNTED_FIELDS = {
+COUNTED_FIELDS = {
     "sleep_steps": "sleep_steps",
     "sleep_max_steps": "sleep_steps",
     "development_steps": "sleep_steps",
@@ -58,8 +58,8 @@ def cost_problems(spec: SweepSpec, limits: CostLimits) -> list[Problem]:
             problem = _network_problem(value, inputs, classes, limits)
             if problem:
                 out.append(Problem(loc, problem, LIMIT_EXCEEDED))
-        elif field in _COUNTED_FIELDS:
-            over(loc, value, _COUNTED_FIELDS[field], f"{field} {{}}")
+        elif field in COUNTED_FIELDS:
+            over(loc, value, COUNTED_FIELDS[field], f"{field} {{}}")
     return out
 
 

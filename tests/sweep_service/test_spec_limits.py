@@ -10,11 +10,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from rf_core import ALL_FIELDS
 from rf_core.data import load_dataset
 from rfsweep_cli.main import app
 from sweep_service.limits import CostLimits
 from sweep_service.spec import SpecError, parse_spec, spec_json_schema
-from sweep_service.spec.costs import DATASET_SHAPES
+from sweep_service.spec.costs import COUNTED_FIELDS, DATASET_SHAPES
 from sweep_service.spec.fields import DATASETS
 
 SMALL = CostLimits(num_samples=20, total_trials=30, width=100, depth=2, weights=10_000, sleep_steps=50, noise_batch=8)
@@ -124,7 +125,8 @@ def test_the_json_schema_states_the_limits():
     assert "maximum" not in json.dumps(spec_json_schema(limits=None)["$defs"]["SearchSpec"])
 
 
-def test_dataset_shapes_are_rf_cores():
+def test_the_limited_fields_and_datasets_are_rf_cores():
+    assert set(COUNTED_FIELDS) <= ALL_FIELDS, "a bounded field was renamed in rf_core: the limit bounds nothing"
     assert set(DATASET_SHAPES) == set(DATASETS)
     for name, data_dir in (
         ("digits", None),
