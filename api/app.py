@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api import errors, openapi
 from api.db import make_engine, make_sessionmaker, upgrade
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
                 await anyio.to_thread.run_sync(dispatcher.shutdown)
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI, ReDoc and the favicon from the fastapi-offline package (under
+    # /static-offline-docs), not from a CDN: the docs work where the server has no internet, and so do clients.
+    app = FastAPIOffline(
         title="rfsweep API",
         version="0.1.0",
         description="Submit hyperparameter sweeps of learning rules, follow them, fetch the best configurations.",

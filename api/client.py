@@ -104,6 +104,12 @@ class RfsweepClient:
     def cancel(self, sweep_id: str) -> dict[str, Any]:
         return self._request("POST", f"/sweeps/{sweep_id}/cancel", retry=True).json()
 
+    def pause(self, sweep_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/sweeps/{sweep_id}/pause", retry=True).json()
+
+    def resume(self, sweep_id: str) -> dict[str, Any]:
+        return self._request("POST", f"/sweeps/{sweep_id}/resume", retry=True).json()
+
     def list(self, *, status: str | None = None, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if status:
@@ -128,14 +134,15 @@ class RfsweepClient:
         poll_s: float = 1.0,
         timeout_s: float | None = None,
         on_update: Callable[[dict[str, Any]], None] | None = None,
+        until: tuple[str, ...] = TERMINAL_SWEEP_STATUSES,
     ) -> dict[str, Any]:
-        """Poll until the sweep ends; returns its final state."""
+        """Poll until the sweep reaches one of `until` (by default: it ended); returns that state."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             sweep = self.get(sweep_id)
             if on_update is not None:
                 on_update(sweep)
-            if sweep["status"] in TERMINAL_SWEEP_STATUSES:
+            if sweep["status"] in until:
                 return sweep
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep['status']} after {timeout_s} s")

@@ -50,6 +50,7 @@ class Sweep(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(sa.Text)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    pause_requested: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     progress: Mapped[dict | None] = mapped_column(sa.JSON)
     best: Mapped[dict | None] = mapped_column(sa.JSON)
     best_per_algorithm: Mapped[dict | None] = mapped_column(sa.JSON)
@@ -83,6 +84,7 @@ LIST_COLUMNS = (
     Sweep.total_trials,
     Sweep.max_epochs,
     Sweep.cancel_requested,
+    Sweep.pause_requested,
 )
 
 

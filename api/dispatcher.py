@@ -104,8 +104,9 @@ class Dispatcher(threading.Thread):
             if waiting and self.head is not None:
                 self.head.ensure()  # before claiming: a sweep is never marked running without a cluster
             for sweep in waiting:
+                resume = sweep.attempts > 0  # queued again after a pause: continue from Tune's storage
                 if store.claim(session, sweep.id):
-                    self._spawn(session, sweep.id, resume=False)
+                    self._spawn(session, sweep.id, resume=resume)
         for sweep_id in [k for k, c in self.children.items() if c.poll() is not None]:
             self.children.pop(sweep_id, None)
 
@@ -138,6 +139,9 @@ class Dispatcher(threading.Thread):
             store.finish(session, sweep.id, SweepStatus.CANCELLED)
             _end_mlflow_runs(self.settings, sweep, SweepStatus.CANCELLED)
             self.cancel_seen.pop(sweep.id, None)
+            return False
+        if sweep.pause_requested:  # it died pausing: paused it is; a resume restores it from Tune's storage
+            store.mark_paused(session, sweep.id)
             return False
         if sweep.attempts >= self.settings.max_driver_attempts:
             store.finish(

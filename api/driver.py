@@ -1,7 +1,8 @@
 """One sweep's driver process: `python -m api.driver SWEEP_ID [--resume]`.
 
 Runs the sweep with sweep_service's runner on the Ray cluster in RAY_ADDRESS and writes its
-progress, result or failure into the sweep store. A cancel flagged in the store stops it.
+progress, result or failure into the sweep store. A cancel flagged in the store stops it; a pause flagged
+there stops its trials at their newest checkpoints and marks the sweep paused (`--resume` continues it).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class StoreLink:
     def __init__(self, sessions: sessionmaker[Session], sweep_id: str):
         self.sessions, self.sweep_id = sessions, sweep_id
         self.cancel = threading.Event()
+        self.pause = threading.Event()
         self._pending: dict[str, Any] | None = None
         self._last_write = 0.0
         self._lock = threading.Lock()
@@ -80,6 +82,9 @@ class StoreLink:
 
     def should_stop(self) -> bool:
         return self.cancel.is_set()
+
+    def should_pause(self) -> bool:
+        return self.pause.is_set()
 
     def on_progress(self, progress: Any) -> None:
         values = progress_values(progress)
@@ -106,8 +111,13 @@ class StoreLink:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 with self.sessions() as session:
-                    if store.heartbeat(session, self.sweep_id):
-                        self.cancel.set()
+                    requests = store.heartbeat(session, self.sweep_id)
+                if requests.cancel:
+                    self.cancel.set()
+                if requests.pause:
+                    self.pause.set()
+                else:
+                    self.pause.clear()  # a resume before the pause was carried out withdraws it
                 self.flush()
             except Exception:
                 log.exception("heartbeat failed")
@@ -129,11 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             log.info("sweep %s is %s; nothing to run", args.sweep_id, sweep.status if sweep else "unknown")
             return 0
         store.record_driver(session, sweep.id, os.getpid())
-        spec_data, cancel_requested = sweep.spec, sweep.cancel_requested
+        spec_data, cancel_requested, pause_requested = sweep.spec, sweep.cancel_requested, sweep.pause_requested
 
     link = StoreLink(sessions, args.sweep_id)
     if cancel_requested:
         link.cancel.set()
+    if pause_requested:
+        link.pause.set()
     link.start()
     try:
         from sweep_service.runner import run_sweep
@@ -151,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             on_progress=link.on_progress,
             resume=args.resume,
             should_stop=link.should_stop,
+            should_pause=link.should_pause,
+            mlflow_ui_url=settings.resolved_mlflow_ui_url,
             experiments=ExperimentPolicy(settings.experiment_prefix, settings.adopt_foreign_experiments),
         )
     except BaseException as exc:
@@ -175,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if payload["best"]:
         final["best"] = payload["best"]
-    with sessions() as session:  # failed: no trial produced a usable result (result.error says so, with the counts)
-        store.finish(session, args.sweep_id, result.status, error=result.error, **final)
+    with sessions() as session:
+        if result.status is SweepStatus.PAUSED:
+            final.pop("result")
+            store.mark_paused(session, args.sweep_id, **final)
+        else:  # failed: no trial produced a usable result (result.error says so, with the counts)
+            store.finish(session, args.sweep_id, result.status, error=result.error, **final)
     log.info("sweep %s %s%s", args.sweep_id, result.status, f": {result.error}" if result.error else "")
     return 0
 

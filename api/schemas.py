@@ -20,7 +20,14 @@ class Links(BaseModel):
     self: str
     best: str
     trials: str
-    mlflow: str | None = Field(None, description="MLflow UI page of the sweep's parent run, when known.")
+    mlflow: str | None = Field(
+        None,
+        description="MLflow UI: the sweep's runs (metric, searched parameters, status and best as columns), "
+        "once the sweep has started.",
+    )
+    report: str | None = Field(
+        None, description="MLflow UI: the sweep page (sweep_report.html on the parent run), once the sweep has started."
+    )
 
 
 class SweepCreated(BaseModel):
@@ -39,6 +46,19 @@ class BestTrial(BaseModel):
     trial_id: str | None = None
     mlflow_run_id: str | None = None
     weights_uri: str | None = None
+    model_uri: str | None = Field(
+        None,
+        description="The network as an MLflow model taking the dataset's raw features (`mlflow.pyfunc.load_model`); "
+        "set on each rule's best trial when the sweep has succeeded.",
+    )
+    config_notes: dict[str, str] = Field(
+        default_factory=dict, description="Fields left out of `config` (None by design), with the reason."
+    )
+    rule: dict[str, Any] | None = Field(
+        None,
+        description="What ran (rf_core's label): algorithm, update form, feedback source and the locality ledger "
+        "(weight transport, feedback read from W, closed-form inverses, batch-global operations).",
+    )
 
 
 class MlflowInfo(BaseModel):
@@ -52,6 +72,7 @@ class SweepSummary(BaseModel):
     name: str | None = None
     status: SweepStatus
     cancel_requested: bool = False
+    pause_requested: bool = Field(False, description="A pause was asked and the driver has not carried it out yet.")
     created_at: dt.datetime
     updated_at: dt.datetime
     started_at: dt.datetime | None = None
@@ -92,6 +113,8 @@ class Trial(BaseModel):
     last_metric: float | None = None
     best_metric: float | None = None
     mlflow_run_id: str | None = None
+    started_at: dt.datetime | None = Field(None, description="When the trial first started (ISO 8601, UTC).")
+    ended_at: dt.datetime | None = Field(None, description="When it reached its final status (ISO 8601, UTC).")
 
 
 class TrialsResponse(BaseModel):

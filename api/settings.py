@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sweep_service.limits import CostLimits
-from sweep_service.paths import StateLayout
+from sweep_service.paths import LOCAL_MLFLOW_UI, StateLayout
 
 _LIMITS = CostLimits()  # the defaults
 
@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     mlflow_ui_url: str | None = Field(
         None,
         validation_alias=AliasChoices("RFSWEEP_MLFLOW_UI_URL"),
-        description="Public base URL of the MLflow UI used in links; default the tracking URI when it is http(s).",
+        description="Public base URL of the MLflow UI used in links; default the tracking URI when it is http(s), "
+        "else the address `rfsweep ui` serves a local store on (http://127.0.0.1:5000).",
     )
     storage_path: str | None = Field(
         None,
@@ -182,7 +183,7 @@ class Settings(BaseSettings):
         uri = self.resolved_tracking_uri
         if uri.startswith(("http://", "https://")):
             return uri.rstrip("/")
-        return None
+        return LOCAL_MLFLOW_UI  # a local store: the UI `rfsweep ui` starts on it
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepS
 TRIAL_STATUS_NAMES = frozenset(s.value for s in TrialStatus)
 
 QUEUED, RUNNING, CANCELLED = SweepStatus.QUEUED.value, SweepStatus.RUNNING.value, SweepStatus.CANCELLED.value
+PAUSED = SweepStatus.PAUSED.value
 
 CURSOR_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 INT64_MAX = 2**63 - 1
@@ -81,6 +82,7 @@ def create_sweep(
         created_at=now,
         updated_at=now,
         cancel_requested=False,
+        pause_requested=False,
         attempts=0,
         progress=ProgressCounts.queued(total_trials, max_epochs).to_dict(),
     )
@@ -128,17 +130,18 @@ def list_sweeps(
 
 
 def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
-    """Queued sweeps are cancelled at once (every trial with them); running ones are flagged for their driver to
-    stop."""
+    """Queued and paused sweeps are cancelled at once (every trial with them); running ones are flagged for their
+    driver to stop."""
     now = utcnow()
     sweep = get_sweep(session, sweep_id)
-    if sweep is not None and sweep.status == QUEUED:
+    if sweep is not None and sweep.status in (QUEUED, PAUSED):
         session.execute(
             sa.update(Sweep)
-            .where(Sweep.id == sweep_id, Sweep.status == QUEUED)
+            .where(Sweep.id == sweep_id, Sweep.status == sweep.status)
             .values(
                 status=CANCELLED,
                 cancel_requested=True,
+                pause_requested=False,
                 finished_at=now,
                 updated_at=now,
                 **_closed(sweep, SweepStatus.CANCELLED),
@@ -151,6 +154,48 @@ def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
     )
     session.commit()
     return get_sweep(session, sweep_id)
+
+
+def request_pause(session: Session, sweep_id: str) -> Sweep | None:
+    """A queued sweep is paused at once; a running one is flagged for its driver, which stops its trials at
+    their checkpoints and marks it paused. Terminal and paused sweeps are left as they are."""
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == QUEUED).values(status=PAUSED, updated_at=now)
+    )
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING, Sweep.cancel_requested.is_(False))
+        .values(pause_requested=True, updated_at=now)
+    )
+    session.commit()
+    return get_sweep(session, sweep_id)
+
+
+def request_resume(session: Session, sweep_id: str) -> Sweep | None:
+    """A paused sweep is queued again (its driver resumes it from Tune's storage: the same trials, from their
+    checkpoints, with the same MLflow runs); a pause not yet carried out is withdrawn."""
+    now = utcnow()
+    session.execute(
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == PAUSED)
+        .values(status=QUEUED, pause_requested=False, updated_at=now)
+    )
+    session.execute(sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == RUNNING).values(pause_requested=False))
+    session.commit()
+    return get_sweep(session, sweep_id)
+
+
+def mark_paused(session: Session, sweep_id: str, **values: Any) -> bool:
+    """running → paused (its driver stopped the trials, or died while pausing)."""
+    now = utcnow()
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
+        sa.update(Sweep)
+        .where(Sweep.id == sweep_id, Sweep.status == RUNNING)
+        .values(status=PAUSED, pause_requested=False, driver_pid=None, updated_at=now, **values)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 # --- dispatcher -------------------------------------------------------------------------------
@@ -236,12 +281,23 @@ def _closed(sweep: Sweep, status: SweepStatus) -> dict[str, Any]:
 # --- driver -----------------------------------------------------------------------------------
 
 
-def heartbeat(session: Session, sweep_id: str) -> bool:
-    """Touch the driver's heartbeat; returns whether a cancel was requested."""
+@dataclass(frozen=True)
+class Requests:
+    """What the driver is asked to do."""
+
+    cancel: bool
+    pause: bool
+
+
+def heartbeat(session: Session, sweep_id: str) -> Requests:
+    """Touch the driver's heartbeat; returns whether a cancel or a pause was requested."""
     now = utcnow()
     session.execute(sa.update(Sweep).where(Sweep.id == sweep_id).values(driver_heartbeat_at=now))
     session.commit()
-    return bool(session.scalar(sa.select(Sweep.cancel_requested).where(Sweep.id == sweep_id)))
+    row = session.execute(
+        sa.select(Sweep.cancel_requested, Sweep.pause_requested).where(Sweep.id == sweep_id)
+    ).one_or_none()
+    return Requests(bool(row and row[0]), bool(row and row[1]))
 
 
 def write_progress(session: Session, sweep_id: str, values: dict[str, Any]) -> None:

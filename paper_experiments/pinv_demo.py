@@ -19,6 +19,7 @@ always reported beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,30 @@ def _quantiles(errors: Tensor) -> dict[str, list[float]]:
     return {"p10": q[0].tolist(), "median": q[1].tolist(), "p90": q[2].tolist()}
 
 
-def pinv_demo(pairs: int = 100, seed: int = 0, steps: int = 5000, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run the default, the printed and the extra settings; return a JSON-able report (and a PNG)."""
+def pinv_demo(
+    pairs: int = 100,
+    seed: int = 0,
+    steps: int = 5000,
+    out_dir: str | Path | None = None,
+    on_setting: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the default, the printed and the extra settings; return a JSON-able report (and a PNG).
+    `on_setting(index, count, name)` is called before each setting runs (progress).
+
+    On one torch thread: the matrices are 10×10, and a second thread only adds synchronisation — on a busy
+    2-core machine the recirculation setting took 286 s on two threads against 18 s on one (5000 steps)."""
     runs = []
-    for setting in (DEFAULT_SETTING, PAPER_SETTING, *EXTRA_SETTINGS):
-        s = PinvDemoSetting(setting.name, setting.rule, setting.init_scale, setting.eta, steps, setting.noise_batch)
-        runs.append(run_setting(s, pairs=pairs, seed=seed))
+    settings = (DEFAULT_SETTING, PAPER_SETTING, *EXTRA_SETTINGS)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for index, setting in enumerate(settings):
+            if on_setting is not None:
+                on_setting(index, len(settings), setting.name)
+            s = PinvDemoSetting(setting.name, setting.rule, setting.init_scale, setting.eta, steps, setting.noise_batch)
+            runs.append(run_setting(s, pairs=pairs, seed=seed))
+    finally:
+        torch.set_num_threads(threads)
     report = {
         "converged": runs[0]["converged"],
         "total": runs[0]["total"],

@@ -49,14 +49,51 @@ TUNED_DOMAINS: dict[str, dict[str, Any]] = {
 # The search's first point per rule: its defaults, with the weight decay that won a 40-epoch Fashion-MNIST
 # screen on validation accuracy (docs/RF_STABILITY.md §6); the rules' own default stays 0, the paper's SGD.
 # Held fixed in both protocols: the paper's sleep period (A.1). rf_core's own default is 100, measured as
-# accurate and cheaper (docs/RF_CORE.md §4); the reproduction runs what the paper ran.
-PAPER_FIXED: dict[str, dict[str, Any]] = {"rf_two_phase": {"pinv_every": 20}}
+# accurate and cheaper (docs/RF_CORE.md); the reproduction runs what the paper ran.
+PAPER_SLEEP: dict[str, dict[str, Any]] = {"rf_two_phase": {"pinv_every": 20}}
+# The paper's RF update (rf_core `update: paper`: ÷σ' and the per-sample Newton step), fixed for the RF rules.
+PAPER_UPDATE: dict[str, dict[str, Any]] = {
+    rule: {"update": "paper", **PAPER_SLEEP.get(rule, {})} for rule in ("rf_parallel", "rf_two_phase")
+}
 TUNED_START: dict[str, dict[str, Any]] = {
     "bp": {"weight_decay": 2e-3},
     "fa": {"weight_decay": 2e-4},
     "rf_parallel": {"weight_decay": 6e-5},
     "rf_two_phase": {"weight_decay": 2e-4},
 }
+# The paper's update, tuned: its step and the leaky-ReLU slope it needs (÷σ' amplifies a displacement 1/slope
+# times per layer) searched wide; it started where a validation screen found it best (slope 0.95, λ 3; docs/RF_CORE.md).
+PAPER_UPDATE_TUNED_DOMAINS: dict[str, dict[str, Any]] = {
+    rule: {
+        "lr": _loguniform(0.01, 10.0),
+        "activation_slope": {"distribution": "uniform", "low": 0.1, "high": 0.95},
+        "weight_decay": _loguniform(1e-6, 5e-4),
+    }
+    for rule in ("rf_parallel", "rf_two_phase")
+}
+# (weight decay: near the rules' default of none, inside the log domain)
+PAPER_UPDATE_TUNED_START = {
+    rule: {"lr": 3.0, "activation_slope": 0.95, "weight_decay": 1e-6} for rule in ("rf_parallel", "rf_two_phase")
+}
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Rules searched together in one sweep (and retrained in another), each with its domain and the values it
+    holds fixed; a rule whose fixed values name its `update` is labelled with it in every output."""
+
+    key: str  # "" for a protocol's main group
+    rules: tuple[str, ...]
+    domains: dict[str, dict[str, Any]]
+    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start: dict[str, dict[str, Any]] | None = None  # None: no first points; else overrides of each rule's defaults
+
+    def label(self, rule: str) -> str:
+        update = self.fixed.get(rule, {}).get("update")
+        return f"{rule} (update: {update})" if update else rule
+
+    def labels(self) -> list[str]:
+        return [self.label(rule) for rule in self.rules]
 
 
 @dataclass(frozen=True)
@@ -64,12 +101,13 @@ class Protocol:
     key: str  # "a" | "b"
     name: str
     metric: str  # what the search and the retrain select on
-    domains: dict[str, dict[str, Any]]
+    groups: tuple[RowGroup, ...]
     activation: str | None  # None: each rule's tuned default
-    start_from_defaults: bool  # the rules' tuned defaults (with `start_overrides`) are the search's first point
     lr_schedule: str  # constant: the paper's plain SGD; cosine: the step size decays to 0 over max_t epochs
     description: str
-    start_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rule
+
+    def labels(self) -> list[str]:
+        return [label for group in self.groups for label in group.labels()]
 
 
 PROTOCOLS = (
@@ -77,26 +115,35 @@ PROTOCOLS = (
         "a",
         "paper",
         "test_accuracy",
-        PAPER_DOMAINS,
+        (RowGroup("", RULES, PAPER_DOMAINS, fixed={**PAPER_UPDATE}),),
         "leaky_relu",
-        False,
         "constant",
         "as the paper specifies: lr log-uniform [1e-4, 1e-2] (rf_parallel feedback lr [1e-6, 1e-3]), "
-        "leaky ReLU, selection on test accuracy; reported: the best test accuracy over epochs",
+        "leaky ReLU (slope 0.1, rf_core's default: the paper names none), the RF rules with the paper's update "
+        "(update: paper) and feedback learned from noise (rf_core's local sleep in place of Recirculation), a "
+        "sleep every 20 steps, selection on test accuracy; reported: the best test accuracy over epochs",
     ),
     Protocol(
         "b",
         "tuned",
         "val_accuracy",
-        TUNED_DOMAINS,
+        (
+            RowGroup("", RULES, TUNED_DOMAINS, fixed={**PAPER_SLEEP}, start=TUNED_START),
+            RowGroup(
+                "paper-update",
+                ("rf_parallel", "rf_two_phase"),
+                PAPER_UPDATE_TUNED_DOMAINS,
+                fixed={**PAPER_UPDATE},
+                start=PAPER_UPDATE_TUNED_START,
+            ),
+        ),
         None,
-        True,
         "cosine",
         "wide domains (bp, fa lr [1e-3, 0.5], weight decay [1e-4, 1e-2]; RF lr [0.05, 5], hidden_step_scale "
-        "[1, 30], weight decay [1e-6, 5e-4], rf_parallel feedback lr [1e-6, 1e-2]), a cosine learning-rate "
-        "decay over the epoch budget, each rule's default activation, its tuned defaults tried first, "
-        "selection on the validation split; reported: test accuracy at the epoch of best validation accuracy",
-        start_overrides=TUNED_START,
+        "[1, 30], weight decay [1e-6, 5e-4], rf_parallel feedback lr [1e-6, 1e-2]; the paper's update lr "
+        "[0.01, 10] and leaky-ReLU slope [0.1, 0.95]), a cosine learning-rate decay over the epoch budget, each "
+        "rule's default activation, its tuned defaults tried first, a sleep every 20 steps, selection on the "
+        "validation split; reported: test accuracy at the epoch of best validation accuracy",
     ),
 )
 
@@ -150,23 +197,28 @@ def budget_for(name: str, dataset: str, **overrides: int | None) -> Budget:
 
 
 def search_spec(
-    protocol: Protocol, budget: Budget, dataset: str, data_dir: str | None, experiment: str, max_concurrent: int | None
+    protocol: Protocol,
+    group: RowGroup,
+    budget: Budget,
+    dataset: str,
+    data_dir: str | None,
+    experiment: str,
+    max_concurrent: int | None,
 ) -> SweepSpec:
     points = []
-    if protocol.start_from_defaults:
-        for rule in RULES:
-            defaults = TrainConfig(algorithm=rule).resolved().to_dict()
-            defaults.update(protocol.start_overrides.get(rule, {}))
-            points.append({"algorithm": rule, **{k: defaults[k] for k in protocol.domains[rule]}})
+    for rule in group.rules if group.start is not None else ():
+        defaults = TrainConfig.from_dict({"algorithm": rule, **group.fixed.get(rule, {})}).resolved().to_dict()
+        defaults.update((group.start or {}).get(rule, {}))
+        points.append({"algorithm": rule, **{k: defaults[k] for k in group.domains[rule]}})
     return parse_spec(
         {
-            "name": f"reproduce-{dataset}-{protocol.key}-search",
+            "name": _sweep_name(dataset, protocol, group, "search"),
             "dataset": _dataset_section(dataset, data_dir, budget),
             "model": {"activation": protocol.activation} if protocol.activation else {},
-            "algorithm": list(RULES),
+            "algorithm": list(group.rules),
             "parameters": {"batch_size": PAPER_PARAMETERS["batch_size"], "lr_schedule": protocol.lr_schedule},
             "algorithm_parameters": {
-                rule: {**domain, **PAPER_FIXED.get(rule, {})} for rule, domain in protocol.domains.items()
+                rule: {**group.domains[rule], **group.fixed.get(rule, {})} for rule in group.rules
             },
             "search": {
                 "method": "hyperopt",
@@ -188,8 +240,13 @@ def search_spec(
     )
 
 
+def _sweep_name(dataset: str, protocol: Protocol, group: RowGroup, kind: str) -> str:
+    return f"reproduce-{dataset}-{protocol.key}{'-' + group.key if group.key else ''}-{kind}"
+
+
 def retrain_spec(
     protocol: Protocol,
+    group: RowGroup,
     budget: Budget,
     dataset: str,
     data_dir: str | None,
@@ -197,7 +254,8 @@ def retrain_spec(
     best_configs: dict[str, dict[str, Any]],
     max_concurrent: int | None,
 ) -> SweepSpec:
-    """Each rule's best configuration, fixed, with `seed` as the only searched value: one trial per seed."""
+    """Each rule's best configuration (keyed by rule), fixed, with `seed` as the only searched value: one trial
+    per seed."""
     seeds = list(range(budget.seeds))
     per_rule = {}
     for rule, config in best_configs.items():
@@ -214,7 +272,7 @@ def retrain_spec(
         }
     return parse_spec(
         {
-            "name": f"reproduce-{dataset}-{protocol.key}-retrain",
+            "name": _sweep_name(dataset, protocol, group, "retrain"),
             "dataset": _dataset_section(dataset, data_dir, budget),
             "model": {"activation": protocol.activation} if protocol.activation else {},
             "algorithm": list(best_configs),

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paper_experiments.protocols import PAPER_TABLE1, PROTOCOLS, RULES, Budget, Protocol
+from paper_experiments.protocols import PAPER_TABLE1, PROTOCOLS, Budget, Protocol
 from rf_core import METRIC_NAMES, TrainConfig, epochs_to_90, untrained_test_accuracy
 from sweep_service import mlflow_names as names
 from sweep_service import tracking
@@ -84,6 +84,11 @@ class RuleOutcome:
             "diverged": sum(s.status == TrialStatus.DIVERGED for s in self.seeds),
         }
 
+    def describe(self) -> dict[str, Any]:
+        """What ran: the rule's update form, feedback source and locality ledger (rf_core's label)."""
+        flat = {k: (tuple(v) if k == "hidden" and v else v) for k, v in self.config.items()}
+        return TrainConfig.from_dict(flat).describe()
+
 
 def _histories(client: MlflowClient, run_id: str) -> list[dict[str, float]]:
     columns = {key: dict(tracking.metric_history(client, run_id, key)) for key in METRIC_NAMES}
@@ -136,7 +141,7 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
     lines = [
         f"# Table 1 on {dataset} — rfsweep reproduce",
         "",
-        f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min.",
+        f"Budget {budget.describe()}. Wall time {seconds / 60:.1f} min (searches, retraining and Figure 2).",
         "",
     ]
     for protocol in PROTOCOLS:
@@ -145,17 +150,18 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             continue
         lines += [f"## Protocol ({protocol.key}) {protocol.name}", "", protocol.description + ".", ""]
         head = (
-            "| algorithm | test accuracy % (mean ± std) | final-epoch test % | epochs to 90 % | runs "
-            f"| chosen configuration | search {protocol.metric} |"
+            "| row | update | feedback | non-local (ledger) | test accuracy % (mean ± std) | final-epoch test % "
+            f"| epochs to 90 % | runs | chosen configuration | search {protocol.metric} |"
         )
-        sep = "|---|---|---|---|---|---|---|"
+        sep = "|---|---|---|---|---|---|---|---|---|---|"
         if paper:
             head += " paper: test % / epochs |"
             sep += "---|"
         lines += [head, sep]
-        for rule in RULES:
-            out = rows.get(rule)
+        for label in protocol.labels():
+            out = rows.get(label)
             if out is None:
+                lines.append(f"| {label} | | | | no usable trial (every trial diverged or failed) | | | 0 | | |")
                 continue
             s = out.stats(protocol)
             e90 = (
@@ -163,13 +169,16 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             )
             runs = f"{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
             chosen = ", ".join(f"{k} {_sig(v)}" for k, v in sorted((out.search_trial.get("params") or {}).items()))
+            what = out.describe()
+            nonlocal_parts = ", ".join(k.replace("_", " ") for k, used in what["ledger"].items() if used) or "none"
             row = (
-                f"| {rule} | {_pct(s['test_accuracy_mean'], s['test_accuracy_std'])} | "
+                f"| {label} | {what['update']} | {what['feedback']} | {nonlocal_parts} | "
+                f"{_pct(s['test_accuracy_mean'], s['test_accuracy_std'])} | "
                 f"{_pct(s['final_test_accuracy_mean'], s['final_test_accuracy_std'])} | {e90} | {runs} | "
                 f"{chosen or '–'} | {_num(out.search_value, 4)} |"
             )
             if paper:
-                acc, epochs = paper[rule]
+                acc, epochs = paper[out.rule.split(" ")[0]]
                 row += f" {acc:.2f} / {epochs} |"
             lines.append(row)
         lines.append("")
@@ -195,6 +204,7 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     colours = {"bp": "tab:blue", "fa": "tab:orange", "rf_parallel": "tab:green", "rf_two_phase": "tab:red"}
+    paper_colours = {"rf_parallel": "tab:olive", "rf_two_phase": "tab:purple"}  # the same rules, the paper's update
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     for rule, out in outcomes.items():
         runs = [s for s in out.seeds if s.history]
@@ -210,7 +220,9 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
         ):
             scale = 100 if key.endswith("accuracy") else 1
             mean = [scale * statistics.fmean(s.history[i][key] for s in runs) for i in range(length)]
-            ax.plot(epochs, mean, style, color=colours.get(rule), linewidth=1.6, label=f"{rule} ({label})")
+            name = rule.split(" ")[0]
+            colour = paper_colours.get(name) if "update: paper" in rule else colours.get(name)
+            ax.plot(epochs, mean, style, color=colour, linewidth=1.6, label=f"{rule} ({label})")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy loss")
     ax_loss.set_title("loss")
@@ -226,6 +238,24 @@ def plot_fig4(outcomes: dict[str, RuleOutcome], title: str, path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+ABSENT_NOTE = (
+    "No value is null. A configuration holds every field its rule reads, resolved; a field it leaves out is "
+    "named in its config_notes with the reason. A number with no value (no seed finished; epochs_to_90 never "
+    "reached; a std of one seed) is left out and named in the `absent` list beside it."
+)
+
+
+def _without_nulls(value: Any) -> Any:
+    """`value` with every None left out; a mapping that lost some names them in its `absent` list."""
+    if isinstance(value, dict):
+        kept = {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        missing = [k for k, v in value.items() if v is None]
+        return {**kept, "absent": missing} if missing else kept
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
 
 
 def write_outputs(
@@ -256,6 +286,8 @@ def write_outputs(
         key: {
             rule: {
                 "config": o.config,
+                "config_notes": o.search_trial.get("config_notes") or {},
+                "rule": o.describe(),
                 "search_value": o.search_value,
                 "search_trial_id": o.search_trial.get("trial_id"),
                 "search_run_id": o.search_trial.get("mlflow_run_id"),
@@ -283,9 +315,10 @@ def write_outputs(
         json.dumps(
             {
                 "dataset": dataset,
-                "budget": asdict(budget),
+                "budget": _without_nulls(asdict(budget)),
                 "protocols": {p.key: p.description for p in PROTOCOLS},
-                "best": best,
+                "absent": ABSENT_NOTE,
+                "best": _without_nulls(best),
             },
             indent=2,
             default=str,
@@ -322,10 +355,10 @@ def log_report_run(
         client,
         run_id,
         {
-            names.reproduce_sweep(k, kind): v["parent_run_id"]
+            names.reproduce_sweep(f"{k}.{group}" if group != "main" else k, kind): v["parent_run_id"]
             for k in ("a", "b")
-            if k in ids
-            for kind, v in ids[k].items()
+            for group, sweeps in ids.get(k, {}).items()
+            for kind, v in sweeps.items()
             if isinstance(v, dict) and "parent_run_id" in v
         },
     )

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from paper_experiments.protocols import DATASETS, PROTOCOLS, RULES, Budget, retrain_spec, search_spec
+from paper_experiments.protocols import DATASETS, PROTOCOLS, Budget, retrain_spec, search_spec
 from paper_experiments.report import RuleOutcome, collect_seed_runs, log_report_run, write_outputs
 from sweep_service import tracking
 from sweep_service.monitor import SweepProgress
@@ -104,19 +104,22 @@ def run_reproduce(
     uri = tracking.resolve_tracking_uri(tracking_uri)
     experiment = experiment or f"reproduce-{dataset}"
     chosen = [p for p in PROTOCOLS if p.key in protocols]
-    stages = [(p, kind) for p in chosen for kind in ("search", "retrain")]
-    expected_search = {
-        p.key: expected_asha_epochs(search_spec(p, budget, dataset, data_dir, experiment, max_concurrent))
+    stages = [(p, g, kind) for p in chosen for g in p.groups for kind in ("search", "retrain")]
+    stage_count = len(stages) + 1  # the sweeps, then Figure 2
+    expected = sum(
+        expected_asha_epochs(search_spec(p, g, budget, dataset, data_dir, experiment, max_concurrent))
+        + len(g.rules) * budget.seeds * budget.epochs
         for p in chosen
-    }
-    expected = sum(expected_search.values()) + len(chosen) * len(RULES) * budget.seeds * budget.epochs
+        for g in p.groups
+    )
     done_before = 0
     outcomes: dict[str, dict[str, RuleOutcome]] = {}
     ids: dict[str, Any] = {"tracking_uri": uri, "experiment": experiment}
-    started_ray = connect_ray(ray_address)  # one Ray for all four sweeps
+    started_ray = connect_ray(ray_address)  # one Ray for all the sweeps
     try:
-        for index, (protocol, kind) in enumerate(stages):
-            name = f"protocol ({protocol.key}) {kind}"
+        for index, (protocol, group, kind) in enumerate(stages):
+            name = f"protocol ({protocol.key}){' ' + group.key.replace('-', ' ') if group.key else ''} {kind}"
+            sweeps = ids.setdefault(protocol.key, {}).setdefault(group.key or "main", {})
 
             def report(
                 progress: SweepProgress, _name: str = name, _index: int = index, _before: int = done_before
@@ -126,19 +129,23 @@ def run_reproduce(
                         ReproduceProgress(
                             _name,
                             _index,
-                            len(stages),
+                            stage_count,
                             progress,
                             _before + progress.counts.epochs_done,
-                            expected,
+                            max(expected, _before + progress.counts.epochs_done),  # ASHA may keep more
                             time.monotonic() - started,
                         )
                     )
 
             if kind == "search":
-                spec = search_spec(protocol, budget, dataset, data_dir, experiment, max_concurrent)
+                spec = search_spec(protocol, group, budget, dataset, data_dir, experiment, max_concurrent)
             else:
-                best = {rule: o.config for rule, o in outcomes[protocol.key].items()}
-                spec = retrain_spec(protocol, budget, dataset, data_dir, experiment, best, max_concurrent)
+                best = {
+                    rule: outcomes[protocol.key][group.label(rule)].config
+                    for rule in group.rules
+                    if group.label(rule) in outcomes.get(protocol.key, {})
+                }
+                spec = retrain_spec(protocol, group, budget, dataset, data_dir, experiment, best, max_concurrent)
             result = run_sweep(
                 spec,
                 sweep_id=new_sweep_id(spec),
@@ -146,9 +153,10 @@ def run_reproduce(
                 storage_path=storage_path,
                 on_progress=report,
                 should_stop=should_stop,
+                best_models=False,  # Table 1 and the figures read the numbers; the weights stay in every run
             )
             done_before += sum(t["epochs"] for t in result.trials)
-            ids.setdefault(protocol.key, {})[kind] = {
+            sweeps[kind] = {
                 "sweep_id": result.sweep_id,
                 "parent_run_id": result.parent_run_id,
                 "experiment_id": result.experiment_id,
@@ -156,24 +164,40 @@ def run_reproduce(
             ids["experiment_id"] = result.experiment_id
             if result.status is SweepStatus.CANCELLED:
                 raise KeyboardInterrupt(f"cancelled during {name}")
+            rows = outcomes.setdefault(protocol.key, {})
             if kind == "search":
-                outcomes[protocol.key] = {
-                    rule: RuleOutcome(rule, best["value"], best, dict(best["config"]))
-                    for rule, best in result.best_per_algorithm.items()
-                }
-                missing = [r for r in RULES if r not in outcomes[protocol.key]]
+                for rule, best_trial in result.best_per_algorithm.items():
+                    label = group.label(rule)
+                    rows[label] = RuleOutcome(label, best_trial["value"], best_trial, dict(best_trial["config"]))
+                missing = [group.label(r) for r in group.rules if group.label(r) not in rows]
                 if missing:  # every trial of a rule diverged or failed: nothing to retrain, and the table says so
-                    ids[protocol.key]["no_usable_trial"] = missing
+                    sweeps["no_usable_trial"] = missing
             else:
                 for rule, runs in collect_seed_runs(result, uri).items():
-                    outcomes[protocol.key][rule].seeds = runs
+                    rows[group.label(rule)].seeds = runs
                     for run in runs:
-                        ids[protocol.key].setdefault("retrain_runs", {}).setdefault(rule, []).append(run.mlflow_run_id)
+                        sweeps.setdefault("retrain_runs", {}).setdefault(rule, []).append(run.mlflow_run_id)
     finally:
         if started_ray:
             ray.shutdown()
 
-    seconds = time.monotonic() - started
-    files = write_outputs(out, dataset, budget, outcomes, seconds, lambda **kw: pinv_demo(steps=pinv_steps, **kw))
+    def figure2_progress(index: int, count: int, name: str) -> None:
+        if on_progress is not None:
+            stage = f"Figure 2: pseudoinverse demo, setting {index + 1}/{count} ({name})"
+            on_progress(
+                ReproduceProgress(
+                    stage,
+                    len(stages),
+                    stage_count,
+                    None,
+                    done_before,
+                    max(expected, done_before),
+                    time.monotonic() - started,
+                )
+            )
+
+    demo = pinv_demo(steps=pinv_steps, out_dir=out, on_setting=figure2_progress)
+    seconds = time.monotonic() - started  # everything: the sweeps and Figure 2
+    files = write_outputs(out, dataset, budget, outcomes, seconds, lambda **kw: demo)
     log_report_run(uri, experiment, out, files, dataset, budget, ids)  # adds ids["report_run_id"], writes run_ids.json
     return ReproduceResult(str(out), dataset, budget, seconds, outcomes, ids, files)

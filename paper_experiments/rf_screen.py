@@ -1,51 +1,69 @@
-"""Screen training-config variants of one rule on Fashion-MNIST (the runs behind docs/RF_STABILITY.md).
+"""Screen training configurations on Fashion-MNIST, selecting on validation (the runs behind docs/RF_CORE.md's
+"How the defaults were chosen"): one flat training config per line in, one JSON result per line out.
 
-    OMP_NUM_THREADS=1 python -m paper_experiments.rf_screen RULE EPOCHS SUBSET \
-        '[{"rf_backward": "gated", "lr": 1.0}, ...]'
+    python -m paper_experiments.rf_screen CONFIGS.jsonl RESULTS.jsonl [--parallel 2] [--data-dir DIR]
 
-SUBSET 0 = the full training set. Prints, per variant, test and train accuracy after every epoch.
+Each config line is a flat `TrainConfig.from_dict` mapping (dataset and data_dir added); each result carries
+the best validation accuracy, the test accuracy at that epoch (reported, never used to choose), the final
+training accuracy, the rule's run report (feedback failures, sleep steps) and the wall time. Runs use one
+thread each, `--parallel` at a time.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import multiprocessing as mp
 import time
+from pathlib import Path
+from typing import Any
 
-import torch
 
-from rf_core import TrainConfig, train
+def run_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    flat, data_dir = job
+    import torch
+
+    torch.set_num_threads(1)
+    from rf_core import TrainConfig, train
+
+    config = TrainConfig.from_dict({"dataset": "fashion_mnist", "data_dir": data_dir, **flat})
+    started = time.time()
+    result = train(config)
+    history = result.history
+    best = max(range(len(history)), key=lambda i: history[i]["val_accuracy"]) if history else 0
+    roundtrip = {
+        key: round(max(record.get(key, 0.0) for record in history), 4)
+        for key in (history[0] if history else {})
+        if key.startswith("feedback_roundtrip")
+    }
+    return {
+        "cfg": flat,
+        "status": result.status,
+        "epochs": len(history),
+        "best_val": round(history[best]["val_accuracy"], 4) if history else None,
+        "test_at_best_val": round(history[best]["test_accuracy"], 4) if history else None,
+        "final_val": round(history[-1]["val_accuracy"], 4) if history else None,
+        "final_test": round(history[-1]["test_accuracy"], 4) if history else None,
+        "final_train": round(history[-1]["train_accuracy"], 4) if history else None,
+        "report": result.rule_report,
+        "max_roundtrip": roundtrip,
+        "sec": round(time.time() - started, 1),
+    }
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    rule, epochs, subset, variants = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-    for overrides in variants:
-        started = time.time()
-        result = train(
-            TrainConfig(
-                algorithm=rule,
-                dataset="fashion_mnist",
-                data_dir="/usr/share/datasets/fashion-mnist",
-                epochs=epochs,
-                diagnostics=False,
-                train_subset=subset or None,
-                **overrides,
-            )
-        )
-        test = [round(r["test_accuracy"], 3) for r in result.history]
-        train_acc = [round(r["train_accuracy"], 3) for r in result.history]
-        print(
-            rule,
-            overrides,
-            result.status,
-            "test",
-            test,
-            "train",
-            train_acc,
-            f"{time.time() - started:.0f}s",
-            flush=True,
-        )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", type=Path)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
+    args = parser.parse_args()
+    jobs = [(json.loads(line), args.data_dir) for line in args.configs.read_text().splitlines() if line.strip()]
+    with args.results.open("a") as out, mp.get_context("spawn").Pool(args.parallel) as pool:
+        for result in pool.imap_unordered(run_one, jobs):
+            out.write(json.dumps(result) + "\n")
+            out.flush()
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,25 @@ from rf_core.config import ALL_FIELDS, ConfigError, TrainConfig, field_choices, 
 from rf_core.metrics import epochs_to_90
 from rf_core.params import Ledger, RuleParams
 from rf_core.rules import available_rules, get_rule
+from rf_core.rules.base import RULE_METRIC_PREFIX
 from rf_core.train import METRIC_NAMES, TrainResult, train, untrained_test_accuracy
 
-__all__ = ["ALL_FIELDS", "METRIC_NAMES", "ConfigError", "Ledger", "RuleParams", "TrainConfig", "TrainResult", "available_rules",
-           "epochs_to_90", "field_choices", "field_problem", "field_types", "get_rule", "rule_fields", "train",
-           "untrained_test_accuracy"]
+__all__ = [
+    "ALL_FIELDS",
+    "METRIC_NAMES",
+    "RULE_METRIC_PREFIX",
+    "ConfigError",
+    "Ledger",
+    "RuleParams",
+    "TrainConfig",
+    "TrainResult",
+    "available_rules",
+    "epochs_to_90",
+    "field_choices",
+    "field_problem",
+    "field_types",
+    "get_rule",
+    "rule_fields",
+    "train",
+    "untrained_test_accuracy",
+]

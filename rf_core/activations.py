@@ -7,8 +7,8 @@ displacement a hundredfold on every inactive unit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,5 +1,11 @@
-"""Benchmarks of rf_core itself (what `rfsweep bench` runs with the recipe comparison): step cost per rule,
-how step cost grows with width and batch, and a bp step's FLOPs and this machine's throughput on them.
+"""Benchmarks of rf_core itself (what `rfsweep bench` runs with the recipe comparison): step cost per rule and
+its timed floor, how step cost grows with width and batch, and a bp step's FLOPs and this machine's throughput
+on them.
+
+The timed floor of a rule's step ratio is bp's step plus the parts the rule adds, each timed alone (the joint
+step's Grams and inverse and its step-weight products, rf_two_phase's sleep over its period, rf_parallel's
+feedback update, pseudobackprop's pseudoinverses), over bp's step: what the ratio would be if nothing else —
+Python, cache traffic between the parts — cost anything.
 
 Each comparison runs both sides in this process, interleaved round by round, and reports the median of
 per-round ratios, so that the noise of a shared machine hits both sides of a ratio alike.
@@ -7,17 +13,20 @@ per-round ratios, so that the noise of a shared machine hits both sides of a rat
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from rf_core.config import TrainConfig
 from rf_core.model import MLP
 from rf_core.rules import get_rule
+from rf_core.rules.base import LearningRule
 
 PAPER_HIDDEN = (400, 200, 100, 50)  # the paper's MNIST network: 784-400-200-100-50-10
 
@@ -35,8 +44,21 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), so a figure from one host is never read as another's."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     return {
+        "cpu_model": cpu_model(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
@@ -48,16 +70,27 @@ def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
-def _build(name: str, overrides: dict, device: str, hidden, batch: int, inputs: int = 784):
+def _build(
+    name: str, overrides: dict[str, Any], device: str, hidden: Sequence[int], batch: int, inputs: int = 784
+) -> tuple[TrainConfig, LearningRule[Any]]:
     algorithm = name.split("[")[0]
-    config = TrainConfig.from_dict({"algorithm": algorithm, "dataset": "mnist", "hidden": tuple(hidden),
-                                    "batch_size": batch, "device": device, **overrides}).resolved()
+    config = TrainConfig.from_dict(
+        {
+            "algorithm": algorithm,
+            "dataset": "mnist",
+            "hidden": tuple(hidden),
+            "batch_size": batch,
+            "device": device,
+            **overrides,
+        }
+    ).resolved()
     generator = torch.Generator().manual_seed(0)
     net = MLP.from_config(config, inputs, 10, generator)
     return config, get_rule(algorithm)(net, config.params, generator).to(device)
 
 
-def _time_steps(config, rule, x, y, steps: int) -> float:
+def _time_steps(config: TrainConfig, rule: LearningRule[Any], x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    assert config.lr is not None, "a resolved config"
     sync = _sync(config.device)
     sync()
     start = time.perf_counter()
@@ -68,9 +101,17 @@ def _time_steps(config, rule, x, y, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def step_cost(rounds: int = 7, steps: int = 200, device: str = "cpu", variants: dict | None = None,
-              hidden=PAPER_HIDDEN, batch: int = 32) -> dict[str, Any]:
-    """Mean training-step time (sleep phases included) of each rule, and its median per-round ratio to bp."""
+def step_cost(
+    rounds: int = 7,
+    steps: int = 200,
+    device: str = "cpu",
+    variants: dict[str, dict[str, Any]] | None = None,
+    hidden: Sequence[int] = PAPER_HIDDEN,
+    batch: int = 32,
+    floors: bool = False,
+) -> dict[str, Any]:
+    """Mean training-step time (sleep phases included) of each rule, and its median per-round ratio to bp; with
+    `floors`, each rule's timed floor too (`step_floor`)."""
     variants = variants or STEP_VARIANTS
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(max(4096, 4 * batch), 784, generator=generator).to(device)
@@ -83,19 +124,110 @@ def step_cost(rounds: int = 7, steps: int = 200, device: str = "cpu", variants: 
     for _ in range(rounds):
         for name, (config, rule) in built.items():
             per_round[name].append(_time_steps(config, rule, x, y, steps))
+    floor_ratios = {}
+    if floors:
+        for name, over in variants.items():
+            if name != "bp":
+                floor_ratios[name] = step_floor(
+                    name.split("[")[0], over, rounds=max(3, rounds // 2), device=device, hidden=hidden, batch=batch
+                )["floor_ratio"]
     return {
         "step_seconds_median": {n: statistics.median(v) for n, v in per_round.items()},
         "step_time_ratio_vs_bp": {
-            n: statistics.median(t / b for t, b in zip(v, per_round["bp"])) for n, v in per_round.items()
+            n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()
         },
-        "rounds": rounds, "steps_per_round": steps, "batch": batch, "hidden": list(hidden), "device": device,
+        "step_floor_ratio_vs_bp": floor_ratios,
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "batch": batch,
+        "hidden": list(hidden),
+        "device": device,
     }
 
 
-def scaling(device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 128, 512, 1024),
-            steps: int = 40, rounds: int = 3) -> dict[str, Any]:
+def _micros(fn: Callable[[], object], repeats: int) -> float:
+    for _ in range(max(3, repeats // 20)):
+        fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats * 1e6
+
+
+def step_floor(
+    name: str,
+    overrides: dict[str, Any] | None = None,
+    rounds: int = 5,
+    repeats: int = 200,
+    device: str = "cpu",
+    hidden: Sequence[int] = PAPER_HIDDEN,
+    batch: int = 32,
+) -> dict[str, Any]:
+    """bp's step, the rule's step and each part the rule adds, timed alone (µs, median of `rounds`, interleaved),
+    and the floor ratio (bp's step + the parts) / bp's step beside the measured ratio. Random data at a step size
+    of 1e-9, so the weights and the sleep's length stay where the first step left them."""
+    from rf_core.rules import _rf
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 784, generator=generator).to(device)
+    y = torch.randint(0, 10, (batch,), generator=generator).to(device)
+    _, bp = _build("bp", {}, device, hidden, batch)
+    config, rule = _build(name, overrides or {}, device, hidden, batch)
+    rule.step(x, y, 1e-9)  # the first sleep / development happens here, outside the timing
+    cache = rule.net.forward_cached(x)
+    parts: dict[str, Callable[[], object]] = {
+        "bp_step": lambda: bp.step(x, y, 1e-9),
+        "rule_step": lambda: rule.step(x, y, 1e-9),
+    }
+    params = config.params
+    if getattr(params, "update", "gated_joint") == "gated_joint" and isinstance(params, _rf.JointStepParams):
+        knobs = params.resolved()
+        layers = list(range(rule.net.num_layers))
+        share = 1.0 / len(layers) if knobs.layer_step_scale == "inverse_depth" else 1.0
+        shares = [share * float(knobs.hidden_step_scale or 1.0)] * (len(layers) - 1) + [share]
+        offset, ridge = float(knobs.norm_eps or 0.0), float(knobs.joint_ridge or 0.0)
+        weights = _rf._joint_step_weights(cache, ridge, offset, shares, layers)
+        displacements = [torch.randn(batch, w.shape[0], generator=generator).to(device) for w in rule.net.weights]
+        parts["joint_grams_and_inverse"] = lambda: _rf._joint_step_weights(cache, ridge, offset, shares, layers)
+        parts["joint_step_weight_products"] = lambda: [
+            weights[l] @ d for l, d in zip(layers, displacements, strict=True)
+        ]
+    period = 1
+    if name.startswith("rf_parallel") and getattr(params, "feedback_lr", 0.0) > 0:
+        parts["feedback_update"] = lambda: rule.after_step(cache)
+    if name.startswith("rf_two_phase"):
+        parts["sleep_per_period"] = lambda: rule.sleep()  # type: ignore[operator]
+        period = int(getattr(params, "pinv_every", 1))
+    if name.startswith("pseudobackprop"):
+        parts["pseudoinverses"] = lambda: rule.feedback_matrices()
+    timings: dict[str, list[float]] = {part: [] for part in parts}
+    for _ in range(rounds):
+        for part, fn in parts.items():
+            slow = part == "sleep_per_period"
+            timings[part].append(_micros(fn, max(5, repeats // 20) if slow else repeats))
+    med = {part: statistics.median(v) for part, v in timings.items()}
+    if "sleep_per_period" in med:
+        med["sleep_per_step"] = med.pop("sleep_per_period") / period
+    extra = sum(v for part, v in med.items() if part not in ("bp_step", "rule_step"))
+    return {
+        "rule": name,
+        "microseconds_median": {part: round(v, 1) for part, v in med.items()},
+        "floor_ratio": round(1 + extra / med["bp_step"], 3),
+        "measured_ratio": round(med["rule_step"] / med["bp_step"], 3),
+        "threads": torch.get_num_threads(),
+        "rounds": rounds,
+    }
+
+
+def scaling(
+    device: str = "cpu",
+    widths: Sequence[int] = (400, 1000, 2000, 4000),
+    batches: Sequence[int] = (32, 128, 512, 1024),
+    steps: int = 40,
+    rounds: int = 3,
+) -> dict[str, Any]:
     """Step time of bp and rf_two_phase (each refresh method) as the first hidden layer and the batch grow."""
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "bp": {},
         "rf_two_phase": {},
         "rf_two_phase[oracle_cholesky]": {"feedback": "oracle_cholesky"},
@@ -112,31 +244,37 @@ def scaling(device: str = "cpu", widths=(400, 1000, 2000, 4000), batches=(32, 12
     return {"rows": rows, "device": device, "steps_per_round": steps, "rounds": rounds}
 
 
-def _row(report: dict) -> dict[str, Any]:
+def _row(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "step_ms": {n: round(s * 1e3, 4) for n, s in report["step_seconds_median"].items()},
         "ratio_vs_bp": {n: round(r, 3) for n, r in report["step_time_ratio_vs_bp"].items()},
     }
 
 
-def bp_step_flops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10) -> int:
+def bp_step_flops(hidden: Sequence[int] = PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10) -> int:
     """Multiply-adds ×2 of one bp step: forward, weight gradients, and input gradients above layer 1."""
     sizes = [inputs, *hidden, classes]
-    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    products = [a * b for a, b in itertools.pairwise(sizes)]
     return 2 * batch * (2 * sum(products) + sum(products[1:]))
 
 
-def matmul_gflops(hidden=PAPER_HIDDEN, batch: int = 32, inputs: int = 784, classes: int = 10,
-                  repeats: int = 300, device: str = "cpu") -> float:
+def matmul_gflops(
+    hidden: Sequence[int] = PAPER_HIDDEN,
+    batch: int = 32,
+    inputs: int = 784,
+    classes: int = 10,
+    repeats: int = 300,
+    device: str = "cpu",
+) -> float:
     """The machine's own throughput on exactly a bp step's matrix products (no framework around them)."""
     sizes = [inputs, *hidden, classes]
-    weights = [torch.randn(b, a, device=device) for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [torch.randn(b, a, device=device) for a, b in itertools.pairwise(sizes)]
     acts = [torch.randn(batch, a, device=device) for a in sizes[:-1]]
     grads = [torch.randn(batch, b, device=device) for b in sizes[1:]]
     sync = _sync(device)
 
-    def one_step():
-        for l, (w, h, g) in enumerate(zip(weights, acts, grads)):
+    def one_step() -> None:
+        for l, (w, h, g) in enumerate(zip(weights, acts, grads, strict=True)):
             h @ w.T  # forward
             g.T @ h  # weight gradient
             if l > 0:

@@ -46,7 +46,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. `lr=None` / `activation=None` mean "the rule's default"; `params=None` the rule's
+    """One training run. `lr=None` / `activation=None` mean "the rule's default"; `params` left out, the rule's
     default Params."""
 
     # what to learn
@@ -75,13 +75,13 @@ class TrainConfig:
     # reporting
     diagnostics: bool = True  # per-epoch feedback round trip; end-of-run pinv distance, residuals, angles, fidelity
 
-    # the rule's own hyperparameters
-    params: RuleParams | None = None
+    # the rule's own hyperparameters (left out: the rule's defaults)
+    params: RuleParams = dataclasses.field(default_factory=RuleParams)
 
     def __post_init__(self) -> None:
         if self.hidden is not None and not isinstance(self.hidden, tuple):
             object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if self.params is None and self.algorithm in available_rules():
+        if type(self.params) is RuleParams and self.algorithm in available_rules():
             object.__setattr__(self, "params", get_rule(self.algorithm).Params())
         problems = self.problems()
         if problems:
@@ -125,15 +125,18 @@ class TrainConfig:
             bad("hidden", "every width must be >= 1")
         if self.train_subset is not None and self.train_subset < 1:
             bad("train_subset", "must be >= 1")
-        if (getattr(self.params, "update", None) in ("paper", "paper_as_printed") and self.activation_slope == 0
-                and self.activation != "tanh"):
+        if (
+            getattr(self.params, "update", None) in ("paper", "paper_as_printed")
+            and self.activation_slope == 0
+            and self.activation != "tanh"
+        ):
             bad("activation_slope", "must be > 0 for the paper's update: it divides by σ'(a)")
         return out
 
     # ---- flat mappings at the edges --------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """A config from one flat mapping of common and rule fields (retired names translated or refused)."""
         values = dict(values)
         algorithm = values.get("algorithm", "bp")
@@ -147,8 +150,14 @@ class TrainConfig:
         for name in sorted(set(own) - set(params_type.field_names())):
             readers = [r for r in available_rules() if name in get_rule(r).Params.field_names()]
             hint = f" (read by {', '.join(readers)})" if readers else ""
-            problems.append((name, f"{algorithm} does not read this field{hint}" if readers or name in ALL_FIELDS
-                             else "unknown training-config field"))
+            problems.append(
+                (
+                    name,
+                    f"{algorithm} does not read this field{hint}"
+                    if readers or name in ALL_FIELDS
+                    else "unknown training-config field",
+                )
+            )
         if problems:
             raise ConfigError(problems)
         if common.get("hidden") is not None:
@@ -160,7 +169,7 @@ class TrainConfig:
         return cls(**common, params=params)
 
     @classmethod
-    def from_stored(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_stored(cls, values: dict[str, Any]) -> TrainConfig:
         """A config written by an earlier version (best_configs.json, checkpoints), where every row held every
         field: fields the rule does not read are dropped; retired ones are translated or refused."""
         algorithm = values.get("algorithm", "bp")
@@ -172,10 +181,10 @@ class TrainConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "params"}
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
-        d.update(self.params.to_dict() if self.params is not None else {})
+        d.update(self.params.to_dict())
         return d
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed; rule fields may be given flat, as in `from_dict`."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
@@ -183,7 +192,7 @@ class TrainConfig:
     def hidden_sizes(self) -> tuple[int, ...]:
         return self.hidden if self.hidden is not None else DEFAULT_HIDDEN[self.dataset]
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """This config with every default decided at run time filled in (the rule's lr and activation, and the
         params' values that depend on other fields)."""
         rule = get_rule(self.algorithm)
@@ -191,7 +200,7 @@ class TrainConfig:
             self,
             activation=self.activation if self.activation is not None else rule.default_activation,
             lr=self.lr if self.lr is not None else rule.default_lr,
-            params=self.params.resolved() if self.params is not None else None,
+            params=self.params.resolved(),
         )
 
     # ---- what runs, for labels --------------------------------------------------------------------
@@ -235,8 +244,12 @@ def field_types() -> dict[str, Any]:
 
 def field_choices() -> dict[str, tuple[str, ...]]:
     """Every string field with a fixed set of values → those values (for schemas and help texts)."""
-    out: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS, "lr_schedule": LR_SCHEDULES,
-                                       "algorithm": tuple(available_rules()), "dataset": tuple(DEFAULT_HIDDEN)}
+    out: dict[str, tuple[str, ...]] = {
+        "activation": ACTIVATIONS,
+        "lr_schedule": LR_SCHEDULES,
+        "algorithm": tuple(available_rules()),
+        "dataset": tuple(DEFAULT_HIDDEN),
+    }
     for rule in available_rules():
         for name, allowed in get_rule(rule).Params.choices.items():
             out[name] = tuple(dict.fromkeys(out.get(name, ()) + allowed))
@@ -272,15 +285,25 @@ RETIRED_FIELDS: dict[str, str] = {
     "max_gain": "retired: it did not help (docs/RF_STABILITY.md §2)",
     "pinv_damping": "retired: a damped feedback did not help (docs/RF_STABILITY.md §2)",
     "pinv_method": "retired: use feedback (learned | oracle_cholesky | oracle_svd | oracle_newton_schulz | "
-                   "oracle_recirculation)",
+    "oracle_recirculation)",
     "pinv_tol": "retired: oracle_newton_schulz uses a fixed tolerance (1e-4)",
     "pinv_max_iter": "retired: oracle_newton_schulz uses a fixed iteration limit",
     "sleep_damping": "retired: oracle_recirculation uses the paper's λ = 0.9 (A.4)",
 }
-_PINV_METHOD_TO_FEEDBACK = {"cholesky": "oracle_cholesky", "exact": "oracle_svd",
-                            "newton_schulz": "oracle_newton_schulz", "recirculation": "oracle_recirculation"}
-_RETIRED_DEFAULTS = {"inv_slope_clamp": 2.0, "max_gain": None, "pinv_damping": 0.0, "pinv_tol": 1e-4,
-                     "pinv_max_iter": 30, "sleep_damping": 0.9}
+_PINV_METHOD_TO_FEEDBACK = {
+    "cholesky": "oracle_cholesky",
+    "exact": "oracle_svd",
+    "newton_schulz": "oracle_newton_schulz",
+    "recirculation": "oracle_recirculation",
+}
+_RETIRED_DEFAULTS = {
+    "inv_slope_clamp": 2.0,
+    "max_gain": None,
+    "pinv_damping": 0.0,
+    "pinv_tol": 1e-4,
+    "pinv_max_iter": 30,
+    "sleep_damping": 0.9,
+}
 
 
 def _translate_retired(values: dict[str, Any], algorithm: str) -> list[Problem]:

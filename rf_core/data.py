@@ -19,6 +19,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
 
 import torch
 
@@ -111,10 +112,7 @@ def expected_files(name: str, root: Path) -> str:
     if name == "cifar10":
         return f"{root / CIFAR_FOLDER}/{{{','.join(CIFAR_FILES)}}}"
     stems = ", ".join(IDX_FILES.values())
-    return (
-        f"the IDX files {stems} (optionally .gz) directly in {root} "
-        f"or in {root / TORCHVISION_FOLDERS[name] / 'raw'}"
-    )
+    return f"the IDX files {stems} (optionally .gz) directly in {root} or in {root / TORCHVISION_FOLDERS[name] / 'raw'}"
 
 
 def locate(name: str, data_dir: str | os.PathLike | None) -> Path:
@@ -152,11 +150,14 @@ def fetch_dataset(name: str, data_dir: str | os.PathLike | None = None, download
 # ---- datasets ----------------------------------------------------------------------------------
 
 
-def _load_idx_dataset(name: str, data_dir) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+def _load_idx_dataset(name: str, data_dir: str | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     folder = locate(name, data_dir)
 
     def load(key: str) -> Tensor:
-        return read_idx(_idx_path(folder, IDX_FILES[key]))
+        path = _idx_path(folder, IDX_FILES[key])
+        if path is None:  # locate() found the folder by these very files
+            raise DatasetNotFound(f"{name}: {IDX_FILES[key]} vanished from {folder}")
+        return read_idx(path)
 
     x_train = load("train_images").reshape(-1, 28 * 28).float() / 255.0
     x_test = load("test_images").reshape(-1, 28 * 28).float() / 255.0
@@ -172,30 +173,36 @@ class _CifarUnpickler(pickle.Unpickler):
     batches hold (dicts, lists, bytes, ints and numpy arrays of uint8), so a crafted file in `data_dir` cannot
     run code: it is refused with UnsafeDatasetFile."""
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
-    def __init__(self, file, path: Path):
+    def __init__(self, file: BinaryIO, path: Path) -> None:
         super().__init__(file, encoding="bytes")
         self.path = path
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise UnsafeDatasetFile(f"{self.path}: not a CIFAR-10 batch (it asks to load {module}.{name}); refused")
 
 
-def _load_cifar10(data_dir) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+def _load_cifar10(data_dir: str | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     folder = locate("cifar10", data_dir)
 
     def load(file: str) -> tuple[Tensor, Tensor]:
         with open(folder / file, "rb") as fh:
             batch = _CifarUnpickler(fh, folder / file).load()
         data = batch[b"data"]
-        x = torch.as_tensor(bytearray(data.tobytes()) if hasattr(data, "tobytes") else bytearray(data), dtype=torch.uint8)
+        x = torch.as_tensor(
+            bytearray(data.tobytes()) if hasattr(data, "tobytes") else bytearray(data), dtype=torch.uint8
+        )
         return x.reshape(-1, 3072).float() / 255.0, torch.as_tensor(list(batch[b"labels"]), dtype=torch.long)
 
     parts = [load(f) for f in CIFAR_FILES[:-1]]
@@ -215,7 +222,9 @@ def _load_digits() -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10
 
 
-def _load_synthetic(n_train: int = 4000, n_test: int = 1000, dim: int = 20, classes: int = 5):
+def _load_synthetic(
+    n_train: int = 4000, n_test: int = 1000, dim: int = 20, classes: int = 5
+) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     g = torch.Generator().manual_seed(1234)  # a fixed teacher: the task does not depend on the run's seed
     w1 = torch.randn(dim, 32, generator=g, dtype=torch.float32) / dim**0.5
     w2 = torch.randn(32, classes, generator=g, dtype=torch.float32) / 32**0.5
@@ -254,7 +263,7 @@ def load_dataset(
     if train_subset is not None:
         x_train, y_train = x_train[:train_subset], y_train[:train_subset]
     order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(val_fraction * len(y_train)))
+    n_val = round(val_fraction * len(y_train))
     val_idx, train_idx = order[:n_val], order[n_val:]
     # Standardise with training-split statistics only (one scalar mean/std: pixels share a scale).
     mean, std = x_train[train_idx].mean(), x_train[train_idx].std().clamp_min(1e-8)

@@ -142,8 +142,15 @@ def roundtrip_error(probe: ForwardProbe, feedback: Tensor, noise_batch: int, gen
 ORACLE_METHODS = ("oracle_cholesky", "oracle_svd", "oracle_newton_schulz", "oracle_recirculation")
 
 
-def oracle_feedback(method: str, probe: ForwardProbe, previous: Tensor | None, generator: torch.Generator,
-                    *, steps: int, noise_batch: int) -> pinv.PinvResult:
+def oracle_feedback(
+    method: str,
+    probe: ForwardProbe,
+    previous: Tensor | None,
+    generator: torch.Generator,
+    *,
+    steps: int,
+    noise_batch: int,
+) -> pinv.PinvResult:
     """F from W itself by `method` (one of ORACLE_METHODS); `previous` warm-starts the iterative ones."""
     w = probe.read_weights()
     if method == "oracle_cholesky":

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from rf_core import pinv
-from rf_core.rules.base import backprop_through
+from rf_core.model import MLP, ForwardCache
+from rf_core.rules.base import LearningRule, backprop_through
 
 Tensor = torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(net, x: Tensor, y: Tensor, batch: int = 4096) -> tuple[float, float]:
+def evaluate(net: MLP, x: Tensor, y: Tensor, batch: int = 4096) -> tuple[float, float]:
     """(mean cross-entropy, accuracy as a fraction)."""
     if len(y) == 0:
         return float("nan"), float("nan")
@@ -42,7 +44,9 @@ def epochs_to_90(initial_error: float, errors: list[float]) -> int | None:
 NEWTON_SAMPLES = 16
 
 
-def first_order_output_change(net, cache, layer: int, weight_step: Tensor, bias_step: Tensor | None) -> Tensor:
+def first_order_output_change(
+    net: MLP, cache: ForwardCache, layer: int, weight_step: Tensor, bias_step: Tensor | None
+) -> Tensor:
     """Δz = ∂z/∂W_l · (weight_step): how W_l ← W_l + weight_step alone moves the logits, to first order
     (propagated through the upper layers' Jacobians at the cached point)."""
     d_a = cache.inputs[layer] @ weight_step.T
@@ -54,14 +58,14 @@ def first_order_output_change(net, cache, layer: int, weight_step: Tensor, bias_
 
 
 @torch.no_grad()
-def newton_fidelity(rule, x: Tensor, y: Tensor) -> dict[str, float]:
+def newton_fidelity(rule: LearningRule[Any], x: Tensor, y: Tensor) -> dict[str, float]:
     """Per layer, how far that layer's step alone (λ = 1, one sample at a time) moves the output against the
     output error e: mean ‖Δz‖/‖e‖ and mean cos(Δz, −e). The Newton step of paper §4 gives 1 and 1 in every
     layer (with exact feedback); a gradient step gives neither."""
     net = rule.net
     ratios: list[list[float]] = [[] for _ in range(net.num_layers)]
     cosines: list[list[float]] = [[] for _ in range(net.num_layers)]
-    for sample, label in zip(x.split(1), y.split(1)):
+    for sample, label in zip(x.split(1), y.split(1), strict=True):
         cache = net.forward_cached(sample)
         e = output_error(cache.logits, label)
         for l, (dw, db) in enumerate(rule.directions(cache, e)):
@@ -88,7 +92,7 @@ def _angle_degrees(a: Tensor, b: Tensor) -> float:
 
 
 @torch.no_grad()
-def rule_diagnostics(rule, x: Tensor, y: Tensor) -> dict[str, float]:
+def rule_diagnostics(rule: LearningRule[Any], x: Tensor, y: Tensor) -> dict[str, float]:
     """Per layer: distance of the feedback to pinv(W), the four Moore–Penrose residuals, and the angle
     between the rule's update direction and the backprop gradient on the batch (x, y)."""
     net = rule.net
@@ -105,6 +109,6 @@ def rule_diagnostics(rule, x: Tensor, y: Tensor) -> dict[str, float]:
     error = output_error(cache.logits, y)
     ours = rule.directions(cache, error)
     grads = [delta.T @ inputs for delta, inputs, _ in backprop_through(cache, error, list(net.weights), net)]
-    for l, ((dw, _), gw) in enumerate(zip(ours, grads)):
+    for l, ((dw, _), gw) in enumerate(zip(ours, grads, strict=True)):
         out[f"layer{l + 1}_angle_to_bp_deg"] = _angle_degrees(dw, gw)
     return out

@@ -6,8 +6,10 @@ autograd, so `requires_grad` is off. The forward pass keeps every a_l and h_l fo
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -15,6 +17,23 @@ from torch import nn
 from rf_core.activations import Activation, make_activation
 
 Tensor = torch.Tensor
+
+
+class NetworkConfig(Protocol):
+    """What building the network reads of a (resolved) training config."""
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]: ...
+    @property
+    def activation(self) -> str | None: ...
+    @property
+    def activation_slope(self) -> float: ...
+    @property
+    def bias(self) -> bool: ...
+    @property
+    def init_gain(self) -> float: ...
+    @property
+    def device(self) -> str: ...
 
 
 @dataclass
@@ -46,7 +65,7 @@ class MLP(nn.Module):
         self.activation = activation
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList() if bias else None
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             bound = init_gain / math.sqrt(fan_in)
             w = (torch.rand(fan_out, fan_in, generator=generator, dtype=dtype) * 2 - 1) * bound
             self.weights.append(nn.Parameter(w.to(device), requires_grad=False))
@@ -54,7 +73,9 @@ class MLP(nn.Module):
                 self.biases.append(nn.Parameter(torch.zeros(fan_out, dtype=dtype, device=device), requires_grad=False))
 
     @classmethod
-    def from_config(cls, config, input_dim: int, num_classes: int, generator: torch.Generator) -> "MLP":
+    def from_config(cls, config: NetworkConfig, input_dim: int, num_classes: int, generator: torch.Generator) -> MLP:
+        if config.activation is None:
+            raise ValueError("activation: resolve the config first (TrainConfig.resolved)")
         sizes = [input_dim, *config.hidden_sizes, num_classes]
         return cls(
             sizes,

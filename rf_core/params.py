@@ -35,7 +35,7 @@ class RuleParams:
                 out.append((f.name, "must be a finite number"))
         return out
 
-    def resolved(self) -> "RuleParams":
+    def resolved(self) -> RuleParams:
         """These params with every 'None: decided by another field' default filled in."""
         return self
 

@@ -87,9 +87,7 @@ def warm_start(w: Tensor, previous: Tensor) -> Tensor:
     return w.T @ (previous.T @ previous)
 
 
-def newton_schulz(
-    w: Tensor, previous: Tensor | None = None, *, tol: float = 1e-4, max_iter: int = 30
-) -> PinvResult:
+def newton_schulz(w: Tensor, previous: Tensor | None = None, *, tol: float = 1e-4, max_iter: int = 30) -> PinvResult:
     """W⁺ by X ← 2X − X(WX), warm-started from `previous` when given (see module docstring)."""
     if previous is not None:
         result = _iterate(w, warm_start(w, previous), tol, max_iter)

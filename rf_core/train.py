@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from rf_core.config import TrainConfig
-from rf_core.data import load_dataset
+from rf_core.data import DatasetSplits, load_dataset
 from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
 from rf_core.model import MLP
 from rf_core.rules import get_rule
@@ -149,8 +150,10 @@ def train(
         test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
         eval_seconds = time.perf_counter() - epoch_start - seconds
         train_loss = float(loss_sum) / n_train
-        if diverged or not all(math.isfinite(v) for v in (train_loss, test_loss)) or (
-            data.x_val.numel() and not math.isfinite(val_loss)
+        if (
+            diverged
+            or not all(math.isfinite(v) for v in (train_loss, test_loss))
+            or (data.x_val.numel() and not math.isfinite(val_loss))
         ):
             status = "diverged"
             last_good = dict(history[-1]) if history else _untrained_record(initial_test_accuracy)
@@ -169,8 +172,7 @@ def train(
             "seconds": seconds,
             "eval_seconds": eval_seconds,
         }
-        if config.diagnostics:
-            record.update(rule.epoch_report())
+        record.update(rule.epoch_report(config.diagnostics))
         history.append(record)
         if on_epoch is not None and on_epoch(dict(record), get_state) is False:
             status = "stopped"
@@ -194,19 +196,25 @@ def train(
 
 def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
     """The step size at global step t (0-based). A function of t alone, so a resumed run repeats it exactly."""
-    lr = float(config.lr)
+    if config.lr is None:
+        raise ValueError("lr: resolve the config first (TrainConfig.resolved)")
+    lr = config.lr
     if config.lr_schedule == "cosine":
         # Decays to 0 at the last step of `epochs`: the late, small steps average out SGD's noise.
         return lambda t: lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps))
     return lambda t: lr
 
 
-def _untrained(config: TrainConfig):
+def _untrained(config: TrainConfig) -> tuple[TrainConfig, DatasetSplits, torch.Generator, MLP]:
     """The resolved config, its data, the seeded generator and the initial network `train` starts from."""
     config = config.resolved()
     data = load_dataset(
-        config.dataset, config.data_dir, val_fraction=config.val_fraction, seed=config.seed,
-        device=config.device, train_subset=config.train_subset,
+        config.dataset,
+        config.data_dir,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        device=config.device,
+        train_subset=config.train_subset,
     )
     generator = torch.Generator().manual_seed(config.seed)
     net = MLP.from_config(config, data.input_dim, data.num_classes, generator)
@@ -222,5 +230,11 @@ def untrained_test_accuracy(config: TrainConfig) -> float:
 
 def _untrained_record(initial_test_accuracy: float) -> dict[str, Any]:
     nan = float("nan")
-    return {"train_loss": nan, "train_accuracy": nan, "val_loss": nan, "val_accuracy": nan,
-            "test_loss": nan, "test_accuracy": initial_test_accuracy}
+    return {
+        "train_loss": nan,
+        "train_accuracy": nan,
+        "val_loss": nan,
+        "val_accuracy": nan,
+        "test_loss": nan,
+        "test_accuracy": initial_test_accuracy,
+    }

@@ -1,4 +1,5 @@
-"""`rfsweep` commands of the api layer: serve, submit, status, best, cancel, list, quickstart."""
+"""`rfsweep` commands of the api layer: serve, submit, status, best, trials, cancel, pause, resume, list,
+quickstart, ui."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import typer
 if TYPE_CHECKING:
     from api.client import RfsweepClient
 
-from rfsweep_cli.display import follow, print_best, progress_line
+from rfsweep_cli.display import follow, print_sweep_best, progress_line, short_params
+from sweep_service.paths import LOCAL_MLFLOW_UI_PORT
 from sweep_service.status import ProgressCounts, SweepStatus
 
 UrlOption = Annotated[str | None, typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
@@ -87,20 +89,19 @@ def register(app: typer.Typer) -> None:
                         json.dumps(created) if as_json else f"submitted sweep {created['id']} ({created['status']})"
                     )
                     return
-                typer.echo(f"submitted sweep {created['id']}", err=as_json)
+                typer.echo(f"submitted sweep {created['id']}", err=True)
                 final = follow(client, created["id"])
                 if final["status"] != SweepStatus.SUCCEEDED:
                     typer.secho(f"sweep {final['status']}: {final.get('error') or ''}", err=True, fg="red")
                     raise typer.Exit(1)
-                best = client.best(created["id"])
+                if as_json:
+                    typer.echo(json.dumps({"id": created["id"], **client.best(created["id"])}))
+                else:
+                    print_sweep_best(client, created["id"], final)
             except typer.Exit:
                 raise
             except Exception as exc:
                 _fail(exc)
-        if as_json:
-            typer.echo(json.dumps({"id": created["id"], **best}))
-        else:
-            print_best(best)
 
     @app.command()
     def status(sweep_id: str, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
@@ -117,21 +118,59 @@ def register(app: typer.Typer) -> None:
         typer.echo(progress_line(sweep))
         if sweep.get("error"):
             typer.echo(f"error: {sweep['error']}")
-        if (sweep.get("mlflow") or {}).get("ui_url"):
-            typer.echo(f"MLflow: {sweep['mlflow']['ui_url']}")
+        links = sweep.get("links") or {}
+        for label, key in (("MLflow runs", "mlflow"), ("sweep page", "report")):
+            if links.get(key):
+                typer.echo(f"{label}: {links[key]}")
+        if sweep.get("best"):
+            with _client(url, token) as client:
+                try:
+                    print_sweep_best(client, sweep_id, sweep)
+                except Exception as exc:
+                    _fail(exc)
 
     @app.command()
     def best(sweep_id: str, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
-        """The best configuration of a sweep (so far)."""
+        """The best configuration of a sweep (so far), per rule, with its MLflow model once the sweep ended."""
         with _client(url, token) as client:
             try:
-                answer = client.best(sweep_id)
+                if as_json:
+                    typer.echo(json.dumps(client.best(sweep_id)))
+                else:
+                    print_sweep_best(client, sweep_id)
+            except Exception as exc:
+                _fail(exc)
+
+    @app.command()
+    def trials(sweep_id: str, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
+        """A sweep's trials: rule, status, epochs, the sweep's metric, searched parameters, start time."""
+        from rich.console import Console
+        from rich.table import Table
+
+        with _client(url, token) as client:
+            try:
+                rows = client.trials(sweep_id)
+                metric = ((client.get(sweep_id).get("best") or {}).get("metric")) or "metric"
             except Exception as exc:
                 _fail(exc)
         if as_json:
-            typer.echo(json.dumps(answer))
-        else:
-            print_best(answer)
+            typer.echo(json.dumps(rows))
+            return
+        table = Table(box=None, pad_edge=False)
+        for column in ("trial", "rule", "status", "epochs", f"last {metric}", "started (UTC)", "searched parameters"):
+            table.add_column(column, overflow="fold")
+        for t in rows:
+            value = t.get("last_metric")
+            table.add_row(
+                str(t["trial_id"]),
+                str(t.get("algorithm")),
+                str(t["status"]),
+                str(t.get("epochs", 0)),
+                f"{value:.4f}" if isinstance(value, float) else "–",
+                (t.get("started_at") or "")[:19].replace("T", " "),
+                short_params(t.get("params") or {}),
+            )
+        Console().print(table)
 
     @app.command()
     def cancel(sweep_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
@@ -142,6 +181,57 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 _fail(exc)
         typer.echo(f"{sweep['id']}: {sweep['status']}" + (" (cancelling)" if sweep["status"] == "running" else ""))
+
+    @app.command()
+    def pause(sweep_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
+        """Pause a sweep: its trials stop at their newest checkpoints; `rfsweep resume` continues them."""
+        with _client(url, token) as client:
+            try:
+                sweep = client.pause(sweep_id)
+            except Exception as exc:
+                _fail(exc)
+        typer.echo(f"{sweep['id']}: {sweep['status']}" + (" (pausing)" if sweep.get("pause_requested") else ""))
+
+    @app.command()
+    def resume(sweep_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
+        """Resume a paused sweep from its trials' checkpoints, in the same MLflow runs."""
+        with _client(url, token) as client:
+            try:
+                sweep = client.resume(sweep_id)
+            except Exception as exc:
+                _fail(exc)
+        typer.echo(f"{sweep['id']}: {sweep['status']}")
+
+    @app.command()
+    def ui(
+        port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = LOCAL_MLFLOW_UI_PORT,
+        tracking_uri: Annotated[
+            str | None, typer.Option(help="MLflow store (default: MLFLOW_TRACKING_URI, else the local one).")
+        ] = None,
+        open_browser: Annotated[bool, typer.Option("--open", help="Also open it in a web browser.")] = False,
+    ) -> None:
+        """Serve the MLflow UI on the local store (where sweep links point), until Ctrl-C."""
+        import subprocess
+        import sys
+        import webbrowser
+
+        from sweep_service.tracking import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(tracking_uri)
+        if uri.startswith(("http://", "https://")):
+            typer.echo(f"MLflow UI: {uri} (a tracking server already serves it)")
+            if open_browser:
+                webbrowser.open(uri)
+            return
+        address = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1"]
+        typer.echo(f"MLflow UI for {uri} at {address} (Ctrl-C stops it)", err=True)
+        if open_browser:
+            webbrowser.open(address)
+        try:
+            raise typer.Exit(subprocess.call([*cmd, "--port", str(port)]))
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
 
     @app.command("list")
     def list_(
@@ -163,19 +253,20 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(page))
             return
-        table = Table()
-        table.add_column("id", no_wrap=True, min_width=36)
-        for col in ("name", "status", "created", "trials done", "best"):
-            table.add_column(col)
+        # 80 columns: the full id (it is what the other commands take), then what fits; the name is cut last.
+        table = Table(box=None, pad_edge=False, padding=(0, 1), collapse_padding=True)
+        for column, width in (("id", 36), ("status", 9), ("trials", 5), ("best", 6), ("created", 11)):
+            table.add_column(column, no_wrap=True, min_width=width, justify="right" if column == "trials" else "left")
+        table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
         for s in page["items"]:
             p, b = ProgressCounts.from_dict(s["progress"]), s.get("best") or {}
             table.add_row(
                 s["id"],
-                s.get("name") or "",
                 s["status"],
-                s["created_at"][:19].replace("T", " "),
                 f"{p.done}/{p.total}",
-                f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "",
+                f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "–",
+                s["created_at"][5:16].replace("T", " "),
+                s.get("name") or "",
             )
         Console().print(table)
 

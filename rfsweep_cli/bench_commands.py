@@ -42,9 +42,11 @@ def bench_command(
         f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, "
         f"{device}"
     )
-    steps_report = bench.step_cost(rounds=rounds, steps=steps, device=device)
+    steps_report = bench.step_cost(rounds=rounds, steps=steps, device=device, floors=True)
+    floors = steps_report["step_floor_ratio_vs_bp"]
     for name, ratio in steps_report["step_time_ratio_vs_bp"].items():
-        _say(f"  {name:30s} {steps_report['step_seconds_median'][name] * 1e3:8.3f} ms/step  {ratio:5.2f} × bp")
+        floor = f"  (timed floor {floors[name]:.2f} ×)" if name in floors else ""
+        _say(f"  {name:30s} {steps_report['step_seconds_median'][name] * 1e3:8.3f} ms/step  {ratio:5.2f} × bp{floor}")
 
     recipe: dict = {}
     try:
@@ -75,8 +77,12 @@ def bench_command(
                 + ", ".join(f"{n} {ms:.2f} ms" for n, ms in row["step_ms"].items())
             )
 
+    ours, bound = recipe.get("ours_gflops"), recipe.get("matmul_gflops_same_shapes")
     report = {
+        "cpu_model": bench.cpu_model(),
         "step_time_ratio_vs_bp": steps_report["step_time_ratio_vs_bp"],
+        "step_floor_ratio_vs_bp": floors,
+        "share_of_matmul_bound": round(ours / bound, 3) if ours and bound else None,
         "epoch_speedup_vs_torch_recipe": recipe.get("epoch_speedup_vs_torch_recipe"),
         "step_cost": steps_report,
         "recipe": recipe,

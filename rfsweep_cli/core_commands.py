@@ -13,8 +13,9 @@ data_app = typer.Typer(help="Datasets: download, or check the files already on d
 
 
 def _parse_assignment(text: str) -> tuple[str, Any]:
+    """`FIELD=VALUE` → (field, value): the value read as YAML does (numbers, booleans, lists), else a string."""
     if "=" not in text:
-        raise typer.BadParameter(f"{text!r}: expected FIELD=VALUE")
+        raise typer.BadParameter(f"{text!r}: expected FIELD=VALUE", param_hint="'--set'")
     key, raw = text.split("=", 1)
     try:
         value = json.loads(raw)
@@ -23,21 +24,81 @@ def _parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def checked_assignments(texts: list[str], algorithm: str) -> dict[str, Any]:
+    """The `--set` values, each converted to its field's type and checked on its own, so a mistake is named
+    with its field (`--set pinv_every=abc: pinv_every: Input should be a valid integer`), not found later as a
+    Python error inside rf_core. Fields the rule does not read are returned too (the caller warns)."""
+    from rf_core import available_rules, rule_fields
+    from sweep_service.spec.fields import coerce_field, field_names, field_problem
+
+    values: dict[str, Any] = {}
+    for text in texts:
+        name, value = _parse_assignment(text)
+        reads = algorithm in available_rules() and name in rule_fields(algorithm)
+        if name not in field_names():
+            problem: str | None = "unknown training-config field" + _did_you_mean(name, sorted(field_names()))
+        else:
+            problem = field_problem(name, value, algorithm if reads else None)
+        if problem is not None:
+            raise typer.BadParameter(f"{text}: {name}: {problem}", param_hint="'--set'")
+        values[name] = coerce_field(name, value)
+    return values
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _hidden_widths(text: str) -> tuple[int, ...]:
+    widths = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part.isdigit() or int(part) < 1:
+            raise typer.BadParameter(
+                f"{text!r}: {part!r} is not a positive integer width (e.g. --hidden 400,200,100,50)",
+                param_hint="'--hidden'",
+            )
+        widths.append(int(part))
+    return tuple(widths)
+
+
+def _check_device(device: str) -> None:
+    """cpu, or cuda / cuda:N where torch sees a GPU: said before training, not as a CUDA traceback."""
+    if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise typer.BadParameter(f"{device!r}: must be cpu, cuda or cuda:N", param_hint="'--device'")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise typer.BadParameter(
+                f"{device}: torch {torch.__version__} sees no CUDA GPU here (torch.cuda.is_available() is False); "
+                "use --device cpu",
+                param_hint="'--device'",
+            )
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise typer.BadParameter(
+                f"{device}: this machine has {torch.cuda.device_count()} CUDA device(s)", param_hint="'--device'"
+            )
+
+
 def _show_progress() -> bool:
     return sys.stderr.isatty()
 
 
 def train_command(
     dataset: str = typer.Option("digits", help="digits | synthetic | mnist | fashion_mnist | cifar10"),
-    algorithm: str = typer.Option("bp", help="bp | fa | dfa | rf_two_phase | rf_parallel | pseudobackprop"),
-    epochs: int = typer.Option(10),
+    algorithm: str = typer.Option("bp", help="bp | fa | dfa | rf_two_phase | rf_parallel | pseudobackprop | ..."),
+    epochs: int = typer.Option(10, min=1),
     lr: float | None = typer.Option(None, help="forward learning rate (default: the rule's tuned default)"),
     feedback_lr: float | None = typer.Option(None, help="rf_parallel's feedback learning rate"),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, min=1),
     hidden: str | None = typer.Option(None, help="hidden widths, e.g. 400,200,100,50 (default: per dataset)"),
     activation: str | None = typer.Option(None, help="leaky_relu | leaky_softplus | tanh"),
     data_dir: str | None = typer.Option(None, help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"),
-    device: str = typer.Option("cpu", help="cpu | cuda"),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N"),
     seed: int = typer.Option(0),
     set_: list[str] = typer.Option([], "--set", help="any other training-config field, e.g. --set pinv_every=20"),
     tracking_uri: str | None = typer.Option(None, help="log this run to MLflow at this URI"),
@@ -46,7 +107,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Train one network with one learning rule."""
-    from rf_core import ALL_FIELDS, TrainConfig, available_rules, rule_fields, train
+    from rf_core import ALL_FIELDS, ConfigError, TrainConfig, available_rules, rule_fields, train
 
     values: dict[str, Any] = {
         "dataset": dataset,
@@ -61,32 +122,36 @@ def train_command(
     if feedback_lr is not None:
         values["feedback_lr"] = feedback_lr
     if hidden:
-        values["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
+        values["hidden"] = _hidden_widths(hidden)
     if activation:
         values["activation"] = activation
-    assigned = dict(_parse_assignment(s) for s in set_)
+    assigned = checked_assignments(set_, algorithm)
     # a field another rule reads is a warning, not an error: scripts pass one --set list to several rules
-    unread = sorted(k for k in assigned if k in ALL_FIELDS and algorithm in available_rules()
-                    and k not in rule_fields(algorithm))
+    unread = sorted(
+        k for k in assigned if k in ALL_FIELDS and algorithm in available_rules() and k not in rule_fields(algorithm)
+    )
     if unread:
         typer.echo(f"warning: {algorithm} does not read {', '.join(unread)}; no effect", err=True)
     values.update({k: v for k, v in assigned.items() if k not in unread})
     try:
         config = TrainConfig.from_dict(values)
-    except (ValueError, TypeError) as exc:
-        typer.echo(f"invalid configuration: {exc}", err=True)
+    except ConfigError as exc:
+        typer.echo(f"rfsweep train: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
+    _check_device(device)
 
     progress = None
     if _show_progress():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # Per epoch, with a running clock: rf_core.train reports after each epoch, not per batch.
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TimeElapsedColumn(),
             TextColumn("{task.fields[metrics]}"),
-            TimeRemainingColumn(),
             transient=False,
         )
         progress.start()
@@ -94,19 +159,14 @@ def train_command(
 
     def on_epoch(record: dict[str, Any], _state: Any) -> None:
         if progress is not None:
-            progress.update(
-                task,
-                advance=1,
-                metrics=(
-                    f"train {record['train_loss']:.3f}  val acc {record['val_accuracy']:.4f}  "
-                    f"test acc {record['test_accuracy']:.4f}"
-                ),
-            )
+            progress.update(task, advance=1, metrics=epoch_line(record))
 
     try:
         result = train(config, on_epoch=on_epoch)
-    except FileNotFoundError as exc:
-        typer.echo(str(exc), err=True)
+    except (FileNotFoundError, RuntimeError, MemoryError) as exc:  # missing data, CUDA out of memory...
+        if progress is not None:
+            progress.stop()
+        typer.echo(f"rfsweep train: {type(exc).__name__}: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(1) from None
     finally:
         if progress is not None:
@@ -131,6 +191,14 @@ def train_command(
             f"test accuracy {summary['test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f}), "
             f"val accuracy {summary['val_accuracy']:.4f}, epochs to 90 % {summary['epochs_to_90']}"
         )
+
+
+def epoch_line(record: dict[str, Any]) -> str:
+    """One epoch's metrics, each with its name."""
+    return (
+        f"train loss {record['train_loss']:.4f}  val acc {record['val_accuracy']:.4f}  "
+        f"test acc {record['test_accuracy']:.4f}"
+    )
 
 
 @data_app.command("fetch")

@@ -1,9 +1,11 @@
-"""How the CLI shows a sweep it follows through the API: the progress line, the live bar, the best table.
-Shared by `rfsweep submit --wait`, `status`, `best` and `quickstart`."""
+"""How the CLI shows a sweep: the progress line, the live bar, and the one best-per-rule table that
+`rfsweep sweep`, `submit --wait`, `status`, `best` and `quickstart` all print."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sweep_service.status import ProgressCounts, SweepStatus
@@ -17,29 +19,32 @@ def progress_line(sweep: dict[str, Any]) -> str:
     best = sweep.get("best") or {}
     value = best.get("value")
     best_text = f" best {best.get('metric')}={value:.4f}" if isinstance(value, float) else ""
+    paused = f"{p.paused} paused, " if p.paused else ""
     return (
         f"{sweep['status']}: trials {p.finished} finished, {p.stopped_early} stopped early, "
-        f"{p.running} running, {p.failed + p.diverged} failed/diverged of "
+        f"{p.running} running, {paused}{p.failed + p.diverged} failed/diverged of "
         f"{p.total}; epochs {p.epochs_done}/{p.max_epochs}{best_text}"
     )
 
 
 def follow(client: RfsweepClient, sweep_id: str, *, poll_s: float = 1.0) -> dict[str, Any]:
-    """Follow a sweep until it ends, with a live bar on a terminal and one line per change elsewhere."""
+    """Follow a sweep until it ends (or pauses), with a live bar on a terminal and one line per change
+    elsewhere."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console()
+    console = Console(stderr=True)
+    until = (*(s.value for s in SweepStatus if s.terminal), SweepStatus.PAUSED.value)
     if not console.is_terminal:  # logs and pipes: one plain line per change
         shown: list[str] = []
 
         def print_changes(sweep: dict[str, Any]) -> None:
             line = progress_line(sweep)
             if not shown or line != shown[-1]:
-                print(line, flush=True)
+                print(line, file=sys.stderr, flush=True)
                 shown.append(line)
 
-        return client.wait(sweep_id, poll_s=poll_s, on_update=print_changes)
+        return client.wait(sweep_id, poll_s=poll_s, on_update=print_changes, until=until)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -57,38 +62,106 @@ def follow(client: RfsweepClient, sweep_id: str, *, poll_s: float = 1.0) -> dict
                 task, total=p.max_epochs or None, completed=p.epochs_done, description=sweep["status"], detail=detail
             )
 
-        return client.wait(sweep_id, poll_s=poll_s, on_update=update_bar)
+        return client.wait(sweep_id, poll_s=poll_s, on_update=update_bar, until=until)
 
 
-def print_best(best: dict[str, Any]) -> None:
+def print_best_table(
+    *,
+    metric: str,
+    mode: str,
+    rules: Sequence[str],
+    best_per_rule: dict[str, dict[str, Any]],
+    trials: Sequence[dict[str, Any]],
+    overall: dict[str, Any] | None,
+    rules_without_result: dict[str, str] | None = None,
+    error: str | None = None,
+    file: Any = None,
+) -> None:
+    """The best trial of each rule, the rules with no usable trial and why, the overall best with its model,
+    and how ties are broken; a failed sweep's reason (`error`) under it. `trials` are the sweep's trial rows
+    (`rfsweep sweep --json`, GET /trials); `rules_without_result` is an ended sweep's own word on the rules
+    with no usable trial (`rules_without_result` of its result and GET /best), shown with its trials' reasons."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    overall = best.get("best") or {}
-    table = Table(title=f"Best configuration per algorithm ({overall.get('metric')})")
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_column("searched parameters", min_width=18)
-    table.add_column("trial", no_wrap=True)
-    table.add_column("MLflow run", overflow="fold")
-    rows = dict(best.get("best_per_algorithm") or {}) or {overall.get("algorithm") or "-": overall}
-    for algorithm, entry in rows.items():
-        value = entry.get("value")
-        params = entry.get("params") or entry.get("config") or {}
-        table.add_row(
-            str(algorithm),
-            f"{value:.4f}" if isinstance(value, float) else str(value),
-            ", ".join(f"{k}={_short(v)}" for k, v in params.items()),
-            str(entry.get("trial_id")),
-            str(entry.get("mlflow_run_id")),
-        )
-    console = Console()
+    from sweep_service.report import ReportTrial, SweepInfo, analyse
+    from sweep_service.trials import TIE_BREAK
+
+    info = SweepInfo(
+        metric=metric,
+        mode=mode,
+        rules=tuple(rules),
+        best_trial_ids={rule: str(entry.get("trial_id")) for rule, entry in best_per_rule.items()},
+    )
+    analysis = analyse([ReportTrial.from_summary(t) for t in trials], info, importance=False)
+    without = rules_without_result or {}
+    better = "higher" if mode == "max" else "lower"
+    table = Table(title=f"Best configuration per rule ({metric}, {better} is better)", title_justify="left")
+    for column in ("rule", metric, "trial", "epochs", "searched parameters", "MLflow run"):
+        table.add_column(column, overflow="fold")
+    for rule in dict.fromkeys([*rules, *best_per_rule, *without, *analysis.rules]):
+        entry = best_per_rule.get(rule)
+        if entry:
+            value = entry.get("value")
+            table.add_row(
+                rule,
+                f"{value:.4f}" if isinstance(value, float) else str(value),
+                str(entry.get("trial_id")),
+                str(entry.get("epochs", "")),
+                short_params(entry.get("params") or {}),
+                str(entry.get("mlflow_run_id") or "–"),
+            )
+        else:
+            summary = analysis.rules.get(rule)
+            if rule in without:  # the ended sweep's counts, then what its trials said
+                reasons = [f"{t.trial_id}: {t.reason}" for t in (summary.trials if summary else []) if t.reason][:3]
+                why = without[rule] + (" — " + "; ".join(reasons) if reasons else "")
+            else:
+                why = f"no usable trial: {summary.why_unusable if summary is not None else 'no trial has reported yet'}"
+            table.add_row(rule, "–", "", "", Text(why, style="red"), "")
+    console = Console(file=file, soft_wrap=False)
+    if not console.is_terminal:  # a pipe or a log: rows are not folded to 80 columns
+        console = Console(file=file, soft_wrap=False, width=200)
     console.print(table)
-    console.print(f"overall best: {overall.get('algorithm')} {overall.get('metric')}={overall.get('value')}")
-    console.print(f"  config: {json.dumps(overall.get('config'), sort_keys=True)}", soft_wrap=True)
-    if overall.get("weights_uri"):
-        console.print(f"  weights: {overall['weights_uri']}", soft_wrap=True)
+    if error:
+        console.print(Text(f"failed: {error}", style="bold red"), soft_wrap=True)
+    if overall:
+        console.print(
+            f"[bold green]best[/]: {overall.get('algorithm')} {metric}={overall.get('value'):.4f} "
+            f"(trial {overall.get('trial_id')}; {TIE_BREAK})",
+            highlight=False,
+        )
+        if overall.get("model_uri"):
+            console.print(
+                f"  model: {overall['model_uri']}  (mlflow.pyfunc.load_model; raw features in)", soft_wrap=True
+            )
+        elif overall.get("weights_uri"):
+            console.print(f"  weights: {overall['weights_uri']}", soft_wrap=True)
+        console.print(f"  config: {json.dumps(overall.get('config'), sort_keys=True)}", soft_wrap=True, highlight=False)
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+def short_params(params: dict[str, Any]) -> str:
+    """Searched parameters for display: floats to 4 significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={json.dumps(v)}" for k, v in params.items())
+
+
+def print_sweep_best(client: RfsweepClient, sweep_id: str, sweep: dict[str, Any] | None = None) -> None:
+    """The best table of a sweep followed through the API (its spec names the rules)."""
+    sweep = sweep or client.get(sweep_id)
+    best = client.best(sweep_id)
+    spec = sweep.get("spec") or {}
+    rules = spec.get("algorithm") or []
+    rules = [rules] if isinstance(rules, str) else list(rules)
+    overall = best.get("best") or {}
+    metric = str(overall.get("metric") or (spec.get("search") or {}).get("metric") or "val_accuracy")
+    print_best_table(
+        metric=metric,
+        mode=str((spec.get("search") or {}).get("mode") or ("min" if metric.endswith("loss") else "max")),
+        rules=rules,
+        best_per_rule=best.get("best_per_algorithm") or {},
+        trials=client.trials(sweep_id),
+        overall=overall,
+        rules_without_result=best.get("rules_without_result") or {},
+        error=sweep.get("error") if sweep.get("status") == SweepStatus.FAILED else None,
+    )

@@ -52,7 +52,7 @@ def _stop(process: subprocess.Popen | None, name: str, timeout: float = 60) -> N
 def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_running: bool, start_ui: bool) -> int:
     from api.client import ApiError, RfsweepClient
     from api.settings import Settings
-    from rfsweep_cli.display import follow, print_best
+    from rfsweep_cli.display import follow, print_sweep_best
     from sweep_service.status import SweepStatus
 
     spec = spec or _default_spec()
@@ -142,17 +142,13 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
         if final["status"] != SweepStatus.SUCCEEDED:
             typer.secho(f"sweep {final['status']}: {final.get('error') or ''}", fg="red", err=True)
             return 1
-        print_best(client.best(created["id"]))
-        mlflow = final.get("mlflow") or {}
-        page = (
-            f"{ui_url}/#/experiments/{mlflow['experiment_id']}/runs/{mlflow['parent_run_id']}"
-            if mlflow.get("experiment_id") and mlflow.get("parent_run_id")
-            else ui_url
-        )
-        if start_ui:
-            typer.echo(f"MLflow UI: {page}")
-        else:
-            typer.echo(f"MLflow UI: run `{' '.join(ui_cmd[2:])}` then open {page}")
+        print_sweep_best(client, created["id"], final)
+        links = final.get("links") or {}
+        typer.echo(f"MLflow tracking URI: {tracking_uri}  (MLFLOW_TRACKING_URI for mlflow.pyfunc.load_model)")
+        typer.echo(f"the sweep page: {links.get('report') or ui_url}")
+        typer.echo(f"its runs:       {links.get('mlflow') or ui_url}")
+        if not start_ui:
+            typer.echo(f"(the MLflow UI is not running: `rfsweep ui --port {ui_port}` serves it)")
         if keep_running:
             typer.echo(
                 f"still running: API {url} (pid {api.pid}, token {token}), "
@@ -170,6 +166,9 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
     finally:
         if not keep_running:
             if ui is not None:
-                typer.echo(f"stopping the MLflow UI (to browse later: {' '.join(ui_cmd[2:])})")
+                typer.echo(
+                    f"stopping the MLflow UI; `rfsweep ui --port {ui_port}` serves it again for these links "
+                    "(or run quickstart with --keep-running)"
+                )
             _stop(ui, "the MLflow UI", 20)
             _stop(api, "the API")

@@ -62,7 +62,9 @@ def _progress_view(progress: ReproduceProgress, budget_text: str) -> Group:
 
 def reproduce(
     dataset: str = typer.Option(..., "--dataset", help="fashion_mnist | mnist | cifar10 | digits"),
-    budget: str = typer.Option("paper", "--budget", help="paper (20 configurations, 100 epochs, 3 seeds) | quick"),
+    budget: str = typer.Option(
+        "quick", "--budget", help="quick (minutes: see README) | paper (20 configurations, 100 epochs, 3 seeds: hours)"
+    ),
     data_dir: str | None = typer.Option(
         None, "--data-dir", help="dataset folder (default: RFSWEEP_DATA_DIR or a user cache)"
     ),
@@ -100,19 +102,16 @@ def reproduce(
 
     console = Console(stderr=json_output)
     if dataset not in DATASETS:
-        console.print(f"[red]--dataset must be one of {', '.join(DATASETS)}[/]")
-        raise typer.Exit(code=2)
+        raise typer.BadParameter(f"--dataset must be one of {', '.join(DATASETS)}", param_hint="'--dataset'")
     bad = [p for p in protocol if p not in ("a", "b")]
     if bad:
-        console.print(f"[red]--protocol must be a or b, not {', '.join(bad)}[/]")
-        raise typer.Exit(code=2)
+        raise typer.BadParameter(f"--protocol must be a or b, not {', '.join(bad)}", param_hint="'--protocol'")
     try:
         chosen = budget_for(
             budget, dataset, configurations=configurations, epochs=epochs, seeds=seeds, train_subset=train_subset
         )
     except ValueError as exc:
-        console.print(f"[red]--budget: {exc}[/]")
-        raise typer.Exit(code=2) from None
+        raise typer.BadParameter(str(exc), param_hint="'--budget'") from None
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     interrupted = threading.Event()
@@ -123,25 +122,46 @@ def reproduce(
         "protocol (b) also searches weight decay and RF's stability knob hidden_step_scale, "
         "starting from each rule's tuned defaults"
     )
-    with Live(console=console, refresh_per_second=2, transient=False) as live:
-        live.update("starting Ray and MLflow…")
-        try:
-            result = run_reproduce(
-                dataset,
-                chosen,
-                out,
-                data_dir=data_dir,
-                tracking_uri=tracking_uri,
-                storage_path=storage_path,
-                ray_address=ray_address,
-                max_concurrent=max_concurrent,
-                protocols=tuple(dict.fromkeys(protocol)),
-                on_progress=lambda p: live.update(_progress_view(p, chosen.describe())),
-                should_stop=interrupted.is_set,
+    live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+    last_line: list[tuple[str, float]] = []
+
+    def show(progress: ReproduceProgress) -> None:
+        if live is not None:
+            live.update(_progress_view(progress, chosen.describe()))
+            return
+        # a pipe or a log: a line when the stage changes, and every 15 s within one
+        if not last_line or last_line[-1][0] != progress.stage or progress.elapsed_seconds - last_line[-1][1] >= 15:
+            last_line.append((progress.stage, progress.elapsed_seconds))
+            console.print(
+                f"{progress.elapsed_seconds / 60:5.1f} min  stage {progress.stage_index + 1}/{progress.stages}: "
+                f"{progress.stage}  epochs {progress.epochs_done}/~{progress.epochs_expected}",
+                highlight=False,
             )
-        except KeyboardInterrupt as exc:
-            console.print(f"[yellow]{exc or 'cancelled'}[/]; the finished sweeps stay in MLflow")
-            raise typer.Exit(code=130) from None
+
+    if live is not None:
+        live.start()
+        live.update("starting Ray and MLflow…")
+    try:
+        result = run_reproduce(
+            dataset,
+            chosen,
+            out,
+            data_dir=data_dir,
+            tracking_uri=tracking_uri,
+            storage_path=storage_path,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            protocols=tuple(dict.fromkeys(protocol)),
+            on_progress=show,
+            should_stop=interrupted.is_set,
+        )
+    except KeyboardInterrupt as exc:
+        if live is not None:
+            live.stop()
+        console.print(f"[yellow]{exc or 'cancelled'}[/]; the finished sweeps stay in MLflow")
+        raise typer.Exit(code=130) from None
+    if live is not None:
+        live.stop()
     console.print((Path(result.out_dir) / "table1.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(result.files)} to {result.out_dir} in {result.seconds / 60:.1f} min")
     console.print(

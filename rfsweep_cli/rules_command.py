@@ -25,25 +25,33 @@ def describe_rules(assignments: dict[str, Any]) -> list[dict[str, Any]]:
     for name in available_rules():
         mine = {k: v for k, v in assignments.items() if k in rule_fields(name)}
         config = TrainConfig.from_dict({"algorithm": name, **mine})
-        rows.append({"name": name, "summary": get_rule(name).summary, **config.describe(),
-                     "params": config.resolved().params.to_dict(), "set": mine})
+        rows.append(
+            {
+                "name": name,
+                "summary": get_rule(name).summary,
+                **config.describe(),
+                "params": config.resolved().params.to_dict(),
+                "set": mine,
+            }
+        )
     return rows
 
 
 def rules_command(
-    set_: list[str] = typer.Option([], "--set", help="FIELD=VALUE for the rules that read it, e.g. feedback=oracle_cholesky"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="FIELD=VALUE for the rules that read it, e.g. feedback=oracle_cholesky"
+    ),
     as_json: bool = typer.Option(False, "--json", help="a JSON list of objects instead of a table"),
 ) -> None:
     """The learning rules, their update and feedback, and which non-local information each uses."""
     from rf_core import ConfigError
-
     from rfsweep_cli.core_commands import _parse_assignment
 
     try:
         rows = describe_rules(dict(_parse_assignment(s) for s in set_))
     except ConfigError as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -57,8 +65,12 @@ def rules_command(
     for header in LEDGER_COLUMNS.values():
         table.add_column(header, justify="center")
     for row in rows:
-        table.add_row(row["name"], row["update"], row["feedback"].replace("+", " + "),
-                      *("✔" if row["ledger"][key] else "·" for key in LEDGER_COLUMNS))
+        table.add_row(
+            row["name"],
+            row["update"],
+            row["feedback"].replace("+", " + "),
+            *("✔" if row["ledger"][key] else "·" for key in LEDGER_COLUMNS),
+        )
     Console().print(table)
 
 

@@ -24,18 +24,41 @@ if TYPE_CHECKING:
     from sweep_service.spec import SweepSpec
 
 
-def _load_spec_or_exit(spec_path: Path, console: Console, limits: CostLimits | None = None) -> SweepSpec:
-    from sweep_service.spec import SpecError, load_spec_file
+def _load_spec_or_exit(spec_path: Path, limits: CostLimits | None = None) -> SweepSpec:
+    """The spec (within `limits`, when given), or every problem in it at once on stderr, each as
+    `FILE:LINE: field: reason` (with a did-you-mean for a misspelt name), and exit status 2."""
+    import re
 
+    from rich.console import Console
+
+    from sweep_service.spec import SpecError, did_you_mean, line_of, load_spec_text, source_lines
+
+    console = Console(stderr=True, soft_wrap=True)
     try:
-        return load_spec_file(spec_path, limits)
+        text = spec_path.read_bytes()  # bytes: a file that is not UTF-8 is a problem of the spec, said as one
+    except OSError as exc:
+        console.print(f"rfsweep: cannot read the sweep spec {spec_path}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    try:
+        return load_spec_text(text, limits)
     except SpecError as exc:
-        console.print(f"[bold red]invalid sweep spec[/] {spec_path}:")
-        for problem in exc.problems:
-            console.print(f"  [red]{problem.path or '(document)'}[/]: {problem.msg}", markup=True, highlight=False)
+        lines = source_lines(text)
+        console.print(f"[bold red]invalid sweep spec[/] {spec_path}: {len(exc.problems)} problem(s)")
+        for problem in sorted(exc.problems, key=lambda p: line_of(lines, p.loc) or 0):
+            hint = did_you_mean(problem)
+            message = re.sub(r"; known: \[.*\]$", "", problem.msg) if hint else problem.msg
+            line = line_of(lines, problem.loc)
+            where = f"{spec_path}:{line}" if line else str(spec_path)
+            console.print(
+                f"  {where}: [red]{problem.path or '(document)'}[/]: {message}{hint}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
         if any(p.kind == "limit_exceeded" for p in exc.problems):
             console.print(
-                "  (the limits of an API server with its default settings; `rfsweep sweep` runs it here without them)"
+                "  (the limits of an API server with its default settings; `rfsweep sweep` runs it here without them)",
+                highlight=False,
             )
         raise typer.Exit(code=2) from None
 
@@ -120,7 +143,7 @@ def sweep(
     from rich.live import Live
 
     console = Console(stderr=json_output)
-    spec = _load_spec_or_exit(spec_path, console)
+    spec = _load_spec_or_exit(spec_path)
     if resume and not sweep_id:
         console.print("[red]--resume needs --sweep-id[/]")
         raise typer.Exit(code=2)
@@ -139,12 +162,28 @@ def sweep(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: interrupted.set())
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
+    live = Live(console=console, refresh_per_second=4, transient=False) if console.is_terminal else None
+    shown: list[str] = []
 
-        def on_progress(progress: SweepProgress) -> None:
+    def on_progress(progress: SweepProgress) -> None:
+        if live is not None:
             live.update(_progress_view(progress, spec.name))
+            return
+        c = progress.counts  # a pipe or a log: one line whenever the counts change
+        line = (
+            f"{progress.elapsed_seconds:7.1f}s  trials {c.done}/{c.total} done ({c.running} running), "
+            f"epochs {c.epochs_done}/{c.max_epochs}"
+        )
+        if not shown or shown[-1] != line:
+            shown.append(line)
+            console.print(line, highlight=False)
 
+    if live is not None:
+        live.start()
+        live.update(f"starting sweep [bold cyan]{spec.name}[/] (Ray, MLflow)…")
+    else:
+        console.print(f"starting sweep {spec.name} (Ray, MLflow)…", highlight=False)
+    try:
         result = run_sweep(
             spec,
             sweep_id=sweep_id,
@@ -155,7 +194,10 @@ def sweep(
             resume=resume,
             should_stop=interrupted.is_set,
         )
-    _print_summary(console, result, time.monotonic() - started)
+    finally:
+        if live is not None:
+            live.stop()
+    _print_summary(console, spec, result, time.monotonic() - started)
     if json_output:
         sys.stdout.flush()
         print(json.dumps(result.to_json(), default=str), flush=True)
@@ -165,8 +207,8 @@ def sweep(
         raise typer.Exit(code=1)
 
 
-def _print_summary(console: Console, result: SweepResult, seconds: float) -> None:
-    from rich.table import Table
+def _print_summary(console: Console, spec: SweepSpec, result: SweepResult, seconds: float) -> None:
+    from rfsweep_cli.display import print_best_table
 
     counts = result.counts
     status = f"[bold red]{result.status}[/]" if result.status == "failed" else str(result.status)
@@ -175,31 +217,21 @@ def _print_summary(console: Console, result: SweepResult, seconds: float) -> Non
         f"{counts['finished']} finished, {counts['stopped_early']} stopped early, {counts['failed']} failed, "
         f"{counts['diverged']} diverged, {counts['cancelled']} cancelled"
     )
-    if result.error:
-        console.print(f"[red]{result.error}[/]", highlight=False)
-    table = Table(title=f"best configuration per algorithm ({result.metric}, {result.mode})")
-    for column in ("algorithm", result.metric, "trial", "epochs", "parameters", "MLflow run"):
-        table.add_column(column)
-    for rule, best in result.best_per_algorithm.items():
-        table.add_row(
-            rule,
-            f"{best['value']:.4f}",
-            best["trial_id"],
-            str(best["epochs"]),
-            _short(best["params"]),
-            best["mlflow_run_id"] or "–",
-        )
-    for rule, why in result.rules_without_result.items():
-        table.add_row(rule, "–", "–", "–", why, "–")
-    console.print(table)
-    if result.best:
-        best = result.best
-        console.print(
-            f"[bold green]best[/]: {best['algorithm']} {result.metric}={best['value']:.4f} "
-            f"{_short(best['params'])}  weights: {best['weights_uri']}"
-        )
+    print_best_table(
+        metric=result.metric,
+        mode=result.mode,
+        rules=spec.algorithms,
+        best_per_rule=result.best_per_algorithm,
+        trials=result.trials,
+        overall=result.best,
+        rules_without_result=result.rules_without_result,
+        error=result.error,
+        file=console.file,
+    )
     console.print(
-        f"MLflow: {result.tracking_uri}  experiment {result.experiment_id}, parent run {result.parent_run_id}"
+        f"MLflow: {result.tracking_uri}  experiment {result.experiment_id}, parent run {result.parent_run_id}; "
+        "the sweep page is its sweep_report.html (`rfsweep ui` serves a local store)",
+        soft_wrap=True,
     )
 
 
@@ -214,7 +246,7 @@ def validate(
 
     console = Console()
     limits = CostLimits()  # what an API server with its default settings accepts
-    spec = _load_spec_or_exit(spec_path, console, limits)
+    spec = _load_spec_or_exit(spec_path, limits)
     from sweep_service.budget import budget_summary
 
     summary = budget_summary(spec)

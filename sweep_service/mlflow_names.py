@@ -45,6 +45,14 @@ STOPPED_AT_RUNG = "rfsweep.stopped_at_rung"
 RUNG_CUTOFF = "rfsweep.rung_cutoff"
 RUNG_VALUE = "rfsweep.rung_value"
 DIAGNOSTICS_PREFIX = "rfsweep.diagnostics."  # + rf_core's diagnostic name (single training runs)
+RF_CORE_VERSION = "rfsweep.rf_core_version"  # the rfsweep version and a digest of rf_core's source that trained
+UPDATE = "rfsweep.update"  # the rule's update form (rf_core's label: paper | paper_as_printed | gated_joint | ...)
+FEEDBACK = "rfsweep.feedback"  # where its feedback comes from (learned | oracle_cholesky | transpose | ...)
+LEDGER_PREFIX = "rfsweep.ledger."  # + each locality-ledger entry: "true" | "false"
+NONLOCAL = "rfsweep.nonlocal"  # the ledger's entries that are true, comma-separated ("none" for none)
+CONFIG_NOTES = "rfsweep.config_notes"  # JSON: field -> why it is not among the params (None by design)
+BEST = "rfsweep.best"  # on the best trial of each rule: "rule", or "sweep" for the best of the whole sweep
+MODEL_URI = "rfsweep.model_uri"  # the best trial's MLflow model (runs:/RUN/model)
 
 # ---- a sweep's parent run ---------------------------------------------------------------------------
 ALGORITHMS = "rfsweep.algorithms"  # comma-separated
@@ -56,13 +64,15 @@ BEST_ALGORITHM = "rfsweep.best.algorithm"
 BEST_RUN_ID = "rfsweep.best.mlflow_run_id"
 BEST_VALUE = "rfsweep.best.value"
 BEST_PARAM_PREFIX = "rfsweep.best.param."  # + the searched parameter's name
+BEST_MODEL_URI = "rfsweep.best.model_uri"
 
 # ---- the report run of `rfsweep reproduce` --------------------------------------------------------------
 DATASET = "rfsweep.dataset"
 
 
 def reproduce_sweep(protocol: str, stage: str) -> str:
-    """The report run's tag holding the parent run id of one of its sweeps (protocol a|b, search|retrain)."""
+    """The report run's tag holding the parent run id of one of its sweeps: protocol a|b (`b.paper-update` for a
+    protocol's second row group), stage search|retrain."""
     return f"rfsweep.sweep.{protocol}.{stage}"
 
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -74,31 +75,40 @@ def preprocessing(config: Mapping[str, Any]) -> dict[str, Any]:
         x_train = x_train[: int(train_subset)]
     seed, val_fraction = int(config.get("seed", 0)), float(config.get("val_fraction", 0.1))
     order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))
-    train_idx = order[int(round(val_fraction * len(x_train))):]
+    train_idx = order[round(val_fraction * len(x_train)) :]
     mean = x_train[train_idx].mean()
     std = x_train[train_idx].std().clamp_min(1e-8)
     # Guard against drift from rf_core's own preprocessing: the same rows must come out the same.
-    splits = rf_data.load_dataset(name, config.get("data_dir"), val_fraction=val_fraction, seed=seed,
-                                  device="cpu", train_subset=train_subset)
+    splits = rf_data.load_dataset(
+        name, config.get("data_dir"), val_fraction=val_fraction, seed=seed, device="cpu", train_subset=train_subset
+    )
     rows = slice(0, min(256, len(x_test)))
     ours = (x_test[rows] - mean) / std
     if not torch.allclose(ours, splits.x_test[rows].cpu(), atol=1e-5, rtol=0):
-        raise ExportError(f"dataset {name}: rf_core.data's preprocessing no longer matches the model's "
-                          "(scale, then one mean/std of the training split); update sweep_service/model_export.py")
-    return {"dataset": name, "input_dim": int(x_train.shape[1]), "scale": RAW_SCALE[name],
-            "mean": float(mean), "std": float(std), "raw": RAW_DESCRIPTION[name]}
+        raise ExportError(
+            f"dataset {name}: rf_core.data's preprocessing no longer matches the model's "
+            "(scale, then one mean/std of the training split); update sweep_service/model_export.py"
+        )
+    return {
+        "dataset": name,
+        "input_dim": int(x_train.shape[1]),
+        "scale": RAW_SCALE[name],
+        "mean": float(mean),
+        "std": float(std),
+        "raw": RAW_DESCRIPTION[name],
+    }
 
 
-def _python_model_class():
+def _python_model_class() -> type:
     """The pyfunc wrapper. Defined inside a function so cloudpickle stores the class by value (a model
     loads without rfsweep installed); its methods therefore import what they use themselves."""
     import mlflow.pyfunc
 
-    class RFCoreClassifier(mlflow.pyfunc.PythonModel):
+    class RFCoreClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         """rf_core's MLP with the dataset's preprocessing: raw feature rows in, `label` and
         `probability_<class>` columns out (a pandas DataFrame, one row per input row)."""
 
-        def load_context(self, context):
+        def load_context(self, context):  # type: ignore[no-untyped-def]  # (MLflow reads type hints here)
             import torch
 
             from rf_core.activations import make_activation
@@ -109,22 +119,27 @@ def _python_model_class():
             config = TrainConfig.from_dict({**meta["config"], "device": "cpu"}).resolved()
             state = torch.load(context.artifacts["state_dict"], map_location="cpu", weights_only=True)
             sizes = [int(meta["preprocessing"]["input_dim"]), *config.hidden_sizes, int(meta["num_classes"])]
-            net = MLP(sizes, make_activation(config.activation, config.activation_slope), bias=config.bias)
+            activation = make_activation(str(config.activation), config.activation_slope)
+            net = MLP(sizes, activation, bias=config.bias)
             net.load_state_dict(state)
             net.eval()
             self.net, self.meta = net, meta
 
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # (as above)
             import numpy as np
             import pandas as pd
             import torch
 
-            x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input, dtype=np.float64)
+            x = np.asarray(
+                model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input, dtype=np.float64
+            )
             pre = self.meta["preprocessing"]
             if x.ndim == 1:
                 x = x.reshape(1, -1)
             if x.ndim != 2 or x.shape[1] != pre["input_dim"]:
-                raise ValueError(f"expected rows of {pre['input_dim']} raw features ({pre['raw']}); got shape {x.shape}")
+                raise ValueError(
+                    f"expected rows of {pre['input_dim']} raw features ({pre['raw']}); got shape {x.shape}"
+                )
             t = (torch.tensor(x, dtype=torch.float32) / pre["scale"] - pre["mean"]) / pre["std"]
             with torch.no_grad():
                 probs = torch.softmax(self.net(t), dim=1).numpy().astype(np.float64)
@@ -135,7 +150,7 @@ def _python_model_class():
     return RFCoreClassifier
 
 
-def _raw_example(prep: Mapping[str, Any], rows: int = 3):
+def _raw_example(prep: Mapping[str, Any], rows: int = 3) -> Any:
     """A few raw rows for the input example: real ones for digits, else zeros of the right width."""
     import numpy as np
 
@@ -148,10 +163,10 @@ def _raw_example(prep: Mapping[str, Any], rows: int = 3):
 
 def log_best_model(
     config: Mapping[str, Any],
-    state_dict: Mapping[str, "torch.Tensor"],
+    state_dict: Mapping[str, torch.Tensor],
     *,
     run_id: str | None = None,
-    client: "MlflowClient | None" = None,
+    client: MlflowClient | None = None,
     artifact_path: str = MODEL_ARTIFACT,
 ) -> str:
     """Log the network as an MLflow pyfunc model into run `run_id` (else the active run); returns its
@@ -180,11 +195,17 @@ def log_best_model(
     config = TrainConfig.from_dict(dict(config)).to_dict()  # validated, flat, JSON-able
     prep = preprocessing(config)
     state = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
-    weights = [state[k] for k in sorted((k for k in state if k.startswith("weights.")), key=lambda k: int(k.split(".")[1]))]
+    weights = [
+        state[k] for k in sorted((k for k in state if k.startswith("weights.")), key=lambda k: int(k.split(".")[1]))
+    ]
     if not weights or weights[0].shape[1] != prep["input_dim"]:
         raise ExportError(f"state_dict: its first layer does not take {prep['input_dim']} inputs ({prep['dataset']})")
-    meta = {"config": config, "preprocessing": prep, "num_classes": int(weights[-1].shape[0]),
-            "labels": "class index 0..num_classes-1, as the dataset numbers its classes"}
+    meta = {
+        "config": config,
+        "preprocessing": prep,
+        "num_classes": int(weights[-1].shape[0]),
+        "labels": "class index 0..num_classes-1, as the dataset numbers its classes",
+    }
 
     import rf_core
 
@@ -197,21 +218,32 @@ def log_best_model(
         (tmp_path / "meta.json").write_text(json.dumps(meta, indent=1))
         example = _raw_example(prep)
         probe = model_class()  # a loaded copy, only to see the output's shape for the signature
-        probe.load_context(_Context({"state_dict": str(tmp_path / "state_dict.pt"), "meta": str(tmp_path / "meta.json")}))
+        probe.load_context(
+            _Context({"state_dict": str(tmp_path / "state_dict.pt"), "meta": str(tmp_path / "meta.json")})
+        )
         output = probe.predict(None, example)
         out_dir = tmp_path / artifact_path
         with warnings.catch_warnings():  # MLflow's hints about type hints and integer columns do not apply
             warnings.simplefilter("ignore", UserWarning)
             signature = infer_signature(example, output)
             mlflow.pyfunc.save_model(
-                path=str(out_dir), python_model=model_class(),
+                path=str(out_dir),
+                python_model=model_class(),
                 artifacts={"state_dict": str(tmp_path / "state_dict.pt"), "meta": str(tmp_path / "meta.json")},
                 code_paths=[str(Path(rf_core.__file__).parent)],
-                signature=signature, input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
-                                  f"numpy=={np.__version__}", f"pandas=={pd.__version__}"],
-                metadata={"rfsweep.dataset": prep["dataset"], "rfsweep.algorithm": config.get("algorithm"),
-                          "rfsweep.raw_features": prep["raw"]},
+                signature=signature,
+                input_example=example,
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"mlflow=={mlflow.__version__}",
+                    f"numpy=={np.__version__}",
+                    f"pandas=={pd.__version__}",
+                ],
+                metadata={
+                    "rfsweep.dataset": prep["dataset"],
+                    "rfsweep.algorithm": config.get("algorithm"),
+                    "rfsweep.raw_features": prep["raw"],
+                },
             )
         client.log_artifacts(run_id, str(out_dir), artifact_path)
     return f"runs:/{run_id}/{artifact_path}"

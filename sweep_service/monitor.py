@@ -8,20 +8,23 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep_service import budget
+from sweep_service import budget, configs
+from sweep_service.report import ReportTrial
 from sweep_service.space import RuleSpace, decode_trial
 from sweep_service.spec import SweepSpec
 from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
 from sweep_service.tracking import ExperimentPolicy
 from sweep_service.trainable import RESTORED_HISTORY
 from sweep_service.trial_runs import SweepRuns
-from sweep_service.trials import TrialRecord, best_of, short_number
+from sweep_service.trials import TrialRecord, best_of, best_record, short_number
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class SweepMonitor:
         tracking_uri: str,
         on_progress: Callable[[SweepProgress], None] | None,
         should_stop: Callable[[], bool] | None,
+        mlflow_ui_url: str | None = None,
+        should_pause: Callable[[], bool] | None = None,
         experiments: ExperimentPolicy | None = None,
     ):
         self.spec = spec
@@ -65,12 +70,15 @@ class SweepMonitor:
         self.spaces = spaces
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.runs = SweepRuns(spec, sweep_id, tracking_uri, experiments)
+        self.should_pause = should_pause
+        self.pause_requested = False
+        self.runs = SweepRuns(spec, sweep_id, tracking_uri, mlflow_ui_url, experiments)
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
         self.tune_status: dict[str, str] = {}
         self.tune_checkpoints: dict[str, Any] = {}  # trial id → its newest Tune checkpoint, for backfilling
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self.timeline: dict[str, Any] = {}
         self._last_progress = 0.0
         self._last_stop_poll = 0.0
@@ -93,9 +101,15 @@ class SweepMonitor:
         rec = self.records.get(trial.trial_id)
         if rec is None:
             sampled = decode_trial(self.spaces, trial.config)
-            rec = TrialRecord(trial.trial_id, sampled.rule, sampled.config, sampled.params)
+            full = configs.full_config(self.trial_config(sampled.config))
+            rec = TrialRecord(trial.trial_id, sampled.rule, full.values, sampled.params, config_notes=full.notes)
             self.records[trial.trial_id] = rec
         return rec
+
+    def trial_config(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """What a trial trains with (`trainable.run_trial` sets the same): the sampled config, `epochs` = max_t,
+        `device` cuda when the spec asks for a GPU (the tag `rfsweep.device` says where it really ran)."""
+        return {**sampled, "epochs": self.spec.max_t, "device": "cuda" if self.spec.resources.gpu > 0 else "cpu"}
 
     def _ensure_run(self, rec: TrialRecord, tune_trials: list[Any] | None = None) -> None:
         if rec.mlflow_run_id or self.runs.find_trial_run(rec):
@@ -133,7 +147,7 @@ class SweepMonitor:
         rec.status = status
         self._dirty = True
         if status.terminal and rec.ended_at is None:
-            rec.ended_at = time.monotonic()
+            rec.ended_at = time.time()
         self.runs.set_status(rec, status, **outcome)
 
     def _note_epoch(self, rec: TrialRecord, record: dict[str, Any]) -> None:
@@ -159,7 +173,7 @@ class SweepMonitor:
     def trial_started(self, trial: Any, tune_trials: list[Any] | None = None) -> None:
         rec = self._record(trial)
         if rec.started_at is None:
-            rec.started_at = time.monotonic()
+            rec.started_at = time.time()
         self._ensure_run(rec, tune_trials)
         if rec.status is not TrialStatus.RUNNING:
             self._set_status(rec, TrialStatus.RUNNING)
@@ -176,7 +190,7 @@ class SweepMonitor:
         if result.get("device") and rec.device is None:
             rec.device = str(result["device"])
             rec.node_id = str(result.get("node_id") or "")
-            self.runs.note_placement(rec)
+            self.runs.note_placement(rec, result.get("rf_core_version"))
         resumed = int(result.get("resumed_from_epoch") or 0)
         if resumed and rec.resumed_from_epoch != resumed:
             rec.resumed_from_epoch = resumed
@@ -189,6 +203,13 @@ class SweepMonitor:
             rec.diverged_at = epoch
             return
         self._note_epoch(rec, result)
+        self._refresh_report()
+
+    def _refresh_report(self, *, final: bool = False, wait: bool = False) -> None:
+        if final or wait or self.runs.report_due():
+            trials = [ReportTrial.from_summary(r.summary(), r.curve) for r in self.records.values()]
+            best = {rule: entry["trial_id"] for rule, entry in self.best_per_algorithm().items()}
+            self.runs.refresh_report(trials, best, final=final, wait=wait)
 
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None:
         rec = self.records.get(trial_id)
@@ -220,6 +241,7 @@ class SweepMonitor:
         if status is not TrialStatus.DIVERGED:
             self.runs.log_weights(rec, getattr(trial, "checkpoint", None))
         self._set_status(rec, status, failure=failure, ended=True)
+        self._refresh_report()
 
     def trial_recovering(self, trial: Any) -> None:
         rec = self._record(trial)
@@ -250,6 +272,13 @@ class SweepMonitor:
                     self._dirty = True
             except Exception as exc:
                 log.warning("should_stop raised %s; going on", exc)
+        if self.should_pause is not None and not self.pause_requested and poll_due:
+            self._last_stop_poll = now
+            try:
+                if self.should_pause():
+                    self._interrupt_tune()
+            except Exception as exc:
+                log.warning("should_pause raised %s; going on", exc)
         progress_due = self._dirty and now - self._last_progress >= PROGRESS_EVERY_S
         if self.on_progress is not None and (force or progress_due):
             self._last_progress = now
@@ -258,6 +287,29 @@ class SweepMonitor:
                 self.on_progress(self.progress())
             except Exception as exc:  # a broken display or database must not stop the sweep
                 log.warning("on_progress raised %s; going on", exc)
+
+    # ---- pause ------------------------------------------------------------------------------------
+
+    def _interrupt_tune(self) -> None:
+        """Ask Tune to stop here: SIGUSR1 is Tune's own interrupt (`tune.tune._setup_signal_catching`, installed
+        on the main thread), after which it snapshots the experiment with every unfinished trial resumable
+        from its newest checkpoint (`Tuner.restore(resume_unfinished=True)`)."""
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("pause asked, but Tune runs outside the main thread (no interrupt handler); going on")
+            return
+        self.pause_requested = True
+        self._dirty = True
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def pause(self) -> ProgressCounts:
+        """After Tune stopped for a pause: unfinished trials become `paused` (their runs SCHEDULED), the sweep
+        page is rewritten and the parent run waits, SCHEDULED too, for the resume."""
+        for rec in self.records.values():
+            if not rec.status.terminal and (rec.mlflow_run_id is not None or rec.epochs):
+                self._set_status(rec, TrialStatus.PAUSED)
+        self._refresh_report(wait=True)
+        self.runs.pause()
+        return self.counts()
 
     # ---- summaries ------------------------------------------------------------------------------
 
@@ -270,25 +322,33 @@ class SweepMonitor:
         ]
 
     def _best_entry(self, rec: TrialRecord) -> dict[str, Any]:
-        return {
+        """A best trial as `best_config.json`, `rfsweep sweep --json` and `GET /best` give it: its full resolved
+        config and, once the sweep has ended, its MLflow model. Absent values are left out, not null."""
+        entry = {
             "algorithm": rec.algorithm,
             "config": rec.config,
+            "config_notes": rec.config_notes or None,
             "params": rec.params,
+            "rule": configs.describe(rec.config),
             "metric": self.spec.metric,
             "value": rec.last_metric,
             "trial_id": rec.trial_id,
             "mlflow_run_id": rec.mlflow_run_id,
             "weights_uri": rec.weights_uri,
+            "model_uri": rec.model_uri,
+            "model_error": rec.model_error,
             "status": rec.status.value,
             "epochs": rec.epochs,
         }
+        return {k: v for k, v in entry.items() if v is not None}
+
+    def best_record(self, algorithm: str | None = None) -> TrialRecord | None:
+        pool = [r for r in self._candidates() if algorithm is None or r.algorithm == algorithm]
+        return best_record(pool, self.spec.mode)
 
     def best(self, algorithm: str | None = None) -> dict[str, Any] | None:
-        pool = [r for r in self._candidates() if algorithm is None or r.algorithm == algorithm]
-        if not pool:
-            return None
-        sign = 1.0 if self.spec.mode == "max" else -1.0
-        return self._best_entry(max(pool, key=lambda r: sign * (r.last_metric or 0.0)))
+        rec = self.best_record(algorithm)
+        return None if rec is None else self._best_entry(rec)
 
     def counts(self) -> ProgressCounts:
         counts = ProgressCounts(
@@ -363,15 +423,24 @@ class SweepMonitor:
             if int(record["epoch"]) not in rec.logged_epochs:
                 self._note_epoch(rec, record)
 
-    def close(self, status: SweepStatus, seconds: float, error: str | None = None) -> ProgressCounts:
+    def close(
+        self, status: SweepStatus, seconds: float, error: str | None = None, *, best_models: bool = True
+    ) -> ProgressCounts:
         """The sweep's summaries onto its parent run, which ends with `status` (and `error`, its reason); returns
-        the final counts."""
+        the final counts.
+
+        A succeeded sweep first gets each rule's best trial marked and exported as an MLflow model."""
         starts = [r.started_at for r in self.records.values() if r.started_at is not None]
         ends = [r.ended_at for r in self.records.values() if r.ended_at is not None]
         self.timeline = {
-            "first_trial_started_s": round(min(starts) - self.started, 3) if starts else None,
-            "last_trial_ended_s": round(max(ends) - self.started, 3) if ends else None,
+            "first_trial_started_s": round(min(starts) - self.started_wall, 3) if starts else None,
+            "last_trial_ended_s": round(max(ends) - self.started_wall, 3) if ends else None,
         }
+        best = {rule: rec for rule in self.spec.algorithms if (rec := self.best_record(rule)) is not None}
+        if status is SweepStatus.SUCCEEDED and best_models:
+            self.runs.log_best_models(list(best.values()))
+        self.runs.mark_best(best, self.best_record())
+        self._refresh_report(final=True)
         counts = self.counts()
         curves: dict[str, list[tuple[str, list[tuple[int, float]], str]]] = {r: [] for r in self.spec.algorithms}
         for rec in self.records.values():

@@ -12,6 +12,8 @@ from pathlib import Path
 
 HOME_ENV_VAR = "RFSWEEP_HOME"
 ARTIFACTS_FOLDER = "mlartifacts"  # beside a SQLite MLflow store: its experiments' artifacts
+LOCAL_MLFLOW_UI_PORT = 5000  # `rfsweep ui` serves the local store here (and links point here by default)
+LOCAL_MLFLOW_UI = f"http://127.0.0.1:{LOCAL_MLFLOW_UI_PORT}"
 
 
 def home() -> Path:

@@ -27,12 +27,14 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sweep_service import mlflow_ui
 from sweep_service.status import TrialStatus
+from sweep_service.trials import TIE_BREAK
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -71,14 +73,19 @@ class ReportTrial:
     value: float | None = None
 
     @classmethod
-    def from_summary(cls, summary: Mapping[str, Any], curve: Mapping[int, float] | None = None) -> "ReportTrial":
+    def from_summary(cls, summary: Mapping[str, Any], curve: Mapping[int, float] | None = None) -> ReportTrial:
         """From a trial row as `rfsweep sweep --json` and the API give it (`TrialRecord.summary()`), with the
         per-epoch curve of the sweep's metric (`TrialRecord.curve`)."""
         return cls(
-            trial_id=str(summary["trial_id"]), rule=str(summary.get("algorithm", "?")),
-            status=str(summary.get("status", "pending")), params=dict(summary.get("params") or {}),
-            config=dict(summary.get("config") or {}), curve=dict(curve or {}), reason=summary.get("reason"),
-            mlflow_run_id=summary.get("mlflow_run_id"), run_name=summary.get("run_name"),
+            trial_id=str(summary["trial_id"]),
+            rule=str(summary.get("algorithm", "?")),
+            status=str(summary.get("status", "pending")),
+            params=dict(summary.get("params") or {}),
+            config=dict(summary.get("config") or {}),
+            curve=dict(curve or {}),
+            reason=summary.get("reason"),
+            mlflow_run_id=summary.get("mlflow_run_id"),
+            run_name=summary.get("run_name"),
             value=summary.get("last_metric"),
         )
 
@@ -182,13 +189,15 @@ def analyse(trials: Iterable[ReportTrial], info: SweepInfo, *, importance: bool 
         if wanted is not None:
             best = next((t for t in own if t.trial_id == wanted), None)
         if best is None and usable:
-            best = max(usable, key=lambda t: sign * t.score())  # max() keeps the first of equals
+            best = max(usable, key=lambda t: sign * (t.score() or 0.0))  # max() keeps the first of equals
         summary = RuleSummary(rule, own, best, usable, None if usable else _why_unusable(own, metric))
         if importance:
             summary.importance, summary.importance_note = _importance(usable, metric, mode)
         by_rule[rule] = summary
     counts = Counter(t.status for t in trials)
-    return SweepAnalysis(metric, mode, by_rule, {s.value: counts.get(s.value, 0) for s in TrialStatus} | {"total": len(trials)})
+    return SweepAnalysis(
+        metric, mode, by_rule, {s.value: counts.get(s.value, 0) for s in TrialStatus} | {"total": len(trials)}
+    )
 
 
 def _param_label(value: Any) -> str:
@@ -235,7 +244,8 @@ def _axes(trials: Sequence[ReportTrial]) -> tuple[list[_Axis], list[str]]:
             constant.append(name)
             continue
         if all(_is_number(v) for v in values):
-            low, high = min(float(v) for v in values), max(float(v) for v in values)
+            numbers = [float(v) for v in values if v is not None]
+            low, high = min(numbers), max(numbers)
             kind = "log" if low > 0 and high / low > LOG_AXIS_RATIO else "linear"
             axes.append(_Axis(name, kind))
         else:
@@ -243,7 +253,7 @@ def _axes(trials: Sequence[ReportTrial]) -> tuple[list[_Axis], list[str]]:
     return axes, constant
 
 
-def _natural_key(text: str):
+def _natural_key(text: str) -> tuple[int, float, str]:
     try:
         return (0, float(text), text)
     except ValueError:
@@ -265,19 +275,22 @@ def _sample(trials: Sequence[ReportTrial], cap: int, sign: float, keep: ReportTr
 def _importance(usable: Sequence[ReportTrial], metric: str, mode: str) -> tuple[dict[str, float] | None, str]:
     """fANOVA importance (Optuna's FanovaImportanceEvaluator) of the varying searched parameters."""
     if len(usable) < MIN_IMPORTANCE_TRIALS:
-        return None, f"needs at least {MIN_IMPORTANCE_TRIALS} trials with a finite {metric}; this rule has {len(usable)}"
+        return (
+            None,
+            f"needs at least {MIN_IMPORTANCE_TRIALS} trials with a finite {metric}; this rule has {len(usable)}",
+        )
     sample = _sample(usable, MAX_IMPORTANCE_TRIALS, _sign(mode), None)
     axes, _ = _axes(sample)
     if not axes:
         return None, "no searched parameter varies across these trials"
     try:
         import optuna
-        from optuna.distributions import CategoricalDistribution, FloatDistribution
+        from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
         from optuna.importance import FanovaImportanceEvaluator, get_param_importances
         from optuna.trial import create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        distributions = {}
+        distributions: dict[str, BaseDistribution] = {}
         for axis in axes:
             if axis.kind == "category":
                 distributions[axis.name] = CategoricalDistribution(axis.categories)
@@ -287,7 +300,8 @@ def _importance(usable: Sequence[ReportTrial], metric: str, mode: str) -> tuple[
         study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
         frozen = []
         for t in sample:
-            params, dists = {}, {}
+            params: dict[str, Any] = {}
+            dists: dict[str, BaseDistribution] = {}
             for axis in axes:
                 value = t.params.get(axis.name)
                 if value is None:
@@ -301,9 +315,11 @@ def _importance(usable: Sequence[ReportTrial], metric: str, mode: str) -> tuple[
         )
     except Exception as exc:  # shown on the page: the rest of the report stands without it
         return None, f"could not be computed: {type(exc).__name__}: {exc}"
-    note = (f"fANOVA over {len(sample)} trials with a finite {metric}"
-            + (f" (an even sample of {len(usable)} by value)" if len(sample) < len(usable) else "")
-            + f"; Optuna's FanovaImportanceEvaluator, {IMPORTANCE_TREES} trees, seed {IMPORTANCE_SEED}")
+    note = (
+        f"fANOVA over {len(sample)} trials with a finite {metric}"
+        + (f" (an even sample of {len(usable)} by value)" if len(sample) < len(usable) else "")
+        + f"; Optuna's FanovaImportanceEvaluator, {IMPORTANCE_TREES} trees, seed {IMPORTANCE_SEED}"
+    )
     return {k: float(v) for k, v in result.items()}, note
 
 
@@ -326,7 +342,9 @@ def _hover_params(params: Mapping[str, Any], limit: int = 8) -> str:
     return "<br>".join(items)
 
 
-def _parcoords_figure(summary: RuleSummary, analysis: SweepAnalysis, color_range: tuple[float, float]) -> tuple[dict | None, str]:
+def _parcoords_figure(
+    summary: RuleSummary, analysis: SweepAnalysis, color_range: tuple[float, float]
+) -> tuple[dict | None, str]:
     import plotly.graph_objects as go
 
     sign = _sign(analysis.mode)
@@ -346,17 +364,32 @@ def _parcoords_figure(summary: RuleSummary, analysis: SweepAnalysis, color_range
         elif axis.kind == "log":
             finite = [v for v in values if v is not None]
             ticks = _log_ticks(min(finite), max(finite))
-            dim["tickvals"], dim["ticktext"] = ticks, [f"{10 ** t:.3g}" for t in ticks]
+            dim["tickvals"], dim["ticktext"] = ticks, [f"{10**t:.3g}" for t in ticks]
         dims.append(dim)
     dims.append({"label": analysis.metric, "values": [t.score() for t in shown], "range": list(color_range)})
-    fig = go.Figure(go.Parcoords(
-        line={"color": [t.score() for t in shown], "colorscale": "Viridis", "reversescale": analysis.mode == "min",
-              "cmin": color_range[0], "cmax": color_range[1], "showscale": True,
-              "colorbar": {"title": {"text": analysis.metric}}},
-        dimensions=dims, labelangle=-20, labelside="top",
-    ))
-    fig.update_layout(height=420, margin={"l": 60, "r": 60, "t": 90, "b": 40},
-                      title={"text": f"{summary.rule}: {len(shown)} trials" + (f" of {len(usable)}" if len(shown) < len(usable) else "")})
+    fig = go.Figure(
+        go.Parcoords(
+            line={
+                "color": [t.score() for t in shown],
+                "colorscale": "Viridis",
+                "reversescale": analysis.mode == "min",
+                "cmin": color_range[0],
+                "cmax": color_range[1],
+                "showscale": True,
+                "colorbar": {"title": {"text": analysis.metric}},
+            },
+            dimensions=dims,
+            labelangle=-20,
+            labelside="top",
+        )
+    )
+    fig.update_layout(
+        height=420,
+        margin={"l": 60, "r": 60, "t": 90, "b": 40},
+        title={
+            "text": f"{summary.rule}: {len(shown)} trials" + (f" of {len(usable)}" if len(shown) < len(usable) else "")
+        },
+    )
     note = ""
     if constant:
         note = "constant here: " + ", ".join(f"{c}={_param_label(shown[0].params.get(c))}" for c in constant)
@@ -378,10 +411,22 @@ def _importance_figure(summary: RuleSummary) -> dict | None:
     if not summary.importance:
         return None
     items = sorted(summary.importance.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h",
-                           marker={"color": "#4c78a8"}, text=[f"{v:.2f}" for _, v in items], textposition="auto"))
-    fig.update_layout(height=max(160, 40 + 32 * len(items)), margin={"l": 160, "r": 20, "t": 40, "b": 30},
-                      title={"text": summary.rule}, xaxis={"range": [0, 1], "title": {"text": "importance (sums to 1)"}})
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in items],
+            y=[k for k, _ in items],
+            orientation="h",
+            marker={"color": "#4c78a8"},
+            text=[f"{v:.2f}" for _, v in items],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        height=max(160, 40 + 32 * len(items)),
+        margin={"l": 160, "r": 20, "t": 40, "b": 30},
+        title={"text": summary.rule},
+        xaxis={"range": [0, 1], "title": {"text": "importance (sums to 1)"}},
+    )
     return fig.to_plotly_json()
 
 
@@ -390,7 +435,7 @@ def _downsample(points: list[tuple[int, float | None]]) -> list[tuple[int, float
         return points
     step = len(points) / (MAX_POINTS_PER_CURVE - 1)
     kept = [points[int(i * step)] for i in range(MAX_POINTS_PER_CURVE - 1)]
-    return kept + [points[-1]]
+    return [*kept, points[-1]]
 
 
 def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
@@ -403,8 +448,13 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
     notes: list[str] = []
     cols = min(2, len(rules))
     rows = math.ceil(len(rules) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[r.rule for r in rules],
-                        horizontal_spacing=0.08, vertical_spacing=min(0.12, 0.3 / rows))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[r.rule for r in rules],
+        horizontal_spacing=0.08,
+        vertical_spacing=min(0.12, 0.3 / rows),
+    )
     sign = _sign(analysis.mode)
     legend_shown: set[str] = set()
     for i, summary in enumerate(rules):
@@ -412,44 +462,76 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
         drawable = [t for t in summary.trials if any(_finite(v) is not None for v in t.curve.values())]
         no_points = [t for t in summary.trials if t not in drawable]
         if no_points:
-            notes.append(f"{summary.rule}: {len(no_points)} trial(s) with no finite point to draw: "
-                         + "; ".join(f"{t.trial_id} ({t.status}{': ' + t.reason if t.reason else ''})" for t in no_points[:5])
-                         + (" …" if len(no_points) > 5 else ""))
+            notes.append(
+                f"{summary.rule}: {len(no_points)} trial(s) with no finite point to draw: "
+                + "; ".join(f"{t.trial_id} ({t.status}{': ' + t.reason if t.reason else ''})" for t in no_points[:5])
+                + (" …" if len(no_points) > 5 else "")
+            )
         shown = drawable
         if len(drawable) > MAX_CURVES_PER_RULE:
             shown = _sample(drawable, MAX_CURVES_PER_RULE, sign, summary.best)
-            notes.append(f"{summary.rule}: {len(shown)} of {len(drawable)} curves drawn (an even sample by value, the best kept)")
+            notes.append(
+                f"{summary.rule}: {len(shown)} of {len(drawable)} curves drawn (an even sample by value, the best kept)"
+            )
         ordered = [t for t in shown if t is not summary.best] + ([summary.best] if summary.best in shown else [])
         for t in ordered:
             points = _downsample(sorted((int(e), _finite(v)) for e, v in t.curve.items()))
             style = STATUS_STYLE.get(t.status, STATUS_STYLE["finished"])
             best = t is summary.best
             label = "best" if best else t.status
-            hover = (f"<b>{html.escape(t.rule)} {html.escape(t.trial_id)}</b> ({html.escape(t.status)})"
-                     f"<br>epoch %{{x}}: %{{y:.4g}}"
-                     + (f"<br>{html.escape(t.reason)}" if t.reason else "")
-                     + (f"<br>{_hover_params(t.params)}" if t.params else "") + "<extra></extra>")
-            fig.add_trace(go.Scatter(
-                x=[p[0] for p in points], y=[p[1] for p in points], mode="lines",
-                line={"color": BEST_COLOR if best else style["color"], "dash": "solid" if best else style["dash"],
-                      "width": 4 if best else 1.3},
-                opacity=1.0 if best else 0.75, name=label, legendgroup=label,
-                showlegend=label not in legend_shown, hovertemplate=hover,
-            ), row=row, col=col)
+            hover = (
+                f"<b>{html.escape(t.rule)} {html.escape(t.trial_id)}</b> ({html.escape(t.status)})"
+                f"<br>epoch %{{x}}: %{{y:.4g}}"
+                + (f"<br>{html.escape(t.reason)}" if t.reason else "")
+                + (f"<br>{_hover_params(t.params)}" if t.params else "")
+                + "<extra></extra>"
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[p[0] for p in points],
+                    y=[p[1] for p in points],
+                    mode="lines",
+                    line={
+                        "color": BEST_COLOR if best else style["color"],
+                        "dash": "solid" if best else style["dash"],
+                        "width": 4 if best else 1.3,
+                    },
+                    opacity=1.0 if best else 0.75,
+                    name=label,
+                    legendgroup=label,
+                    showlegend=label not in legend_shown,
+                    hovertemplate=hover,
+                ),
+                row=row,
+                col=col,
+            )
             legend_shown.add(label)
             last = next(((e, v) for e, v in reversed(points) if v is not None), None)
             if last is not None and (best or t.status in ("stopped_early", "diverged", "failed")):
-                fig.add_trace(go.Scatter(
-                    x=[last[0]], y=[last[1]], mode="markers+text" if best else "markers",
-                    marker={"symbol": "star" if best else style["symbol"], "size": 16 if best else 9,
-                            "color": BEST_COLOR if best else style["color"], "line": {"width": 1.5, "color": style["color"] if not best else "#7a5500"}},
-                    text=[f"best {t.trial_id}"] if best else None, textposition="top left",
-                    showlegend=False, hovertemplate=hover,
-                ), row=row, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=[last[0]],
+                        y=[last[1]],
+                        mode="markers+text" if best else "markers",
+                        marker={
+                            "symbol": "star" if best else style["symbol"],
+                            "size": 16 if best else 9,
+                            "color": BEST_COLOR if best else style["color"],
+                            "line": {"width": 1.5, "color": style["color"] if not best else "#7a5500"},
+                        },
+                        text=[f"best {t.trial_id}"] if best else None,
+                        textposition="top left",
+                        showlegend=False,
+                        hovertemplate=hover,
+                    ),
+                    row=row,
+                    col=col,
+                )
         fig.update_xaxes(title_text="epoch", row=row, col=col)
         fig.update_yaxes(title_text=analysis.metric, row=row, col=col)
-    fig.update_layout(height=360 * rows + 60, margin={"l": 60, "r": 20, "t": 60, "b": 40},
-                      legend={"title": {"text": "trial status"}})
+    fig.update_layout(
+        height=360 * rows + 60, margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend={"title": {"text": "trial status"}}
+    )
     return fig.to_plotly_json(), notes
 
 
@@ -460,7 +542,13 @@ def _json_for_script(obj: Any) -> str:
     """JSON safe inside <script>: no NaN/inf (JSON has none; they become null), and no '<', '>' or '&'
     that could close the script element whatever a trial id or parameter name holds."""
     text = json.dumps(_nulls_for_nonfinite(obj), allow_nan=False, default=_json_default, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -505,9 +593,12 @@ def _params_text(params: Mapping[str, Any]) -> str:
 
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:16px 20px;color:#1f2328;font-size:14px}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:22px 0 6px;border-bottom:1px solid #d0d7de;padding-bottom:3px}
-.meta{color:#57606a} table{border-collapse:collapse;margin:6px 0} th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:16px 20px;
+  color:#1f2328;font-size:14px}
+h1{font-size:20px;margin:0 0 4px}
+h2{font-size:16px;margin:22px 0 6px;border-bottom:1px solid #d0d7de;padding-bottom:3px}
+.meta{color:#57606a} table{border-collapse:collapse;margin:6px 0}
+th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f6f8fa} tr.best td{background:#fff4d6;font-weight:600} .none{color:#a40e26}
 code{font-size:12px} .rid{color:#57606a} .note{color:#57606a;font-size:12px;margin:2px 0}
 .status-stopped_early{color:#6e7781} .status-diverged,.status-failed{color:#a40e26} .chart{width:100%}
@@ -558,12 +649,17 @@ class _Page:
 
 def _header(page: _Page, analysis: SweepAnalysis) -> None:
     info, counts = page.info, analysis.counts
-    state = "final" if info.final else (
-        f"in progress (refreshed as the sweep runs; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
+    state = (
+        "final"
+        if info.final
+        else (f"in progress (refreshed as the sweep runs; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
+    )
     page.add(f"<h1>Sweep {_esc(info.name or info.sweep_id)}</h1>")
     page.add(
-        f'<p class="meta">sweep id <code>{_esc(info.sweep_id)}</code> · metric <b>{_esc(info.metric)}</b> ({_esc(info.mode)}) · '
-        f"{counts['total']} trials: " + _esc(", ".join(f"{n} {s}" for s, n in counts.items() if s != "total" and n))
+        f'<p class="meta">sweep id <code>{_esc(info.sweep_id)}</code> · '
+        f"metric <b>{_esc(info.metric)}</b> ({_esc(info.mode)}) · "
+        f"{counts['total']} trials: "
+        + _esc(", ".join(f"{n} {s}" for s, n in counts.items() if s != "total" and n))
         + f" · {_esc(state)}</p>"
     )
 
@@ -574,8 +670,10 @@ def _best_section(page: _Page, analysis: SweepAnalysis) -> None:
     for summary in analysis.rules.values():
         b = summary.best
         if b is None:
-            rows.append(f'<tr><td>{_esc(summary.rule)}</td><td colspan="6" class="none">no usable trial: '
-                        f"{_esc(summary.why_unusable)}</td></tr>")
+            rows.append(
+                f'<tr><td>{_esc(summary.rule)}</td><td colspan="6" class="none">no usable trial: '
+                f"{_esc(summary.why_unusable)}</td></tr>"
+            )
             continue
         config = json.dumps(dict(b.config), indent=1, sort_keys=True, default=str) if b.config else ""
         rows.append(
@@ -585,11 +683,16 @@ def _best_section(page: _Page, analysis: SweepAnalysis) -> None:
             + (f"<details><summary>full config</summary><pre>{_esc(config)}</pre></details>" if config else "")
             + f"</td><td>{page.run_cell(b)}</td></tr>"
         )
-    page.add(f"<table><tr><th>rule</th><th>trial</th><th>{_esc(analysis.metric)}</th><th>epochs</th><th>status</th>"
-             f"<th>searched parameters</th><th>MLflow run</th></tr>{''.join(rows)}</table>")
-    page.note("Value = the metric at the trial's last reported epoch, as the sweep ranks trials; ties go to the "
-              "trial listed first. Inside MLflow's artifact viewer links cannot open (MLflow shows HTML in a "
-              "sandboxed frame): use the run id, or open this file on its own.")
+    page.add(
+        f"<table><tr><th>rule</th><th>trial</th><th>{_esc(analysis.metric)}</th><th>epochs</th><th>status</th>"
+        f"<th>searched parameters</th><th>MLflow run</th></tr>{''.join(rows)}</table>"
+    )
+    page.note(
+        "Value = the metric at the trial's last reported epoch, as the sweep ranks trials; ties: "
+        f"{'the sweep chose: ' + TIE_BREAK if page.info.best_trial_ids else 'the trial listed first'}. "
+        "Inside MLflow's artifact viewer links cannot open (MLflow shows HTML in a "
+        "sandboxed frame): use the run id, or open this file on its own."
+    )
 
 
 def _parcoords_section(page: _Page, analysis: SweepAnalysis, scores: list[float]) -> None:
@@ -597,9 +700,11 @@ def _parcoords_section(page: _Page, analysis: SweepAnalysis, scores: list[float]
     if color_range[0] == color_range[1]:
         color_range = (color_range[0] - 0.5, color_range[1] + 0.5)
     page.add("<h2>Parallel coordinates</h2>")
-    page.note(f"One chart per rule (each rule has its own search); colour = {analysis.metric}, on one scale across "
-              "rules. Drag along an axis to filter. Diverged and failed trials have no value and are not drawn "
-              "(see the table below).")
+    page.note(
+        f"One chart per rule (each rule has its own search); colour = {analysis.metric}, on one scale across "
+        "rules. Drag along an axis to filter. Diverged and failed trials have no value and are not drawn "
+        "(see the table below)."
+    )
     for summary in analysis.rules.values():
         fig, note = _parcoords_figure(summary, analysis, color_range)
         if fig is None:
@@ -612,9 +717,11 @@ def _parcoords_section(page: _Page, analysis: SweepAnalysis, scores: list[float]
 
 def _importance_section(page: _Page, analysis: SweepAnalysis) -> None:
     page.add("<h2>Parameter importance</h2>")
-    page.note(f"fANOVA (functional ANOVA, Hutter et al. 2014): the share of the variance of {analysis.metric} over "
-              "the searched space that each parameter explains on its own, from a random forest fitted to the "
-              "trials. It says which knobs mattered in this search, not why.")
+    page.note(
+        f"fANOVA (functional ANOVA, Hutter et al. 2014): the share of the variance of {analysis.metric} over "
+        "the searched space that each parameter explains on its own, from a random forest fitted to the "
+        "trials. It says which knobs mattered in this search, not why."
+    )
     page.add('<div class="grid">')
     for summary in analysis.rules.values():
         page.add("<div>")
@@ -630,9 +737,11 @@ def _importance_section(page: _Page, analysis: SweepAnalysis) -> None:
 
 def _curves_section(page: _Page, analysis: SweepAnalysis) -> None:
     page.add("<h2>Learning curves</h2>")
-    page.note(f"{analysis.metric} per epoch; the best trial of each rule in bold gold with a star; stopped-early "
-              "trials dotted, ending in a bar; diverged trials dashed red, ending in a cross at their last finite "
-              "epoch; hover a line for its trial, status, reason and parameters.")
+    page.note(
+        f"{analysis.metric} per epoch; the best trial of each rule in bold gold with a star; stopped-early "
+        "trials dotted, ending in a bar; diverged trials dashed red, ending in a cross at their last finite "
+        "epoch; hover a line for its trial, status, reason and parameters."
+    )
     fig, notes = _curves_figure(analysis)
     if fig is not None:
         page.figure(fig)
@@ -646,12 +755,16 @@ def _trials_section(page: _Page, analysis: SweepAnalysis, trials: list[ReportTri
     sign = _sign(analysis.mode)
     ordered = sorted(trials, key=lambda t: (t.rule, t.score() is None, -sign * (t.score() or 0.0)))
     if len(ordered) > MAX_TABLE_ROWS:
-        analysis.notes.append(f"the table lists {MAX_TABLE_ROWS} of {len(ordered)} trials (by rule, best first); "
-                              "trials.csv on this run lists them all")
+        analysis.notes.append(
+            f"the table lists {MAX_TABLE_ROWS} of {len(ordered)} trials (by rule, best first); "
+            "trials.csv on this run lists them all"
+        )
         ordered = ordered[:MAX_TABLE_ROWS]
     best = {id(s.best) for s in analysis.rules.values() if s.best is not None}
-    rows = [f"<tr><th>rule</th><th>trial</th><th>status</th><th>{_esc(analysis.metric)}</th><th>epochs</th>"
-            "<th>reason</th><th>searched parameters</th><th>MLflow run</th></tr>"]
+    rows = [
+        f"<tr><th>rule</th><th>trial</th><th>status</th><th>{_esc(analysis.metric)}</th><th>epochs</th>"
+        "<th>reason</th><th>searched parameters</th><th>MLflow run</th></tr>"
+    ]
     for t in ordered:
         cls = ' class="best"' if id(t) in best else ""
         rows.append(
@@ -674,8 +787,11 @@ def build_report_html(trials: Iterable[ReportTrial], info: SweepInfo) -> str:
     _curves_section(page, analysis)
     _trials_section(page, analysis, trials)
     if analysis.notes:
-        page.add("<h2>Left out to keep this page small</h2><ul>"
-                 + "".join(f"<li>{_esc(n)}</li>" for n in analysis.notes) + "</ul>")
+        page.add(
+            "<h2>Left out to keep this page small</h2><ul>"
+            + "".join(f"<li>{_esc(n)}</li>" for n in analysis.notes)
+            + "</ul>"
+        )
     return page.html()
 
 
@@ -694,7 +810,7 @@ def write_sweep_report(trials: Iterable[ReportTrial], info: SweepInfo, path: str
     return path
 
 
-def log_report_artifact(client: "MlflowClient", run_id: str, path: str | Path) -> str:
+def log_report_artifact(client: MlflowClient, run_id: str, path: str | Path) -> str:
     """Log the report at the run's artifact root (replacing an earlier version); returns its artifact path.
 
     The file must be named `sweep_report.html` (MLflow shows it under that name, and links point there).

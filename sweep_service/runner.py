@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepResult:
     sweep_id: str
-    # succeeded: some trial produced a usable result; failed: none did (`error` says why); cancelled.
+    # succeeded: some trial produced a usable result; failed: none did (`error` says why); cancelled; paused.
     # (A sweep that breaks raises instead.)
     status: SweepStatus
     error: str | None
@@ -144,9 +144,19 @@ def run_sweep(
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
     experiments: tracking.ExperimentPolicy | None = None,
+    mlflow_ui_url: str | None = None,
+    should_pause: Callable[[], bool] | None = None,
+    best_models: bool = True,
 ) -> SweepResult:
     """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end; its MLflow
-    experiment as `experiments` says (default: the spec's tracking.experiment or name, as it is)."""
+    experiment as `experiments` says (default: the spec's tracking.experiment or name, as it is).
+
+    `best_models`: at the end, log each rule's best trial as an MLflow model (`model_uri`); callers that only
+    read the numbers (the paper's reproduction) skip it (about a second per rule).
+    `should_pause()` True (polled like `should_stop`; `run_sweep` must run on the main thread): trials stop
+    at their newest checkpoint and the result's status is `paused`; `run_sweep(resume=True)` continues them.
+
+    `mlflow_ui_url`: the MLflow UI's address, for the links on the sweep page (else relative to its root)."""
     started = time.monotonic()
     _quiet_tune()
     from ray import tune
@@ -168,7 +178,7 @@ def run_sweep(
     opened: dict[str, Any] = {}
     opener = threading.Thread(
         target=_open_monitor,
-        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, experiments),
+        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments),
         daemon=True,
     )
     opener.start()
@@ -181,6 +191,7 @@ def run_sweep(
             raise opened["error"]
         monitor = opened["monitor"]
         monitor.started = started  # one time base for the timeline: the start of run_sweep
+        monitor.started_wall = time.time() - (time.monotonic() - started)
     except BaseException:
         opener.join()
         if started_ray:
@@ -263,14 +274,19 @@ def run_sweep(
 
             ray.shutdown()
             marks["ray_stopped_s"] = time.monotonic()
-    monitor.close_open_trials()
-    outcome_error = None if monitor.cancel_requested else monitor.no_result_reason()
-    if monitor.cancel_requested:
-        status = SweepStatus.CANCELLED
-    else:
-        status = SweepStatus.FAILED if outcome_error else SweepStatus.SUCCEEDED
     seconds = time.monotonic() - started
-    final = monitor.close(status, seconds, error=outcome_error)
+    outcome_error = None
+    if monitor.pause_requested and not monitor.cancel_requested:
+        status = SweepStatus.PAUSED
+        final = monitor.pause()
+    else:
+        monitor.close_open_trials()
+        outcome_error = None if monitor.cancel_requested else monitor.no_result_reason()
+        if monitor.cancel_requested:
+            status = SweepStatus.CANCELLED
+        else:
+            status = SweepStatus.FAILED if outcome_error else SweepStatus.SUCCEEDED
+        final = monitor.close(status, seconds, error=outcome_error, best_models=best_models)
     marks["summaries_logged_s"] = time.monotonic()
     assert monitor.runs.parent_run_id is not None
     result = SweepResult(
@@ -279,7 +295,7 @@ def run_sweep(
         error=outcome_error,
         best=monitor.best(),
         best_per_algorithm=monitor.best_per_algorithm(),
-        rules_without_result=monitor.rules_without_result(),
+        rules_without_result={} if status is SweepStatus.PAUSED else monitor.rules_without_result(),  # not ended
         trials=monitor.trial_summaries(),
         experiment_id=monitor.experiment_id,
         parent_run_id=monitor.runs.parent_run_id,
@@ -304,10 +320,14 @@ def _open_monitor(
     uri: str,
     on_progress: Callable[[SweepProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    mlflow_ui_url: str | None,
+    should_pause: Callable[[], bool] | None,
     experiments: tracking.ExperimentPolicy | None,
 ) -> None:
     try:
-        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop, experiments)
+        monitor = SweepMonitor(
+            spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments
+        )
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)

@@ -16,6 +16,7 @@ from pydantic import Field
 class TrialStatus(StrEnum):
     PENDING = "pending"  # suggested or waiting for resources; not training yet
     RUNNING = "running"
+    PAUSED = "paused"  # the sweep was paused: stopped at its last checkpoint, continues from it on resume
     FINISHED = "finished"  # trained up to the scheduler's max_t
     STOPPED_EARLY = "stopped_early"  # stopped by ASHA at a rung
     FAILED = "failed"  # crashed, after its retries
@@ -24,11 +25,11 @@ class TrialStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (TrialStatus.PENDING, TrialStatus.RUNNING)
+        return self not in (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.PAUSED)
 
     def closed_by(self, sweep: SweepStatus) -> TrialStatus:
-        """What a trial still pending or running becomes when its sweep ends with `sweep` without it: it never
-        started, or never finished. Running in a failed sweep: failed; otherwise cancelled."""
+        """What a trial still pending, running or paused becomes when its sweep ends with `sweep` without it: it
+        never started, or never finished. Running in a failed sweep: failed; otherwise cancelled."""
         if self.terminal:
             return self
         if sweep is SweepStatus.FAILED and self is TrialStatus.RUNNING:
@@ -41,6 +42,7 @@ class TrialStatus(StrEnum):
         return {
             TrialStatus.PENDING: "SCHEDULED",
             TrialStatus.RUNNING: "RUNNING",
+            TrialStatus.PAUSED: "SCHEDULED",  # MLflow has no "paused"; resumed, the same run goes on
             TrialStatus.FINISHED: "FINISHED",
             TrialStatus.STOPPED_EARLY: "FINISHED",
             TrialStatus.FAILED: "FAILED",
@@ -52,18 +54,20 @@ class TrialStatus(StrEnum):
 class SweepStatus(StrEnum):
     QUEUED = "queued"  # accepted by the API, waiting for a free slot (the runner never reports it)
     RUNNING = "running"
+    PAUSED = "paused"  # its trials stopped at their checkpoints; `resume` continues them (same MLflow runs)
     SUCCEEDED = "succeeded"  # every trial reached a terminal status and at least one produced a usable result
     FAILED = "failed"  # no trial produced a usable result (all errored or diverged), or the sweep itself broke
     CANCELLED = "cancelled"
 
     @property
     def terminal(self) -> bool:
-        return self not in (SweepStatus.QUEUED, SweepStatus.RUNNING)
+        return self not in (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.PAUSED)
 
     @property
     def mlflow_run_status(self) -> str:
-        """How the sweep's parent run ends in MLflow."""
-        return {SweepStatus.SUCCEEDED: "FINISHED", SweepStatus.CANCELLED: "KILLED"}.get(self, "FAILED")
+        """How the sweep's parent run ends (or waits, paused) in MLflow."""
+        statuses = {SweepStatus.SUCCEEDED: "FINISHED", SweepStatus.CANCELLED: "KILLED", SweepStatus.PAUSED: "SCHEDULED"}
+        return statuses.get(self, "FAILED")
 
 
 SWEEP_STATUS_NAMES: tuple[str, ...] = tuple(s.value for s in SweepStatus)  # for pydantic Literals
@@ -81,6 +85,7 @@ class ProgressCounts:
     total: int = 0
     pending: int = 0
     running: int = 0
+    paused: int = 0
     finished: int = 0
     stopped_early: int = 0
     failed: int = 0
@@ -113,10 +118,10 @@ class ProgressCounts:
         return {**{s.value: self.trials(s) for s in TrialStatus}, "total": self.total}
 
     def closed(self, sweep: SweepStatus) -> ProgressCounts:
-        """The counts once the sweep has ended with `sweep`: no trial left pending or running
+        """The counts once the sweep has ended with `sweep`: no trial left pending, running or paused
         (`TrialStatus.closed_by`)."""
         counts = ProgressCounts(**asdict(self))
-        for status in (TrialStatus.PENDING, TrialStatus.RUNNING):
+        for status in (s for s in TrialStatus if not s.terminal):
             moved = counts.trials(status)
             if moved:
                 setattr(counts, status.value, 0)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rf_core import METRIC_NAMES
+from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX
+from sweep_service import configs, paths
 from sweep_service import mlflow_names as names
-from sweep_service import paths
 from sweep_service.status import TrialStatus
 
 if TYPE_CHECKING:
@@ -143,16 +143,6 @@ def find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str])
             return runs
 
 
-def params_from_config(config: Mapping[str, Any]) -> dict[str, str]:
-    return {k: _param_text(v) for k, v in config.items()}
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value)
-    return str(value)
-
-
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     from mlflow.entities import Param
 
@@ -183,6 +173,9 @@ def log_epoch(
         metrics.append(Metric(names.EPOCH_SECONDS, float(record["seconds"]), now, step))
     if record.get("eval_seconds") is not None:
         metrics.append(Metric(names.EVAL_SECONDS, float(record["eval_seconds"]), now, step))
+    for key, value in record.items():  # what the rule reports about itself (RF: feedback round trip, failures)
+        if key.startswith(RULE_METRIC_PREFIX) and value is not None and math.isfinite(float(value)):
+            metrics.append(Metric(key, float(value), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
     client.log_batch(run_id, metrics=metrics)
@@ -310,7 +303,13 @@ def log_single_run(
     # rf_core's outcome in the trial vocabulary: a run stopped by its callback still finished its training
     outcome = {"completed": TrialStatus.FINISHED, "stopped": TrialStatus.FINISHED, "diverged": TrialStatus.DIVERGED}
     status = outcome[result.status].value if result.status in outcome else result.status
-    run_tags = {names.ROLE: names.Role.TRAIN, names.ALGORITHM: str(config.get("algorithm")), names.STATUS: status}
+    full = configs.full_config(config)
+    run_tags = {
+        names.ROLE: names.Role.TRAIN,
+        names.ALGORITHM: str(config.get("algorithm")),
+        names.STATUS: status,
+        **configs.run_tags(full),
+    }
     run = client.create_run(
         experiment_id,
         run_name=run_name or f"{config.get('algorithm')}-{config.get('dataset')}",
@@ -318,7 +317,7 @@ def log_single_run(
     )
     run_id = run.info.run_id
     try:
-        log_params(client, run_id, params_from_config(config))
+        log_params(client, run_id, full.params())
         for record in result.history:
             log_epoch(client, run_id, record)
         summary = {k: v for k, v in result.summary().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -48,7 +48,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
     from ray import tune
 
-    from rf_core import METRIC_NAMES, TrainConfig, train
+    from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX, TrainConfig, train
+    from sweep_service.configs import rf_core_version
 
     values = decode_trial(settings.spaces, config).config
     device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
@@ -76,6 +77,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         maybe_crash(settings.crash_plan, trial_id, epoch)
         diverged = bool(record.get("diverged"))
         report: dict[str, Any] = {k: float(record[k]) for k in METRIC_NAMES if record.get(k) is not None}
+        report.update({k: float(v) for k, v in record.items() if k.startswith(RULE_METRIC_PREFIX)})
         value = report.get(settings.metric, float("nan"))
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
@@ -86,6 +88,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             diverged=diverged,
             device=device,
             node_id=node_id,
+            rf_core_version=rf_core_version(),
             resumed_from_epoch=resumed_from,
         )
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks

@@ -1,4 +1,4 @@
-"""/sweeps: submit a spec, list, read one (status, progress, best, trials), cancel."""
+"""/sweeps: submit a spec, list, read one (status, progress, best, trials), cancel, pause, resume."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ from api.schemas import (
     TrialsResponse,
 )
 from api.validation import JSON_TYPES, YAML_TYPES, Body, UnsupportedMediaType, check_spec, parse_body
+from sweep_service import mlflow_ui
+from sweep_service.report import REPORT_FILE
 from sweep_service.status import ProgressCounts
+from sweep_service.status import SweepStatus as SweepState
 
 CURSOR_PATTERN = r"^[0-9a-z]{1,13}$"
 SweepId = Annotated[str, Path(description="The sweep's id (opaque string).")]
@@ -93,7 +96,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         summary="A sweep's status, progress, best so far and MLflow links.",
     )
     async def get_sweep(ctx: Ctx, sweep_id: SweepId) -> Response:
-        return await in_thread(_detail, ctx, sweep_id, False)
+        return await in_thread(_detail, ctx, sweep_id)
 
     @routes.get(
         "/sweeps/{sweep_id}/best",
@@ -123,7 +126,29 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.",
     )
     async def cancel(ctx: Ctx, sweep_id: SweepId) -> Response:
-        return await in_thread(_detail, ctx, sweep_id, True)
+        return await in_thread(_detail, ctx, sweep_id, "cancel")
+
+    @routes.post(
+        "/sweeps/{sweep_id}/pause",
+        response_model=SweepDetail,
+        dependencies=write_guard,
+        responses=documented(401, 404, 409),
+        summary="Pause: a queued sweep at once; a running one's trials stop at their newest checkpoints, then it "
+        "is `paused` (this survives a server restart).",
+    )
+    async def pause(ctx: Ctx, sweep_id: SweepId) -> Response:
+        return await in_thread(_detail, ctx, sweep_id, "pause")
+
+    @routes.post(
+        "/sweeps/{sweep_id}/resume",
+        response_model=SweepDetail,
+        dependencies=write_guard,
+        responses=documented(401, 404, 409),
+        summary="Resume a paused sweep: queued again, it continues its trials from their checkpoints in the same "
+        "MLflow runs.",
+    )
+    async def resume(ctx: Ctx, sweep_id: SweepId) -> Response:
+        return await in_thread(_detail, ctx, sweep_id, "resume")
 
     return routes
 
@@ -164,11 +189,19 @@ def _list(ctx: Services, status: str | None, limit: int, cursor: str | None) -> 
     )
 
 
-def _detail(ctx: Services, sweep_id: str, cancel: bool) -> Response:
+def _detail(ctx: Services, sweep_id: str, action: str | None = None) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
-        if cancel:
+        if action == "cancel":
             sweep = store.request_cancel(session, sweep_id) or sweep
+        elif action == "pause":
+            if sweep.status not in (SweepState.QUEUED, SweepState.RUNNING, SweepState.PAUSED):
+                raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; only a queued or running sweep pauses")
+            sweep = store.request_pause(session, sweep_id) or sweep
+        elif action == "resume":
+            if sweep.status not in (SweepState.PAUSED, SweepState.QUEUED, SweepState.RUNNING):
+                raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; only a paused sweep resumes")
+            sweep = store.request_resume(session, sweep_id) or sweep
         return json_response(SweepDetail(**_summary_fields(ctx, sweep), spec=sweep.spec, attempts=sweep.attempts))
 
 
@@ -176,8 +209,10 @@ def _best(ctx: Services, sweep_id: str) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
     if not sweep.best:
-        raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; no trial has reported a metric yet")
+        why = sweep.error if sweep.status == SweepState.FAILED and sweep.error else "no trial has reported a metric yet"
+        raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; {why}")
     per_algorithm = {k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
+    # best_per_algorithm is written as trials report; the end of a succeeded sweep adds each rule's model_uri
     without = (sweep.result or {}).get("rules_without_result") or {}
     return json_response(
         BestResponse(
@@ -212,6 +247,7 @@ def _summary_fields(ctx: Services, row: Any) -> dict[str, Any]:
         name=row.name,
         status=row.status,
         cancel_requested=bool(row.cancel_requested),
+        pause_requested=bool(row.pause_requested),
         created_at=store.as_utc(row.created_at),
         updated_at=store.as_utc(row.updated_at),
         started_at=store.as_utc(row.started_at),
@@ -222,22 +258,25 @@ def _summary_fields(ctx: Services, row: Any) -> dict[str, Any]:
         mlflow=MlflowInfo(
             experiment_id=row.experiment_id,
             parent_run_id=row.parent_run_id,
-            ui_url=_mlflow_url(ctx, row.experiment_id, row.parent_run_id),
+            ui_url=_parent_run_url(ctx, row.experiment_id, row.parent_run_id),
         ),
         links=_links(ctx, row.id, row.experiment_id, row.parent_run_id),
     )
 
 
 def _links(ctx: Services, sweep_id: str, experiment_id: str | None, parent_run_id: str | None) -> Links:
+    """The API's own pages, and the MLflow UI's (the sweep's runs in its saved view; the sweep page)."""
     base = f"/sweeps/{sweep_id}"
-    mlflow = _mlflow_url(ctx, experiment_id, parent_run_id)
-    return Links(self=base, best=f"{base}/best", trials=f"{base}/trials", mlflow=mlflow)
-
-
-def _mlflow_url(ctx: Services, experiment_id: str | None, parent_run_id: str | None) -> str | None:
     ui = ctx.mlflow_ui
-    if ui is None or experiment_id is None:
+    mlflow = report = None
+    if ui is not None and experiment_id is not None:
+        mlflow = mlflow_ui.experiment_url(ui, experiment_id, view=mlflow_ui.sweep_view_key(sweep_id))
+        if parent_run_id is not None:
+            report = mlflow_ui.artifact_url(ui, experiment_id, parent_run_id, REPORT_FILE)
+    return Links(self=base, best=f"{base}/best", trials=f"{base}/trials", mlflow=mlflow, report=report)
+
+
+def _parent_run_url(ctx: Services, experiment_id: str | None, parent_run_id: str | None) -> str | None:
+    if ctx.mlflow_ui is None or experiment_id is None or parent_run_id is None:
         return None
-    if parent_run_id is None:
-        return f"{ui}/#/experiments/{experiment_id}"
-    return f"{ui}/#/experiments/{experiment_id}/runs/{parent_run_id}"
+    return mlflow_ui.run_url(ctx.mlflow_ui, experiment_id, parent_run_id)

@@ -39,10 +39,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from rf_core.model import ForwardCache
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Problem, RuleParams, positive
 from rf_core.rules.base import LayerUpdate
 
@@ -50,7 +51,12 @@ Tensor = torch.Tensor
 
 UPDATES = ("gated_joint", "paper", "paper_as_printed")
 LAYER_STEP_SCALES = ("uniform", "inverse_depth")
-JOINT_STEP_DEFAULTS = {"hidden_step_scale": 10.0, "joint_ridge": 0.1, "norm_eps": 1.0, "layer_step_scale": "inverse_depth"}
+JOINT_STEP_DEFAULTS: dict[str, Any] = {
+    "hidden_step_scale": 10.0,
+    "joint_ridge": 0.1,
+    "norm_eps": 1.0,
+    "layer_step_scale": "inverse_depth",
+}
 
 
 @dataclass(frozen=True)
@@ -62,14 +68,14 @@ class JointStepParams(RuleParams):
     norm_eps: float | None = None  # added to ρ, keeps the solve finite for tiny inputs
     layer_step_scale: str | None = None  # inverse_depth: each of L layers takes 1/L of the error; uniform: all of it
 
-    choices = {"layer_step_scale": LAYER_STEP_SCALES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"layer_step_scale": LAYER_STEP_SCALES}
 
     def problems(self) -> list[Problem]:
         out = super().problems() + positive(self, "hidden_step_scale")
         out += [(n, "must be >= 0") for n in ("joint_ridge", "norm_eps") if (getattr(self, n) or 0) < 0]
         return out
 
-    def resolved(self) -> "JointStepParams":
+    def resolved(self) -> JointStepParams:
         fill = {k: v for k, v in JOINT_STEP_DEFAULTS.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **fill) if fill else self
 
@@ -80,7 +86,7 @@ class RFUpdateParams(JointStepParams):
 
     update: str = "gated_joint"
 
-    choices = {"update": UPDATES, "layer_step_scale": LAYER_STEP_SCALES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"update": UPDATES, "layer_step_scale": LAYER_STEP_SCALES}
 
     def problems(self) -> list[Problem]:
         out = super().problems()
@@ -90,7 +96,7 @@ class RFUpdateParams(JointStepParams):
                     out.append((name, f"read only by update gated_joint; update {self.update} fixes the step"))
         return out
 
-    def resolved(self) -> "RFUpdateParams":
+    def resolved(self) -> RFUpdateParams:
         return super().resolved() if self.update == "gated_joint" else self  # type: ignore[return-value]
 
 
@@ -98,22 +104,24 @@ def describe_update(params: RFUpdateParams) -> str:
     """The update's name with what it is, for `rfsweep rules`, result labels and MLflow tags."""
     return {
         "gated_joint": "gated_joint (engineered, not the paper's: ×σ' backward, ridge least-squares step over "
-                       "the batch, hidden layers' share ×hidden_step_scale)",
+        "the batch, hidden layers' share ×hidden_step_scale)",
         "paper": "paper (§4 Newton step: ÷σ' backward, per-sample minimum-norm step)",
-        "paper_as_printed": "paper_as_printed (§4.2 formula as printed: input a_{l-1}, no D_σ⁺(a_l); not a Newton step)",
+        "paper_as_printed": "paper_as_printed (§4.2 formula as printed: input a_{l-1}, no D_σ⁺(a_l); "
+        "not a Newton step)",
     }[params.update]
 
 
 def reciprocal_feedback_directions(
-    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net, params: RFUpdateParams
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net: MLP, params: RFUpdateParams
 ) -> list[LayerUpdate]:
     if params.update == "gated_joint":
         return gated_joint_directions(cache, output_error, feedback, net, params)
     return _newton_directions(cache, output_error, feedback, net, as_printed=params.update == "paper_as_printed")
 
 
-def _newton_directions(cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net,
-                       *, as_printed: bool) -> list[LayerUpdate]:
+def _newton_directions(
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net: MLP, *, as_printed: bool
+) -> list[LayerUpdate]:
     """`paper` and `paper_as_printed` (module docstring): per-sample minimum-norm steps, D_σ⁺ on the way down."""
     batch = output_error.shape[0]
     bias_input = 1.0 if net.biases is not None else 0.0  # a bias is the weight of a constant input 1
@@ -132,20 +140,22 @@ def _newton_directions(cache: ForwardCache, output_error: Tensor, feedback: dict
     return out
 
 
-def gated_joint_directions(cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net,
-                           params: JointStepParams) -> list[LayerUpdate]:
+def gated_joint_directions(
+    cache: ForwardCache, output_error: Tensor, feedback: dict[int, Tensor], net: MLP, params: JointStepParams
+) -> list[LayerUpdate]:
     """`gated_joint` (module docstring), with `feedback[l]` carrying Δa_l down (W_l⁺ for RF, W_lᵀ for bp_joint)."""
-    params = params.resolved()
+    knobs = params.resolved()
+    assert knobs.hidden_step_scale is not None and knobs.joint_ridge is not None and knobs.norm_eps is not None
     num_layers = net.num_layers
     batch = output_error.shape[0]
-    share = 1.0 / num_layers if params.layer_step_scale == "inverse_depth" else 1.0
-    norm_offset = float(params.norm_eps) + (1.0 if net.biases is not None else 0.0)
-    shares = [share * float(params.hidden_step_scale)] * (num_layers - 1) + [share]
+    share = 1.0 / num_layers if knobs.layer_step_scale == "inverse_depth" else 1.0
+    norm_offset = knobs.norm_eps + (1.0 if net.biases is not None else 0.0)
+    shares = [share * knobs.hidden_step_scale] * (num_layers - 1) + [share]
     # Solve each layer's step on its cheaper side: the B × B batch Gram (B ≤ width, the paper's batch 32)
     # or the width × width feature Gram (large batches); the step is the same either way.
     feature_side = [l for l, h in enumerate(cache.inputs) if _feature_side_is_cheaper(batch, h.shape[1], net)]
     batch_side = [l for l in range(num_layers) if l not in feature_side]
-    ridge = float(params.joint_ridge)
+    ridge = knobs.joint_ridge
     step_weights = _joint_step_weights(cache, ridge, norm_offset, shares, batch_side)
     solved_inputs = {l: _joint_input_weights(cache.inputs[l], ridge, norm_offset, shares[l]) for l in feature_side}
     out: list[LayerUpdate] = [None] * num_layers  # type: ignore[list-item]
@@ -161,15 +171,16 @@ def gated_joint_directions(cache: ForwardCache, output_error: Tensor, feedback: 
     return out
 
 
-def _feature_side_is_cheaper(batch: int, width: int, net) -> bool:
+def _feature_side_is_cheaper(batch: int, width: int, net: MLP) -> bool:
     """Solving with the width × width Gram HᵀH costs ~B·n² + n³ against ~B²·n + B³ for the batch Gram HHᵀ.
 
     Kept to layers without a bias: there the bias direction needs the batch-side inverse."""
     return batch > width and net.biases is None
 
 
-def _joint_step_weights(cache: ForwardCache, ridge: float, norm_offset: float, shares: list[float],
-                        layers: list[int]) -> dict[int, Tensor]:
+def _joint_step_weights(
+    cache: ForwardCache, ridge: float, norm_offset: float, shares: list[float], layers: list[int]
+) -> dict[int, Tensor]:
     """s_l (H Hᵀ + ρI)⁻¹ for each of `layers`, all in one batched Cholesky solve (measured: faster at batch
     32 than a `cholesky_solve` per layer).
 
@@ -182,7 +193,7 @@ def _joint_step_weights(cache: ForwardCache, ridge: float, norm_offset: float, s
         return {}
     first = cache.inputs[0]
     grams = first.new_empty(len(layers), first.shape[0], first.shape[0])
-    for gram, l in zip(grams, layers):
+    for gram, l in zip(grams, layers, strict=True):
         h = cache.inputs[l]
         torch.mm(h, h.T, out=gram)  # written in place: no stack copy (this function is mostly op overhead)
     diagonals = grams.diagonal(dim1=1, dim2=2)
@@ -191,8 +202,10 @@ def _joint_step_weights(cache: ForwardCache, ridge: float, norm_offset: float, s
     grams.mul_(_reciprocal_shares(tuple(shares[l] for l in layers), grams.dtype, grams.device))
     chol, info = torch.linalg.cholesky_ex(grams)
     if info.any():  # only non-finite activations make a ridge-regularised Gram indefinite
-        return {l: torch.full_like(g, float("nan")) for l, g in zip(layers, grams)}  # the loop reports "diverged"
-    return dict(zip(layers, torch.cholesky_inverse(chol).unbind(0)))
+        return {
+            l: torch.full_like(g, float("nan")) for l, g in zip(layers, grams, strict=True)
+        }  # the loop reports "diverged"
+    return dict(zip(layers, torch.cholesky_inverse(chol).unbind(0), strict=True))
 
 
 def _joint_input_weights(h: Tensor, ridge: float, norm_offset: float, share: float) -> Tensor:

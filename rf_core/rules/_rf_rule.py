@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from rf_core import feedback as fb
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger, Problem, at_least_one, positive
 from rf_core.rules._rf import RFUpdateParams, reciprocal_feedback_directions
-from rf_core.rules.base import LearningRule
+from rf_core.rules.base import LayerUpdate, LearningRule
 
 Tensor = torch.Tensor
 
@@ -38,7 +39,11 @@ class SleepParams(RFUpdateParams):
     roundtrip_tolerance: float = 0.05  # a sleep that leaves ‖W F u − u‖/‖u‖ above this has failed
     fallback: str = "none"  # none: a failed sleep is counted and training goes on; oracle: F ← W⁺ (closed form)
 
-    choices = {**RFUpdateParams.choices, "feedback_init": ("random", "zero"), "fallback": FALLBACKS}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        **RFUpdateParams.choices,
+        "feedback_init": ("random", "zero"),
+        "fallback": FALLBACKS,
+    }
 
     def problems(self) -> list[Problem]:
         out = super().problems() + at_least_one(self, "sleep_noise_batch") + positive(self, "roundtrip_tolerance")
@@ -49,12 +54,22 @@ class SleepParams(RFUpdateParams):
         return out
 
 
-class ReciprocalFeedbackRule(LearningRule):
+SP = TypeVar("SP", bound=SleepParams)
+
+
+class ReciprocalFeedbackRule(LearningRule[SP]):
     """Feedback buffers `feedback_{l}` for layers l = 1..L−1 (0-based: the matrix carrying Δa_{l+1} to Δh_l)."""
 
-    params: SleepParams
+    # buffers (they travel in state_dict): run totals and the per-epoch probes' seed
+    sleeps: Tensor
+    sleep_steps_total: Tensor  # LMS steps, summed over layers
+    feedback_fallbacks: Tensor
+    feedback_oracle_replacements: Tensor
+    sleep_roundtrip_sum: Tensor
+    sleep_roundtrip_max: Tensor
+    probe_seed: Tensor
 
-    def __init__(self, model, params, generator):
+    def __init__(self, model: MLP, params: SP, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
         for l in range(1, model.num_layers):
             self.register_buffer(f"feedback_{l}", self._initial_feedback(model.weights[l], generator))
@@ -95,8 +110,15 @@ class ReciprocalFeedbackRule(LearningRule):
             fb.top_eigenvalue_step(u, direction)
         done = 0
         while True:
-            fb.sleep_on_noise(probe, f, direction, steps=round_steps, noise_batch=p.sleep_noise_batch,
-                              rate=p.sleep_rate, generator=self.generator)
+            fb.sleep_on_noise(
+                probe,
+                f,
+                direction,
+                steps=round_steps,
+                noise_batch=p.sleep_noise_batch,
+                rate=p.sleep_rate,
+                generator=self.generator,
+            )
             done += round_steps
             error = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)
             if error <= p.roundtrip_tolerance or done + round_steps > max_steps:
@@ -109,12 +131,13 @@ class ReciprocalFeedbackRule(LearningRule):
         probes = self.probes()
         for l, error in errors.items():
             self.sleep_roundtrip_sum += error
-            self.sleep_roundtrip_max.copy_(max(float(self.sleep_roundtrip_max), error))
+            self.sleep_roundtrip_max.clamp_(min=error)
             if not error <= self.params.roundtrip_tolerance:  # NaN fails too
                 self.feedback_fallbacks += 1
                 if self.params.fallback == "oracle":
-                    replacement = fb.oracle_feedback("oracle_cholesky", probes[l], None, self.generator,
-                                                     steps=0, noise_batch=0)
+                    replacement = fb.oracle_feedback(
+                        "oracle_cholesky", probes[l], None, self.generator, steps=0, noise_batch=0
+                    )
                     getattr(self, f"feedback_{l}").copy_(replacement.matrix)
                     self.feedback_oracle_replacements += 1
         self.sleeps += 1
@@ -124,23 +147,33 @@ class ReciprocalFeedbackRule(LearningRule):
         p = self.params
         if p.development_steps:
             round_steps = min(DEVELOPMENT_ROUND, p.development_steps)
-            self.record_sleep({l: self.sleep_layer(l, probe, round_steps=round_steps, max_steps=p.development_steps)
-                               for l, probe in self.probes().items()})
+            self.record_sleep(
+                {
+                    l: self.sleep_layer(l, probe, round_steps=round_steps, max_steps=p.development_steps)
+                    for l, probe in self.probes().items()
+                }
+            )
 
     # ---- the update ----------------------------------------------------------------------------------
 
-    def factored_directions(self, cache, output_error):
+    def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         return reciprocal_feedback_directions(cache, output_error, self.feedback_matrices(), self.net, self.params)
 
     # ---- reports -------------------------------------------------------------------------------------
 
-    def epoch_report(self) -> dict[str, float]:
-        generator = torch.Generator().manual_seed(int(self.probe_seed) + int(self.steps_done))
-        return {
-            f"feedback_roundtrip_error_layer{l + 1}": fb.roundtrip_error(
-                probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator)
-            for l, probe in self.probes().items()
-        }
+    def epoch_report(self, diagnostics: bool = True) -> dict[str, float]:
+        report = {"feedback_fallbacks": float(self.feedback_fallbacks)}  # run total so far: failed sleeps
+        if diagnostics:
+            generator = torch.Generator().manual_seed(int(self.probe_seed) + int(self.steps_done))
+            report.update(
+                {
+                    f"feedback_roundtrip_error_layer{l + 1}": fb.roundtrip_error(
+                        probe, getattr(self, f"feedback_{l}"), self.params.sleep_noise_batch, generator
+                    )
+                    for l, probe in self.probes().items()
+                }
+            )
+        return report
 
     def run_report(self) -> dict[str, Any]:
         return {
@@ -149,12 +182,17 @@ class ReciprocalFeedbackRule(LearningRule):
             "feedback_fallbacks": int(self.feedback_fallbacks),
             "feedback_oracle_replacements": int(self.feedback_oracle_replacements),
             # each layer's round-trip error right after each sleep (before any fallback)
-            "sleep_roundtrip_error_mean": float(self.sleep_roundtrip_sum) / max(1, int(self.sleeps) * len(self.probes())),
+            "sleep_roundtrip_error_mean": float(self.sleep_roundtrip_sum)
+            / max(1, int(self.sleeps) * len(self.probes())),
             "sleep_roundtrip_error_max": float(self.sleep_roundtrip_max),
         }
 
     @classmethod
     def update_ledger(cls, params: RFUpdateParams, *, feedback_from_weights: bool, oracle: bool) -> Ledger:
         joint = params.update == "gated_joint"
-        return Ledger(weight_transport=False, feedback_from_weights=feedback_from_weights,
-                      closed_form_inverse=joint or oracle, batch_global=joint)
+        return Ledger(
+            weight_transport=False,
+            feedback_from_weights=feedback_from_weights,
+            closed_form_inverse=joint or oracle,
+            batch_global=joint,
+        )

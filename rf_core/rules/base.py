@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -11,16 +11,21 @@ from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger, RuleParams
 
 Tensor = torch.Tensor
+P = TypeVar("P", bound=RuleParams)
 
-_REGISTRY: dict[str, type["LearningRule"]] = {}
+# Every per-epoch number a rule reports about itself starts with this (the sweep service logs them as metrics).
+RULE_METRIC_PREFIX = "feedback_"
+
+_REGISTRY: dict[str, type[LearningRule[Any]]] = {}
+R = TypeVar("R", bound="type[LearningRule[Any]]")
 
 
-def register(cls: type["LearningRule"]) -> type["LearningRule"]:
+def register(cls: R) -> R:
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def registry() -> dict[str, type["LearningRule"]]:
+def registry() -> dict[str, type[LearningRule[Any]]]:
     return dict(_REGISTRY)
 
 
@@ -31,7 +36,7 @@ def registry() -> dict[str, type["LearningRule"]]:
 LayerUpdate = tuple[Tensor, Tensor, Tensor | None]
 
 
-class LearningRule(nn.Module):
+class LearningRule(nn.Module, Generic[P]):
     """Computes each layer's update direction D_l for a batch; the step is W_l ← W_l − lr·D_l.
 
     A rule declares its hyperparameters as `Params` (a frozen dataclass: the fields it reads, nothing else),
@@ -42,16 +47,18 @@ class LearningRule(nn.Module):
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for `rfsweep rules`
+    params: P
+    steps_done: Tensor  # a buffer: training steps taken
     Params: ClassVar[type[RuleParams]] = RuleParams
     default_lr: ClassVar[float]
     default_activation: ClassVar[str] = "leaky_relu"
 
-    def __init__(self, model: MLP, params: RuleParams, generator: torch.Generator) -> None:
+    def __init__(self, model: MLP, params: P, generator: torch.Generator) -> None:
         super().__init__()
         if not isinstance(params, self.Params):
             raise TypeError(f"{self.name} takes {self.Params.__name__}, got {type(params).__name__}")
         self.model = [model]  # a list, so the model is not registered as a submodule of the rule
-        self.params = params.resolved()
+        self.params = params.resolved()  # type: ignore[assignment]  # resolved() keeps the Params type
         self.generator = generator
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
@@ -62,11 +69,11 @@ class LearningRule(nn.Module):
     # ---- what the rule is, for labels and the ledger ----------------------------------------------------
 
     @classmethod
-    def ledger(cls, params: RuleParams) -> Ledger:
+    def ledger(cls, params: P) -> Ledger:
         raise NotImplementedError
 
     @classmethod
-    def describe(cls, params: RuleParams) -> dict[str, str]:
+    def describe(cls, params: P) -> dict[str, str]:
         """`update` and `feedback`: short names (for tags and tables); `update_detail` / `feedback_detail`: what
         they are, in words."""
         raise NotImplementedError
@@ -94,8 +101,9 @@ class LearningRule(nn.Module):
         """Layer index → feedback matrix, for diagnostics (empty for bp)."""
         return {}
 
-    def epoch_report(self) -> dict[str, float]:
-        """Per-epoch numbers about the rule's own state (RF: each layer's feedback round-trip error)."""
+    def epoch_report(self, diagnostics: bool = True) -> dict[str, float]:
+        """Per-epoch numbers about the rule's own state, each named with RULE_METRIC_PREFIX (RF: the running
+        count of failed sleeps; with `diagnostics`, each layer's feedback round-trip error)."""
         return {}
 
     def run_report(self) -> dict[str, Any]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger
-from rf_core.rules.base import LearningRule, register
+from rf_core.rules.base import LayerUpdate, LearningRule, register
 from rf_core.rules.fa import FeedbackScaleParams
 
 
 @register
-class DirectFeedbackAlignment(LearningRule):
+class DirectFeedbackAlignment(LearningRule[FeedbackScaleParams]):
     """δ_L = e/B; for hidden layers δ_l = (δ_L D_l) ⊙ σ'(a_l) with a fixed random D_l (classes × width);
     direction_l = δ_lᵀ h_{l−1}."""
 
@@ -21,7 +23,7 @@ class DirectFeedbackAlignment(LearningRule):
     Params = FeedbackScaleParams
     default_lr = 0.03
 
-    def __init__(self, model, params, generator):
+    def __init__(self, model: MLP, params: FeedbackScaleParams, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
         classes = model.sizes[-1]
         for l in range(model.num_layers - 1):
@@ -31,16 +33,25 @@ class DirectFeedbackAlignment(LearningRule):
             self.register_buffer(f"direct_{l}", d.to(model.weights[0].device))
 
     @classmethod
-    def ledger(cls, params) -> Ledger:
-        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False,
-                      batch_global=False, output_error_broadcast=True)
+    def ledger(cls, params: FeedbackScaleParams) -> Ledger:
+        return Ledger(
+            weight_transport=False,
+            feedback_from_weights=False,
+            closed_form_inverse=False,
+            batch_global=False,
+            output_error_broadcast=True,
+        )
 
     @classmethod
-    def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient_style", "update_detail": "gradient-style step on the broadcast error",
-                "feedback": "fixed_random_direct", "feedback_detail": "fixed random matrices from the output to each layer"}
+    def describe(cls, params: FeedbackScaleParams) -> dict[str, str]:
+        return {
+            "update": "gradient_style",
+            "update_detail": "gradient-style step on the broadcast error",
+            "feedback": "fixed_random_direct",
+            "feedback_detail": "fixed random matrices from the output to each layer",
+        }
 
-    def factored_directions(self, cache, output_error):
+    def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         net = self.net
         top = output_error / output_error.shape[0]
         out = []

@@ -6,9 +6,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger, Problem, RuleParams, positive
-from rf_core.rules.base import LearningRule, backprop_through, register
+from rf_core.rules.base import LayerUpdate, LearningRule, backprop_through, register
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class FeedbackScaleParams(RuleParams):
 
 
 @register
-class FeedbackAlignment(LearningRule):
+class FeedbackAlignment(LearningRule[FeedbackScaleParams]):
     """As backprop with W_l replaced by a fixed random B_l of W_l's shape, drawn like W_l's initialisation
     and scaled by `feedback_scale`: δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})."""
 
@@ -33,7 +35,7 @@ class FeedbackAlignment(LearningRule):
     # (0.863 at λ 0.1; docs/RF_CORE.md).
     default_activation = "tanh"
 
-    def __init__(self, model, params, generator):
+    def __init__(self, model: MLP, params: FeedbackScaleParams, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
         for l, w in enumerate(model.weights):
             bound = self.params.feedback_scale / math.sqrt(w.shape[1])
@@ -41,17 +43,23 @@ class FeedbackAlignment(LearningRule):
             self.register_buffer(f"feedback_{l}", b.to(w.device))
 
     @classmethod
-    def ledger(cls, params) -> Ledger:
-        return Ledger(weight_transport=False, feedback_from_weights=False, closed_form_inverse=False, batch_global=False)
+    def ledger(cls, params: FeedbackScaleParams) -> Ledger:
+        return Ledger(
+            weight_transport=False, feedback_from_weights=False, closed_form_inverse=False, batch_global=False
+        )
 
     @classmethod
-    def describe(cls, params) -> dict[str, str]:
-        return {"update": "gradient_style", "update_detail": "gradient-style step through the feedback",
-                "feedback": "fixed_random", "feedback_detail": "fixed random matrices in place of Wᵀ"}
+    def describe(cls, params: FeedbackScaleParams) -> dict[str, str]:
+        return {
+            "update": "gradient_style",
+            "update_detail": "gradient-style step through the feedback",
+            "feedback": "fixed_random",
+            "feedback_detail": "fixed random matrices in place of Wᵀ",
+        }
 
-    def feedback_matrices(self):
+    def feedback_matrices(self) -> dict[int, Tensor]:
         return {l: getattr(self, f"feedback_{l}") for l in range(1, self.net.num_layers)}
 
-    def factored_directions(self, cache, output_error):
+    def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         backward = [getattr(self, f"feedback_{l}") for l in range(self.net.num_layers)]
         return backprop_through(cache, output_error, backward, self.net)

@@ -18,10 +18,12 @@ or `oracle`, the closed-form pseudoinverse of the initial weights (weight transp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from rf_core import feedback as fb
+from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger, Problem
 from rf_core.rules._rf import describe_update
 from rf_core.rules._rf_rule import ReciprocalFeedbackRule, SleepParams
@@ -33,7 +35,10 @@ class ParallelParams(SleepParams):
     feedback_init: str = "random"  # random | zero (then development) | oracle: pinv(W₀), closed form
     feedback_lr: float = 1e-5  # the §3.1 rule's rate on the training data (paper's search: [1e-6, 1e-3]); 0 freezes F
 
-    choices = {**SleepParams.choices, "feedback_init": ("random", "zero", "oracle")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        **SleepParams.choices,
+        "feedback_init": ("random", "zero", "oracle"),
+    }
 
     def problems(self) -> list[Problem]:
         out = super().problems()
@@ -43,45 +48,52 @@ class ParallelParams(SleepParams):
 
 
 @register
-class ParallelReciprocalFeedback(ReciprocalFeedbackRule):
+class ParallelReciprocalFeedback(ReciprocalFeedbackRule[ParallelParams]):
     name = "rf_parallel"
     summary = "Reciprocal Feedback, parallel: feedback trained at every step by the §3.1 rule on the data"
     Params = ParallelParams
-    params: ParallelParams
     default_lr = 1.0
 
-    def __init__(self, model, params, generator):
+    def __init__(self, model: MLP, params: ParallelParams, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
         if self.params.feedback_init == "oracle":
             for l, probe in self.probes().items():
-                getattr(self, f"feedback_{l}").copy_(fb.oracle_feedback("oracle_svd", probe, None, generator,
-                                                                        steps=0, noise_batch=0).matrix)
+                getattr(self, f"feedback_{l}").copy_(
+                    fb.oracle_feedback("oracle_svd", probe, None, generator, steps=0, noise_batch=0).matrix
+                )
 
     @classmethod
-    def ledger(cls, params) -> Ledger:
+    def ledger(cls, params: ParallelParams) -> Ledger:
         from_weights = params.feedback_init == "oracle" or params.fallback == "oracle"
         return cls.update_ledger(params, feedback_from_weights=from_weights, oracle=from_weights)
 
     @classmethod
-    def describe(cls, params) -> dict[str, str]:
+    def describe(cls, params: ParallelParams) -> dict[str, str]:
         oracle = params.feedback_init == "oracle"
         parts = ["oracle" if oracle else params.feedback_init]
         if params.development_steps and not oracle:
             parts.append("development")
         parts.append("on_data" if params.feedback_lr else "frozen")
-        start = ("pinv(W₀) (closed form: weight transport)" if oracle
-                 else params.feedback_init + (f", then up to {params.development_steps} noise-sleep steps"
-                                              if params.development_steps else ""))
+        start = (
+            "pinv(W₀) (closed form: weight transport)"
+            if oracle
+            else params.feedback_init
+            + (f", then up to {params.development_steps} noise-sleep steps" if params.development_steps else "")
+        )
         rule = f"the §3.1 rule on the data at rate {params.feedback_lr:g}" if params.feedback_lr else "then frozen"
-        return {"update": params.update, "update_detail": describe_update(params),
-                "feedback": "+".join(parts), "feedback_detail": f"starts {start}; {rule}"}
+        return {
+            "update": params.update,
+            "update_detail": describe_update(params),
+            "feedback": "+".join(parts),
+            "feedback_detail": f"starts {start}; {rule}",
+        }
 
-    def before_step(self):
+    def before_step(self) -> None:
         if int(self.steps_done) == 0 and int(self.sleeps) == 0 and self.params.feedback_init != "oracle":
             self.develop()
 
     @torch.no_grad()
-    def after_step(self, cache):
+    def after_step(self, cache: ForwardCache) -> None:
         rate = self.params.feedback_lr
         if not rate:
             return

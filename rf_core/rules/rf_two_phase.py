@@ -17,6 +17,7 @@ torch.linalg.pinv, `oracle_newton_schulz` (Ben-Israel–Cohen from a Wᵀ-built 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -31,13 +32,13 @@ FEEDBACK_SOURCES = ("learned", *fb.ORACLE_METHODS)
 
 @dataclass(frozen=True)
 class TwoPhaseParams(SleepParams):
-    feedback: str = "learned"  # learned (from noise, local) | oracle_cholesky | oracle_svd | oracle_newton_schulz | oracle_recirculation
+    feedback: str = "learned"  # learned (from noise, local) | oracle_* (closed form from W: FEEDBACK_SOURCES)
     pinv_every: int = 100  # training steps between sleeps (the paper's A.1: 20)
     sleep_steps: int = 5  # learned: LMS steps per sleep round
     sleep_max_steps: int = 100  # learned: rounds continue while the round trip is above tolerance, up to this;
     # oracle_recirculation: its number of noise-driven steps
 
-    choices = {**SleepParams.choices, "feedback": FEEDBACK_SOURCES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {**SleepParams.choices, "feedback": FEEDBACK_SOURCES}
 
     def problems(self) -> list[Problem]:
         out = super().problems() + at_least_one(self, "pinv_every", "sleep_steps", "sleep_max_steps")
@@ -47,29 +48,34 @@ class TwoPhaseParams(SleepParams):
 
 
 @register
-class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
+class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule[TwoPhaseParams]):
     name = "rf_two_phase"
     summary = "Reciprocal Feedback, two phases: feedback re-learned as W⁺ in a sleep every pinv_every steps"
     Params = TwoPhaseParams
-    params: TwoPhaseParams
     default_lr = 1.0
 
     @classmethod
-    def ledger(cls, params) -> Ledger:
+    def ledger(cls, params: TwoPhaseParams) -> Ledger:
         oracle = params.feedback != "learned"
         return cls.update_ledger(params, feedback_from_weights=oracle or params.fallback == "oracle", oracle=oracle)
 
     @classmethod
-    def describe(cls, params) -> dict[str, str]:
+    def describe(cls, params: TwoPhaseParams) -> dict[str, str]:
         if params.feedback == "learned":
-            detail = (f"learned from white noise by the §3.1 rule (LMS) every {params.pinv_every} steps, "
-                      f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep")
+            detail = (
+                f"learned from white noise by the §3.1 rule (LMS) every {params.pinv_every} steps, "
+                f"{params.sleep_steps}-{params.sleep_max_steps} steps per sleep"
+            )
         else:
             detail = f"{params.feedback}: computed from W every {params.pinv_every} steps (weight transport)"
-        return {"update": params.update, "update_detail": describe_update(params),
-                "feedback": params.feedback, "feedback_detail": detail}
+        return {
+            "update": params.update,
+            "update_detail": describe_update(params),
+            "feedback": params.feedback,
+            "feedback_detail": detail,
+        }
 
-    def before_step(self):
+    def before_step(self) -> None:
         if int(self.steps_done) % self.params.pinv_every == 0:
             self.sleep()
 
@@ -81,16 +87,26 @@ class TwoPhaseReciprocalFeedback(ReciprocalFeedbackRule):
         elif int(self.sleeps) == 0 and p.development_steps:
             self.develop()
         else:
-            self.record_sleep({l: self.sleep_layer(l, probe, round_steps=p.sleep_steps, max_steps=p.sleep_max_steps)
-                               for l, probe in self.probes().items()})
+            self.record_sleep(
+                {
+                    l: self.sleep_layer(l, probe, round_steps=p.sleep_steps, max_steps=p.sleep_max_steps)
+                    for l, probe in self.probes().items()
+                }
+            )
 
     def _oracle_sleep(self) -> None:
         p = self.params
         errors = {}
         for l, probe in self.probes().items():
             f = getattr(self, f"feedback_{l}")
-            result = fb.oracle_feedback(p.feedback, probe, None if int(self.sleeps) == 0 else f, self.generator,
-                                        steps=p.sleep_max_steps, noise_batch=p.sleep_noise_batch)
+            result = fb.oracle_feedback(
+                p.feedback,
+                probe,
+                None if int(self.sleeps) == 0 else f,
+                self.generator,
+                steps=p.sleep_max_steps,
+                noise_batch=p.sleep_noise_batch,
+            )
             f.copy_(result.matrix)
             # judged like a learned sleep: an oracle that did not converge fails the round trip
             errors[l] = fb.roundtrip_error(probe, f, p.sleep_noise_batch, self.generator)

@@ -28,7 +28,7 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from sweep_service.problems import Loc, Problem, SpecError
@@ -91,6 +91,33 @@ def read_yaml(text: str | bytes) -> Any:
     finally:
         loader.dispose()
     return checked(data)
+
+
+def source_lines(text: str | bytes) -> dict[Loc, int]:
+    """Where each location of a YAML/JSON document starts (1-based line), for error messages; {} when the text
+    cannot be composed within the limits above (the walk then visits at most MAX_NODES values)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except Exception:  # not YAML, or past a limit: the problems say why, without lines
+        return {}
+    finally:
+        loader.dispose()
+    lines: dict[Loc, int] = {}
+    stack: list[tuple[Node, Loc]] = [(root, ())] if root is not None else []
+    while stack:
+        node, loc = stack.pop()
+        lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):  # a key of another kind is a problem of its own, on its mapping
+                    lines[(*loc, key.value)] = key.start_mark.line + 1  # a field's line is its key's
+                    stack.append((value, (*loc, key.value)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+    return lines
 
 
 def checked(data: Any) -> Any:

@@ -258,7 +258,8 @@ def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, 
             assert done["status"] == "failed", done
             assert f"no trial produced a usable result (1 {count_key} of 1)" in done["error"], done["error"]
             assert done["progress"][count_key] == 1 and done["progress"]["pending"] == 0
-            assert client.get(f"/sweeps/{sweep_id}/best").status_code == 409
+            best = client.get(f"/sweeps/{sweep_id}/best")
+            assert best.status_code == 409 and done["error"] in best.json()["detail"]  # the reason, not "yet"
             trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
             assert [t["status"] for t in trials] == [count_key]
             runs = mlflow_runs(tracking_uri, sweep_id)
@@ -267,3 +268,54 @@ def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, 
             assert parent.data.tags["rfsweep.sweep_status"] == "failed"
             assert done["error"] == parent.data.tags["rfsweep.failure_reason"]
             assert len(runs["trial"]) == 1 and runs["trial"][0].info.status == "FAILED"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_pause_restart_resume_loses_no_epoch(start_server):
+    """Pause a running sweep, restart the API while it is paused, resume: it finishes with one MLflow run per
+    trial, the same runs as before the pause, and every epoch logged exactly once."""
+    from mlflow.tracking import MlflowClient
+
+    server = start_server()
+    with server.client() as client:
+        sweep_id = client.post("/sweeps", json=spec("pause-me", **LONG_TRIALS, search=TWO_TRIALS)).json()["id"]
+        wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 3,
+            240,
+            what="a trial to train",
+        )
+        assert client.post(f"/sweeps/{sweep_id}/pause").json()["pause_requested"] is True
+        paused = wait_status(client, sweep_id, ("paused", *TERMINAL), timeout=120)
+        assert paused["status"] == "paused", paused.get("error")
+        before = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+    wait_for(lambda: not _driver_pids(sweep_id), 60, what="the driver to exit on pause")
+    epochs_at_pause = paused["progress"]["epochs_done"]
+    assert 3 <= epochs_at_pause < paused["progress"]["max_epochs"] == 60, "the pause was not mid-sweep"
+    assert all(t["status"] in ("paused", "pending", "finished") for t in before)
+    runs_at_pause = {run.info.run_id: run for run in mlflow_runs(start_server.tracking_uri, sweep_id)["trial"]}
+    assert {r.info.status for r in runs_at_pause.values()} <= {"SCHEDULED", "FINISHED"}
+    server.stop()
+
+    server = start_server()
+    with server.client() as client:
+        assert client.get(f"/sweeps/{sweep_id}").json()["status"] == "paused"  # survived the restart
+        time.sleep(2)  # the dispatcher leaves a paused sweep alone
+        assert client.get(f"/sweeps/{sweep_id}").json()["status"] == "paused" and not _driver_pids(sweep_id)
+        assert client.post(f"/sweeps/{sweep_id}/resume").json()["status"] in ("queued", "running")
+        done = wait_status(client, sweep_id, TERMINAL)
+        assert done["status"] == "succeeded", done.get("error")
+        trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
+        (t["status"], t["epochs"], t.get("reason")) for t in trials
+    ]
+    assert done["progress"]["epochs_done"] == 60
+    children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
+    assert set(runs_at_pause) <= {run.info.run_id for run in children}, "a resumed trial got a new run"
+    client = MlflowClient(start_server.tracking_uri)
+    for run in children:
+        steps = sorted(int(m.step) for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert steps == list(range(1, 31)), f"epochs lost or repeated in {run.info.run_name}: {steps}"
+        if runs_at_pause.get(run.info.run_id) and runs_at_pause[run.info.run_id].info.status == "SCHEDULED":
+            assert int(run.data.tags["rfsweep.resumed_from_epoch"]) >= 1  # from its checkpoint, not from epoch 0
+    for trial in trials:  # ISO 8601 times, the first start before the pause
+        assert datetime.datetime.fromisoformat(trial["started_at"]) < datetime.datetime.fromisoformat(trial["ended_at"])

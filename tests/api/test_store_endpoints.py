@@ -325,3 +325,55 @@ def test_a_lone_surrogate_never_reaches_the_store(api, field):
     assert page.status_code == 200
     for item in page.json()["items"]:
         assert api.get(f"/sweeps/{item['id']}").status_code == 200
+
+
+def test_pause_and_resume_a_queued_sweep_and_refuse_them_on_a_finished_one(api):
+    """Queued: paused at once, resumed back to the queue. A cancelled sweep neither pauses nor resumes (409)."""
+    sweep_id = api.post("/sweeps", json=spec(name="pause-queued")).json()["id"]
+    paused = api.post(f"/sweeps/{sweep_id}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert api.post(f"/sweeps/{sweep_id}/pause").json()["status"] == "paused"  # idempotent
+    assert [s["id"] for s in api.get("/sweeps", params={"status": "paused"}).json()["items"]] == [sweep_id]
+    resumed = api.post(f"/sweeps/{sweep_id}/resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
+    assert api.post(f"/sweeps/{sweep_id}/cancel").json()["status"] == "cancelled"
+    for action in ("pause", "resume"):
+        refused = api.post(f"/sweeps/{sweep_id}/{action}")
+        assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
+    assert api.post("/sweeps/no-such-sweep/pause").status_code == 404
+
+
+def test_links_point_at_the_local_mlflow_ui_by_default(api):
+    """With the local default store, links name the UI `rfsweep ui` starts (none before the sweep ran)."""
+    body = api.post("/sweeps", json=spec(name="links")).json()
+    assert body["links"]["mlflow"] is None and body["links"]["report"] is None  # not started: no experiment yet
+
+
+def test_cli_list_fits_80_columns_with_the_full_ids(server, api):
+    """`rfsweep list` on an 80-column terminal: every line fits, each sweep's whole id is there to copy."""
+    import os
+    import subprocess
+    import sys
+
+    ids = [api.post("/sweeps", json=spec(name=f"a-rather-long-sweep-name-{i}")).json()["id"] for i in range(2)]
+    env = {**os.environ, "COLUMNS": "80", "RFSWEEP_API_TOKEN": TOKEN}
+    done = subprocess.run(
+        [sys.executable, "-m", "rfsweep_cli.main", "list", "--url", server.url, "--limit", "5"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80, lines
+    assert all(any(line.startswith(sweep_id) for line in lines) for sweep_id in ids), lines
+
+
+def test_a_paused_sweep_cancelled_leaves_no_trial_pending(api):
+    """Cancelling a paused sweep ends it at once, and its trials with it (issue 14: an ended sweep leaves no
+    trial pending)."""
+    sweep_id = api.post("/sweeps", json=spec(name="pause-then-cancel")).json()["id"]
+    assert api.post(f"/sweeps/{sweep_id}/pause").json()["status"] == "paused"
+    cancelled = api.post(f"/sweeps/{sweep_id}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["pause_requested"] is False
+    progress = cancelled["progress"]
+    assert progress["pending"] == progress["paused"] == progress["running"] == 0
+    assert progress["cancelled"] == progress["total"] > 0

@@ -8,7 +8,6 @@ import re
 import subprocess
 
 import pytest
-
 from compose_model import REPO, load_compose, read_env_file
 
 MINIMUM = "2.24.0"
@@ -44,11 +43,14 @@ def _run_check(tmp_path, docker_script: str | None):
         docker.write_text("#!/bin/sh\n" + docker_script)
         docker.chmod(0o755)
     path = f"{bin_dir}:/usr/bin:/bin"
-    return subprocess.run(["/bin/sh", str(CHECK)], capture_output=True, text=True, env={**os.environ, "PATH": path}, timeout=30)
+    return subprocess.run(
+        ["/bin/sh", str(CHECK)], capture_output=True, text=True, env={**os.environ, "PATH": path}, timeout=30
+    )
 
 
-@pytest.mark.parametrize("reported, ok", [("v2.24.0", True), ("2.29.7", True), ("2.23.3", False), ("v2.9.1", False),
-                                          ("3.0.0", True)])
+@pytest.mark.parametrize(
+    "reported, ok", [("v2.24.0", True), ("2.29.7", True), ("2.23.3", False), ("v2.9.1", False), ("3.0.0", True)]
+)
 def test_check_script_accepts_exactly_the_minimum_and_later(tmp_path, reported, ok):
     result = _run_check(tmp_path, f'[ "$1 $2 $3" = "compose version --short" ] && echo {reported} || exit 2\n')
     assert (result.returncode == 0) is ok, (result.stdout, result.stderr)

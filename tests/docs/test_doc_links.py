@@ -41,7 +41,9 @@ def test_relative_links_resolve(doc):
         file_part, _, anchor = target.partition("#")
         resolved = (doc.parent / unquote(file_part)).resolve() if file_part else doc
         if not resolved.exists():
-            broken.append(f"{target}: {resolved.relative_to(REPO) if resolved.is_relative_to(REPO) else resolved} does not exist")
+            broken.append(
+                f"{target}: {resolved.relative_to(REPO) if resolved.is_relative_to(REPO) else resolved} does not exist"
+            )
         elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
             broken.append(f"{target}: no heading #{anchor} in {resolved.name}")
     assert not broken, f"{doc.relative_to(REPO)}:\n" + "\n".join(broken)

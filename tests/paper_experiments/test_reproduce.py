@@ -18,8 +18,23 @@ TINY = Budget("test", configurations=2, epochs=3, seeds=2, grace_period=1, reduc
 PAPER, TUNED = PROTOCOLS
 
 
+def test_the_paper_protocol_runs_the_papers_rf_update_and_says_so():
+    """Protocol (a) is the paper's: its RF rows run `update: paper`, and every label says which update ran."""
+    (group,) = PAPER.groups
+    spec = search_spec(PAPER, group, TINY, "digits", None, "x", None)
+    for rule in ("rf_parallel", "rf_two_phase"):
+        assert spec.rule_parameters(rule)["update"] == "paper"
+    assert PAPER.labels() == ["bp", "fa", "rf_parallel (update: paper)", "rf_two_phase (update: paper)"]
+    main, paper_update = TUNED.groups
+    assert "update" not in search_spec(TUNED, main, TINY, "digits", None, "x", None).rule_parameters("rf_two_phase")
+    tuned_paper = search_spec(TUNED, paper_update, TINY, "digits", None, "x", None)
+    assert tuned_paper.algorithms == ["rf_parallel", "rf_two_phase"]
+    assert tuned_paper.rule_parameters("rf_parallel")["update"] == "paper"
+    assert "(update: paper)" in TUNED.labels()[-1]
+
+
 def test_paper_protocol_searches_the_printed_domains_and_selects_on_test():
-    spec = search_spec(PAPER, TINY, "digits", None, "x", None)
+    spec = search_spec(PAPER, PAPER.groups[0], TINY, "digits", None, "x", None)
     assert spec.metric == "test_accuracy" and spec.search.num_samples == 2 and spec.model.activation == "leaky_relu"
     for rule in RULES:
         lr = spec.rule_parameters(rule)["lr"]
@@ -31,7 +46,7 @@ def test_paper_protocol_searches_the_printed_domains_and_selects_on_test():
 
 
 def test_tuned_protocol_selects_on_validation_and_starts_from_the_rules_defaults():
-    spec = search_spec(TUNED, TINY, "digits", None, "x", None)
+    spec = search_spec(TUNED, TUNED.groups[0], TINY, "digits", None, "x", None)
     assert spec.metric == "val_accuracy" and spec.model.activation is None
     assert spec.rule_parameters("rf_two_phase")["lr"].high > 1 > spec.rule_parameters("bp")["lr"].high
     assert "hidden_step_scale" in spec.rule_parameters("rf_parallel")
@@ -47,14 +62,13 @@ def test_tuned_protocol_selects_on_validation_and_starts_from_the_rules_defaults
 def test_both_protocols_run_the_papers_sleep_period_whatever_rf_cores_default(protocol):
     from rf_core import TrainConfig
 
-    assert TrainConfig().pinv_every != 20  # otherwise this test pins nothing
-    spec = search_spec(protocol, TINY, "digits", None, "x", None)
-    assert spec.rule_parameters("rf_two_phase")["pinv_every"] == 20  # paper A.1
-    best = {"rf_two_phase": {"algorithm": "rf_two_phase", "lr": 1.0, "pinv_every": 20, "seed": 0}}
-    assert (
-        retrain_spec(protocol, TINY, "digits", None, "x", best, None).rule_parameters("rf_two_phase")["pinv_every"]
-        == 20
-    )
+    assert TrainConfig(algorithm="rf_two_phase").params.pinv_every != 20  # otherwise this test pins nothing
+    for group in protocol.groups:
+        spec = search_spec(protocol, group, TINY, "digits", None, "x", None)
+        assert spec.rule_parameters("rf_two_phase")["pinv_every"] == 20  # paper A.1
+        best = {"rf_two_phase": {"algorithm": "rf_two_phase", "lr": 1.0, "pinv_every": 20, "seed": 0}}
+        retrain = retrain_spec(protocol, group, TINY, "digits", None, "x", best, None)
+        assert retrain.rule_parameters("rf_two_phase")["pinv_every"] == 20
 
 
 def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed():
@@ -68,10 +82,10 @@ def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed()
             "feedback_scale": 0.5,
             "seed": 0,
             "lr_schedule": "cosine",
-            "rf_form": "newton",
+            "pinv_every": 20,
         }
     }
-    spec = retrain_spec(TUNED, TINY, "digits", "/data", "x", best, None)
+    spec = retrain_spec(TUNED, TUNED.groups[0], TINY, "digits", "/data", "x", best, None)
     assert spec.scheduler.type == "fifo" and spec.max_t == 3
     params = spec.rule_parameters("fa")
     assert (params["lr"], params["activation"], params["feedback_scale"], params["lr_schedule"]) == (
@@ -80,7 +94,7 @@ def test_retrain_spec_fixes_the_best_configuration_and_runs_one_trial_per_seed()
         0.5,
         "cosine",
     )
-    assert "rf_form" not in params  # fa does not read it
+    assert "pinv_every" not in params  # fa does not read it
     assert [p["seed"] for p in spec.search.points_to_evaluate] == [0, 1]
     assert spec.dataset.data_dir == "/data"
 
@@ -125,21 +139,42 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
     out = tmp_path / "out"
     for name in ("table1.md", "fig4.png", "fig4_protocol_a.png", "fig2.png", "best_configs.json", "run_ids.json"):
         assert (out / name).stat().st_size > 0, name
-    assert list(dict.fromkeys(stage for stage, *_ in stages)) == [
+    named = list(dict.fromkeys(stage for stage, *_ in stages))
+    assert named[:6] == [
         "protocol (a) search",
         "protocol (a) retrain",
         "protocol (b) search",
         "protocol (b) retrain",
+        "protocol (b) paper update search",
+        "protocol (b) paper update retrain",
     ]
-    assert stages[-1][1] > 0 and stages[-1][2] is not None
+    assert named[6].startswith("Figure 2: pseudoinverse demo, setting 1/") and len(named) > 7  # progress there too
+    assert stages[-1][1] > 0
 
-    best = json.loads((out / "best_configs.json").read_text())["best"]
+    document = json.loads((out / "best_configs.json").read_text())
+    nulls = []
+
+    def keep(pairs):
+        nulls.extend(key for key, value in pairs if value is None)
+        return dict(pairs)
+
+    json.loads(json.dumps(document), object_pairs_hook=keep)
+    assert not nulls, nulls  # no null anywhere (lists of numbers hold no None: checked by _without_nulls)
+    best = document["best"]
+    from rf_core import rule_fields
+
+    for protocol in PROTOCOLS:
+        for label in protocol.labels():  # every field its rule reads: a value, or why it has none
+            config, notes = best[protocol.key][label]["config"], best[protocol.key][label]["config_notes"]
+            assert set(config) | set(notes) == rule_fields(config["algorithm"]), label
+            if config.get("update") == "paper":  # the joint-step knobs, None by design, are explained
+                assert "update paper fixes the step" in notes["hidden_step_scale"], notes
     table = (out / "table1.md").read_text()
     for protocol in PROTOCOLS:
         assert f"## Protocol ({protocol.key})" in table
-        for rule in RULES:
+        for rule in protocol.labels():
             entry = best[protocol.key][rule]
-            assert f"| {rule} |" in table
+            assert f"| {rule} | {entry['rule']['update']} | {entry['rule']['feedback']} |" in table
             assert [s["seed"] for s in entry["seeds"]] == [0, 1]
             assert all(s["epochs"] == TINY.epochs for s in entry["seeds"] if s["status"] != "diverged")
             key = "best_test_accuracy" if protocol.key == "a" else "test_accuracy_at_best_val"
@@ -149,10 +184,14 @@ def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
             runs = [mlflow_client.get_run(s["run_id"]) for s in entry["seeds"]]
             assert {r.data.params["seed"] for r in runs} == {"0", "1"}
             assert all(math.isclose(float(r.data.params["lr"]), entry["config"]["lr"]) for r in runs)
+            group = "paper-update" if protocol.key == "b" and "update: paper" in rule else "main"
             assert all(
-                r.data.tags["mlflow.parentRunId"] == result.ids[protocol.key]["retrain"]["parent_run_id"] for r in runs
+                r.data.tags["mlflow.parentRunId"] == result.ids[protocol.key][group]["retrain"]["parent_run_id"]
+                for r in runs
             )
-        assert 1e-4 <= best["a"][rule]["config"]["lr"] <= 1e-2
+            assert all(("update: paper" in rule) == (r.data.params.get("update") == "paper") for r in runs)
+        for rule in PAPER.labels():
+            assert 1e-4 <= best["a"][rule]["config"]["lr"] <= 1e-2
 
     report = mlflow_client.get_run(result.ids["report_run_id"])
     assert report.info.status == "FINISHED" and report.data.tags["rfsweep.role"] == "reproduce"

@@ -15,7 +15,16 @@ def test_train_json_last_line_has_the_contracted_fields():
     done = run("train", "--dataset", "digits", "--algorithm", "rf_parallel", "--epochs", "3", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "epochs_to_90", "status", "seconds", "history"):
+    for key in (
+        "test_accuracy",
+        "best_test_accuracy",
+        "val_accuracy",
+        "epochs",
+        "epochs_to_90",
+        "status",
+        "seconds",
+        "history",
+    ):
         assert key in summary, key
     assert summary["status"] == "completed" and summary["epochs"] == 3 and len(summary["history"]) == 3
     assert summary["config"]["feedback_lr"] is not None  # the rule's default was filled in
@@ -28,8 +37,20 @@ def test_train_rejects_an_invalid_field_with_its_name():
 
 
 def test_train_warns_about_a_field_the_rule_does_not_read_and_still_trains():
-    done = run("train", "--dataset", "digits", "--algorithm", "bp", "--epochs", "1", "--set", "pinv_every=20",
-               "--set", "weight_decay=1e-4", "--json")
+    done = run(
+        "train",
+        "--dataset",
+        "digits",
+        "--algorithm",
+        "bp",
+        "--epochs",
+        "1",
+        "--set",
+        "pinv_every=20",
+        "--set",
+        "weight_decay=1e-4",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert "warning: bp does not read pinv_every; no effect" in done.stderr
     assert "weight_decay" not in done.stderr  # every rule reads it

@@ -24,8 +24,10 @@ def test_a_flat_mapping_round_trips_and_fields_go_to_the_rule_that_reads_them():
 def test_a_field_of_another_rule_is_refused_naming_the_rules_that_read_it():
     with pytest.raises(ConfigError) as caught:
         TrainConfig.from_dict({"algorithm": "bp", "pinv_every": 20, "bogus": 1})
-    assert caught.value.problems == [("bogus", "unknown training-config field"),
-                                     ("pinv_every", "bp does not read this field (read by rf_two_phase)")]
+    assert caught.value.problems == [
+        ("bogus", "unknown training-config field"),
+        ("pinv_every", "bp does not read this field (read by rf_two_phase)"),
+    ]
 
 
 def test_rule_params_are_validated_with_their_field_names():
@@ -47,11 +49,28 @@ def test_the_joint_step_knobs_are_refused_under_the_papers_update():
 def test_old_flat_rf_knobs_translate_where_exact_and_otherwise_name_the_new_field():
     """A 0.1 configuration (every row held every field) loads as what it ran: the gated joint update with the
     closed-form Cholesky sleep — an oracle."""
-    old = {"algorithm": "rf_two_phase", "rf_form": "newton", "rf_backward": "gated", "rf_batch": "joint",
-           "inv_slope_clamp": 2.0, "max_gain": None, "pinv_damping": 0.0, "pinv_method": "cholesky", "pinv_tol": 1e-4,
-           "pinv_max_iter": 30, "sleep_damping": 0.9, "feedback_lr": None, "feedback_init": "pinv", "pinv_every": 20}
+    old = {
+        "algorithm": "rf_two_phase",
+        "rf_form": "newton",
+        "rf_backward": "gated",
+        "rf_batch": "joint",
+        "inv_slope_clamp": 2.0,
+        "max_gain": None,
+        "pinv_damping": 0.0,
+        "pinv_method": "cholesky",
+        "pinv_tol": 1e-4,
+        "pinv_max_iter": 30,
+        "sleep_damping": 0.9,
+        "feedback_lr": None,
+        "feedback_init": "pinv",
+        "pinv_every": 20,
+    }
     config = TrainConfig.from_stored(old)
-    assert (config.params.update, config.params.feedback, config.params.pinv_every) == ("gated_joint", "oracle_cholesky", 20)
+    assert (config.params.update, config.params.feedback, config.params.pinv_every) == (
+        "gated_joint",
+        "oracle_cholesky",
+        20,
+    )
     assert config.describe()["ledger"]["feedback_from_weights"] is True
     with pytest.raises(ConfigError) as caught:
         TrainConfig.from_dict({"algorithm": "rf_two_phase", "rf_backward": "inverse", "max_gain": 1.0})
@@ -65,6 +84,14 @@ def test_every_field_has_one_type_across_rules_and_a_label_says_what_runs():
     label = TrainConfig(algorithm="rf_two_phase").describe()
     assert (label["update"], label["feedback"]) == ("gated_joint", "learned")
     assert label["update_detail"].startswith("gated_joint (engineered, not the paper's")
-    assert label["ledger"] == {"weight_transport": False, "feedback_from_weights": False, "closed_form_inverse": True,
-                               "batch_global": True, "output_error_broadcast": False}
-    assert TrainConfig.from_dict({"algorithm": "rf_two_phase", "update": "paper"}).describe()["ledger"]["batch_global"] is False
+    assert label["ledger"] == {
+        "weight_transport": False,
+        "feedback_from_weights": False,
+        "closed_form_inverse": True,
+        "batch_global": True,
+        "output_error_broadcast": False,
+    }
+    assert (
+        TrainConfig.from_dict({"algorithm": "rf_two_phase", "update": "paper"}).describe()["ledger"]["batch_global"]
+        is False
+    )

@@ -18,16 +18,40 @@ from rf_core.feedback import probe_active
 from rf_core.metrics import output_error
 from rf_core.model import MLP
 
-INVERSE_OPS = {"cholesky", "cholesky_ex", "cholesky_inverse", "cholesky_solve", "inv", "inv_ex", "pinv", "solve",
-               "solve_ex", "svd", "lstsq", "solve_triangular", "eigh", "qr"}
+INVERSE_OPS = {
+    "cholesky",
+    "cholesky_ex",
+    "cholesky_inverse",
+    "cholesky_solve",
+    "inv",
+    "inv_ex",
+    "pinv",
+    "solve",
+    "solve_ex",
+    "svd",
+    "lstsq",
+    "solve_triangular",
+    "eigh",
+    "qr",
+}
 METADATA = {"shape", "dtype", "device", "ndim", "layout", "requires_grad", "is_cuda"}
 
 # (rule, params): the defaults of every rule, and each setting that changes the ledger
 CONFIGURATIONS = [
-    ("bp", {}), ("bp_joint", {}), ("fa", {}), ("dfa", {}), ("pseudobackprop", {}), ("pseudobackprop", {"update": "paper"}),
-    ("rf_two_phase", {}), ("rf_two_phase", {"update": "paper"}), ("rf_two_phase", {"feedback": "oracle_cholesky"}),
-    ("rf_two_phase", {"feedback": "oracle_recirculation"}), ("rf_two_phase", {"fallback": "oracle", "sleep_rate": 1e-6}),
-    ("rf_parallel", {}), ("rf_parallel", {"update": "paper_as_printed"}), ("rf_parallel", {"feedback_init": "oracle"}),
+    ("bp", {}),
+    ("bp_joint", {}),
+    ("fa", {}),
+    ("dfa", {}),
+    ("pseudobackprop", {}),
+    ("pseudobackprop", {"update": "paper"}),
+    ("rf_two_phase", {}),
+    ("rf_two_phase", {"update": "paper"}),
+    ("rf_two_phase", {"feedback": "oracle_cholesky"}),
+    ("rf_two_phase", {"feedback": "oracle_recirculation"}),
+    ("rf_two_phase", {"fallback": "oracle", "sleep_rate": 1e-6}),
+    ("rf_parallel", {}),
+    ("rf_parallel", {"update": "paper_as_printed"}),
+    ("rf_parallel", {"feedback_init": "oracle"}),
 ]
 
 
@@ -47,7 +71,7 @@ class Watch(TorchFunctionMode):
         if reads_values and not probe_active() and any(id(a) in self.weight_ids for a in (*args, *kwargs.values())):
             self.read_weights = True
         name = getattr(func, "__name__", "")
-        if name in INVERSE_OPS or name.startswith("linalg_") and name[7:] in INVERSE_OPS:
+        if name in INVERSE_OPS or (name.startswith("linalg_") and name[7:] in INVERSE_OPS):
             self.inverses.add(name)
         return func(*args, **kwargs)
 
@@ -79,9 +103,11 @@ def observed_ledger(name, params):
         rule.after_step(cache)
     with backward_watch:
         batch = rule.directions(cache, e)
-    singles = [rule.directions(net.forward_cached(x[i:i + 1]), e[i:i + 1]) for i in range(len(y))]
+    singles = [rule.directions(net.forward_cached(x[i : i + 1]), e[i : i + 1]) for i in range(len(y))]
     mean_of_singles = [sum(s[l][0] for s in singles) / len(singles) for l in range(net.num_layers)]
-    batch_global = any(not torch.allclose(b[0], m, rtol=1e-4, atol=1e-6) for b, m in zip(batch, mean_of_singles))
+    batch_global = any(
+        not torch.allclose(b[0], m, rtol=1e-4, atol=1e-6) for b, m in zip(batch, mean_of_singles, strict=True)
+    )
 
     shifted = net.forward_cached(x)  # perturb what lies between layer 1 and the output, keep e
     for l in range(1, net.num_layers - 1):

@@ -5,7 +5,6 @@ import torch
 
 from rf_core import pinv
 
-
 pytestmark = pytest.mark.usefixtures("float64_default")
 
 

@@ -57,7 +57,7 @@ def test_bp_step_with_weight_decay_equals_torch_sgd_with_weight_decay():
     biases = [b.detach().clone().requires_grad_(True) for b in net.biases]
     reference = torch.optim.SGD([{"params": params, "weight_decay": decay}, {"params": biases}], lr=lr)
     h = x
-    for l, (w, b) in enumerate(zip(params, biases)):
+    for l, (w, b) in enumerate(zip(params, biases, strict=True)):
         h = h @ w.T + b
         if l < len(params) - 1:
             h = net.activation.forward(h)
@@ -65,7 +65,7 @@ def test_bp_step_with_weight_decay_equals_torch_sgd_with_weight_decay():
     reference.step()
 
     _rule("bp", net, g).step(x, y, lr, weight_decay=decay)
-    for ours, theirs in zip([*net.weights, *net.biases], [*params, *biases]):  # biases are not decayed
+    for ours, theirs in zip([*net.weights, *net.biases], [*params, *biases], strict=True):  # biases are not decayed
         torch.testing.assert_close(ours, theirs.detach(), rtol=1e-10, atol=1e-12)
 
 
@@ -78,7 +78,7 @@ def test_fa_with_transposed_weights_as_feedback_equals_bp():
     bp = _rule("bp", net, g)
     cache = net.forward_cached(x)
     e = output_error(cache.logits, y)
-    for (a, _), (b, _) in zip(fa.directions(cache, e), bp.directions(cache, e)):
+    for (a, _), (b, _) in zip(fa.directions(cache, e), bp.directions(cache, e), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -189,8 +189,7 @@ def test_bp_joint_takes_the_joint_step_on_the_backpropagated_error():
     """bp_joint: Δa_1 = (e W_2) ⊙ σ'(a_1), then the same ridge least-squares step as RF's gated_joint."""
     net, g = _net([6, 5, 3])
     x, y = _batch(4, 6, 3)
-    rule = _rule("bp_joint", net, g, layer_step_scale="uniform", hidden_step_scale=1.0, joint_ridge=0.0,
-                 norm_eps=1e-3)
+    rule = _rule("bp_joint", net, g, layer_step_scale="uniform", hidden_step_scale=1.0, joint_ridge=0.0, norm_eps=1e-3)
     cache = net.forward_cached(x)
     e = output_error(cache.logits, y)
     d_a1 = (e @ net.weights[1]) * net.activation.derivative(cache.pre[0])

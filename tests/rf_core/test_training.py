@@ -29,7 +29,9 @@ def test_epoch_records_carry_the_contracted_metric_names():
 @pytest.mark.parametrize("rule, lr", [("bp", 1e6), ("rf_two_phase", 1e10), ("rf_parallel", 1e10)])
 def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics(rule, lr):
     records = []
-    result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=5, lr=lr), on_epoch=lambda r, s: records.append(r))
+    result = train(
+        TrainConfig(algorithm=rule, dataset="digits", epochs=5, lr=lr), on_epoch=lambda r, s: records.append(r)
+    )
     assert result.status == "diverged"
     assert records[-1]["diverged"] is True
     assert all(math.isfinite(r["test_accuracy"]) for r in records)
@@ -45,7 +47,7 @@ def test_resuming_from_a_checkpoint_gives_identical_results(rule):
     train(config.replace(epochs=2), on_epoch=lambda r, get_state: checkpoints.update({r["epoch"]: get_state()}))
     resumed = train(config, resume_state=checkpoints[2])
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
-    for a, b in zip(straight.history, resumed.history):
+    for a, b in zip(straight.history, resumed.history, strict=True):
         assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-6)
 
 
@@ -61,8 +63,17 @@ def test_epochs_to_90_is_the_first_epoch_within_90_percent_of_the_total_fall():
 
 
 def test_rf_diagnostics_report_pinv_distance_moore_penrose_angle_to_bp_and_newton_fidelity():
-    result = train(TrainConfig.from_dict({"algorithm": "rf_two_phase", "dataset": "digits", "epochs": 1,
-                                          "feedback": "oracle_cholesky", "pinv_every": 1}))
+    result = train(
+        TrainConfig.from_dict(
+            {
+                "algorithm": "rf_two_phase",
+                "dataset": "digits",
+                "epochs": 1,
+                "feedback": "oracle_cholesky",
+                "pinv_every": 1,
+            }
+        )
+    )
     d = result.diagnostics
     assert d["layer2_pinv_distance"] < 0.1  # refreshed before the last step, then moved by one hidden-layer step
     assert {"layer2_mp1_axa", "layer2_mp2_xax", "layer2_mp3_ax_sym", "layer2_mp4_xa_sym"} <= set(d)
@@ -92,6 +103,8 @@ def test_cosine_schedule_decays_the_step_to_zero_and_resumes_exactly():
     checkpoints = {}
     train(config, on_epoch=lambda r, get_state: checkpoints.update({r["epoch"]: get_state()}) or r["epoch"] < 2)
     resumed = train(config, resume_state=checkpoints[2])
-    assert [r["test_loss"] for r in resumed.history] == pytest.approx([r["test_loss"] for r in straight.history], rel=1e-6)
+    assert [r["test_loss"] for r in resumed.history] == pytest.approx(
+        [r["test_loss"] for r in straight.history], rel=1e-6
+    )
     constant = train(config.replace(lr_schedule="constant"))
     assert constant.history[-1]["train_loss"] != pytest.approx(straight.history[-1]["train_loss"], rel=1e-6)

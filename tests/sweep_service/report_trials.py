@@ -37,18 +37,40 @@ def digits_like_trials(per_rule: int = 8, epochs: int = 10, seed: int = 0) -> li
             if i == 1:
                 curve[2] = float("nan")
             tid = f"{rng.getrandbits(32):08x}"
-            config = {"algorithm": rule, "dataset": "digits", "lr": lr, "hidden": hidden, "activation": activation,
-                      "batch_size": 32, "epochs": epochs, "seed": 0}
-            trials.append(ReportTrial(
-                trial_id=tid, rule=rule, status=status, params={"lr": lr, "hidden": hidden, "activation": activation},
-                config=config, curve=curve, reason=reason, mlflow_run_id=f"{rng.getrandbits(128):032x}",
-                run_name=f"{rule} #{tid}",
-            ))
+            config = {
+                "algorithm": rule,
+                "dataset": "digits",
+                "lr": lr,
+                "hidden": hidden,
+                "activation": activation,
+                "batch_size": 32,
+                "epochs": epochs,
+                "seed": 0,
+            }
+            trials.append(
+                ReportTrial(
+                    trial_id=tid,
+                    rule=rule,
+                    status=status,
+                    params={"lr": lr, "hidden": hidden, "activation": activation},
+                    config=config,
+                    curve=curve,
+                    reason=reason,
+                    mlflow_run_id=f"{rng.getrandbits(128):032x}",
+                    run_name=f"{rule} #{tid}",
+                )
+            )
     for i in range(3):
         tid = f"fa{i:06d}"
-        trials.append(ReportTrial(
-            trial_id=tid, rule="fa", status="diverged", params={"lr": 2.0 + i, "hidden": [64, 32], "activation": "tanh"},
-            curve={1: 0.3} if i else {}, reason=f"diverged: the loss became NaN/inf in epoch {i + 1}",
-            mlflow_run_id=f"{i:032x}",
-        ))
+        trials.append(
+            ReportTrial(
+                trial_id=tid,
+                rule="fa",
+                status="diverged",
+                params={"lr": 2.0 + i, "hidden": [64, 32], "activation": "tanh"},
+                curve={1: 0.3} if i else {},
+                reason=f"diverged: the loss became NaN/inf in epoch {i + 1}",
+                mlflow_run_id=f"{i:032x}",
+            )
+        )
     return trials

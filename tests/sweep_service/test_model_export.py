@@ -20,7 +20,7 @@ def raw_digits_test_split():
 
     digits = load_digits()
     order = torch.randperm(len(digits.target), generator=torch.Generator().manual_seed(0)).numpy()
-    test = order[int(0.8 * len(order)):]
+    test = order[int(0.8 * len(order)) :]
     return digits.data[test], digits.target[test]
 
 

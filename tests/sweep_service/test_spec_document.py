@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sweep_service.spec import SpecError, read_json, read_yaml
+from sweep_service.spec import SpecError, read_json, read_yaml, source_lines
 from sweep_service.spec.document import MAX_DEPTH, MAX_INTEGER, MAX_NODES
 
 
@@ -40,6 +40,22 @@ def test_an_alias_bomb_is_refused_before_it_expands():
     assert time.perf_counter() - started < 0.5
     assert f"more than {MAX_NODES} values" in msg and "alias" in msg
     assert "refers to itself" in refused(read_yaml, "a: &x [1, *x]")[1]
+
+
+def test_source_lines_name_each_fields_line_within_the_same_bounds():
+    """The CLI's `FILE:LINE` comes from the same bounded composer: a document it refuses (an alias bomb) has no
+    lines, at once, rather than a walk through every expansion; a key that is not a string is skipped."""
+    text = "name: x\nsearch:\n  num_samples: 3\nalgorithm: [bp, fa]\n"
+    lines = source_lines(text)
+    assert lines[("search", "num_samples")] == 3 and lines[("algorithm", 1)] == 4 and lines[("search",)] == 2
+    bomb = "\n".join(
+        ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+        + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 12)]
+    )
+    started = time.perf_counter()
+    assert source_lines(bomb) == {}
+    assert time.perf_counter() - started < 0.5
+    assert source_lines("? [1]\n: 2\nname: x\n")[("name",)] == 3
 
 
 @pytest.mark.parametrize(

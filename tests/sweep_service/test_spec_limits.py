@@ -107,6 +107,13 @@ def test_a_limit_is_the_reason_given_where_a_value_breaks_one_and_without_limits
     parse_spec({"name": "local", "model": {"hidden": [5000, 5000]}})  # the CLI's own runs are the user's business
 
 
+def test_a_structural_mistake_does_not_hide_a_limit():
+    """One pass: a misspelt section and a value over a limit, both reported (the limits run on the rest)."""
+    found = problems({"serch": {"num_samples": 5}, "model": {"hidden": [101]}})
+    assert found["serch"][0] == "unknown field"
+    assert "RFSWEEP_LIMIT_WIDTH" in found["model.hidden"][0] and found["model.hidden"][1] == "limit_exceeded"
+
+
 def test_the_json_schema_states_the_limits():
     schema = spec_json_schema()
     defaults = CostLimits()
@@ -146,6 +153,8 @@ def test_validate_reports_the_limits_of_a_default_server(tmp_path):
     assert refused.exit_code == 2
     assert "model.hidden" in refused.output and "RFSWEEP_LIMIT_WIDTH" in refused.output
     assert "without them" in refused.output  # says the local runner does not apply them
+    line = yaml.safe_dump({"name": "wide", "model": {"hidden": [50000, 50000]}}).splitlines().index("  hidden:") + 1
+    assert f"{too_wide}:{line}: model.hidden" in refused.output  # the limit's problem with its line, as any other
     fine = CliRunner().invoke(app, ["validate", "examples/digits_quick.yaml", "--json"])
     assert fine.exit_code == 0, fine.output
     report = json.loads(fine.stdout.strip().splitlines()[-1])

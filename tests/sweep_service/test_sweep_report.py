@@ -25,8 +25,14 @@ from sweep_service.report import (
     write_sweep_report,
 )
 
-INFO = SweepInfo(metric=METRIC, mode="max", name="digits-quick", sweep_id="digits-quick-20261201-105900-a1b2c3",
-                 rules=("bp", "rf_two_phase", "fa"), experiment_id="7")
+INFO = SweepInfo(
+    metric=METRIC,
+    mode="max",
+    name="digits-quick",
+    sweep_id="digits-quick-20261201-105900-a1b2c3",
+    rules=("bp", "rf_two_phase", "fa"),
+    experiment_id="7",
+)
 
 
 def test_best_per_rule_is_the_best_last_value_and_rules_without_a_usable_trial_say_why():
@@ -50,7 +56,9 @@ def test_best_per_rule_is_the_best_last_value_and_rules_without_a_usable_trial_s
 def test_the_runners_choice_of_best_wins_and_ties_go_to_the_first_listed():
     trials = digits_like_trials()
     chosen = [t for t in trials if t.rule == "bp" and t.score() is not None][-1]
-    analysis = analyse(trials, SweepInfo(metric=METRIC, mode="max", best_trial_ids={"bp": chosen.trial_id}), importance=False)
+    analysis = analyse(
+        trials, SweepInfo(metric=METRIC, mode="max", best_trial_ids={"bp": chosen.trial_id}), importance=False
+    )
     assert analysis.rules["bp"].best is chosen
     tied = [ReportTrial(f"t{i}", "bp", "finished", {"lr": 0.1 * (i + 1)}, curve={1: 0.5}) for i in range(3)]
     assert analyse(tied, SweepInfo(metric=METRIC, mode="max"), importance=False).rules["bp"].best is tied[0]
@@ -64,8 +72,9 @@ def test_importance_finds_the_parameter_that_matters():
     for i in range(40):
         lr, batch, act = 10 ** rng.uniform(-4, 0), rng.choice([16, 32, 64, 128]), rng.choice(["tanh", "leaky_relu"])
         value = 0.95 - 0.3 * abs(math.log10(lr) + 2) + rng.gauss(0, 0.003)  # lr alone matters
-        trials.append(ReportTrial(f"t{i}", "bp", "finished", {"lr": lr, "batch_size": batch, "activation": act},
-                                  curve={1: value}))
+        trials.append(
+            ReportTrial(f"t{i}", "bp", "finished", {"lr": lr, "batch_size": batch, "activation": act}, curve={1: value})
+        )
     summary = analyse(trials, SweepInfo(metric=METRIC, mode="max")).rules["bp"]
     assert set(summary.importance) == {"lr", "batch_size", "activation"}
     assert summary.importance["lr"] > 0.8, summary.importance
@@ -91,9 +100,15 @@ def test_report_file_is_self_contained_and_shows_every_part(tmp_path):
     assert not re.search(r"[:,\[](NaN|Infinity)[,\]}]", text.split("<script")[-1])  # NaN became null: JSON has no NaN
 
 
-@pytest.mark.parametrize("trials", [[], [ReportTrial("only", "bp", "running", {"lr": 0.1}, curve={1: 0.4})],
-                                    [ReportTrial("nan", "bp", "finished", {"lr": 0.1}, curve={1: float("nan")})]],
-                         ids=["no trial", "one running trial", "only a NaN"])
+@pytest.mark.parametrize(
+    "trials",
+    [
+        [],
+        [ReportTrial("only", "bp", "running", {"lr": 0.1}, curve={1: 0.4})],
+        [ReportTrial("nan", "bp", "finished", {"lr": 0.1}, curve={1: float("nan")})],
+    ],
+    ids=["no trial", "one running trial", "only a NaN"],
+)
 def test_tiny_sweeps_give_a_page_that_says_what_is_missing(trials):
     text = build_report_html(trials, SweepInfo(metric=METRIC, mode="max", rules=("bp",), final=False))
     assert "in progress" in text
@@ -105,8 +120,19 @@ def test_tiny_sweeps_give_a_page_that_says_what_is_missing(trials):
 
 def test_hostile_names_and_values_stay_inert():
     evil = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
-    trials = [ReportTrial(f"{evil}{i}", evil, "finished", {evil: [i, evil], "lr": 0.1 * (i + 1)}, curve={1: 0.5 + i / 10},
-                          reason=evil, mlflow_run_id=evil, run_name=evil) for i in range(4)]
+    trials = [
+        ReportTrial(
+            f"{evil}{i}",
+            evil,
+            "finished",
+            {evil: [i, evil], "lr": 0.1 * (i + 1)},
+            curve={1: 0.5 + i / 10},
+            reason=evil,
+            mlflow_run_id=evil,
+            run_name=evil,
+        )
+        for i in range(4)
+    ]
     text = build_report_html(trials, SweepInfo(metric=evil, mode="max", name=evil, sweep_id=evil, experiment_id=evil))
     assert "<script>alert" not in text and "<img src=x" not in text
     assert text.count("<script") == 2  # plotly.js and our plots, nothing injected
@@ -114,10 +140,17 @@ def test_hostile_names_and_values_stay_inert():
 
 def test_huge_sweep_is_bounded_in_size_and_time():
     rng = random.Random(2)
-    trials = [ReportTrial(f"{rule}-{i}", rule, rng.choice(["finished", "stopped_early"]),
-                          {"lr": 10 ** rng.uniform(-4, 0), "hidden": [rng.choice([32, 64, 128])] * rng.randint(1, 3)},
-                          curve={e: rng.random() for e in range(1, 201)})
-              for rule in ("bp", "fa", "rf_two_phase") for i in range(1500)]
+    trials = [
+        ReportTrial(
+            f"{rule}-{i}",
+            rule,
+            rng.choice(["finished", "stopped_early"]),
+            {"lr": 10 ** rng.uniform(-4, 0), "hidden": [rng.choice([32, 64, 128])] * rng.randint(1, 3)},
+            curve={e: rng.random() for e in range(1, 201)},
+        )
+        for rule in ("bp", "fa", "rf_two_phase")
+        for i in range(1500)
+    ]
     started = time.monotonic()
     text = build_report_html(trials, SweepInfo(metric=METRIC, mode="max"))
     seconds = time.monotonic() - started
@@ -136,4 +169,7 @@ def test_run_names_read_at_a_glance():
     assert mlflow_ui.trial_run_name("rf_two_phase", "a1b2c3d4") == "rf_two_phase #a1b2c3d4"
     assert mlflow_ui.trial_run_name("bp", "c4f1e_00003", "stopped_early") == "bp #00003 · stopped_early"
     assert mlflow_ui.trial_run_name("bp", "a1b2c3d4", "finished") == "bp #a1b2c3d4"
-    assert mlflow_ui.experiment_url("http://h:5000/", "3") == "http://h:5000/#/experiments/3/runs?workflowType=machine_learning"
+    assert (
+        mlflow_ui.experiment_url("http://h:5000/", "3")
+        == "http://h:5000/#/experiments/3/runs?workflowType=machine_learning"
+    )

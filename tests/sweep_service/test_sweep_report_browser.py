@@ -9,28 +9,22 @@ docs/screenshots/ is made: see docs/SWEEPS.md).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import ink, needs_chromium, offline_chromium, save_screenshot
 from report_trials import METRIC, digits_like_trials
 
 from sweep_service import mlflow_ui
 from sweep_service.report import REPORT_FILE, SweepInfo, analyse, log_report_artifact, write_sweep_report
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-                       reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"),
-]
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the test extra)")
+pytestmark = [pytest.mark.slow, needs_chromium]
+pytest.importorskip("selenium.webdriver", reason="needs selenium (the test extra)")
 RULES = ("bp", "rf_two_phase", "fa")
 
 
@@ -45,11 +39,25 @@ def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server (SQLite store, artifacts served) on a free loopback port."""
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
-    log = open(folder / "server.log", "wb")
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 (the server writes it while it runs)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -84,39 +92,52 @@ def logged_sweep(mlflow_server, tmp_path_factory):
     experiment_id = client.create_experiment("digits-quick")
     mlflow_ui.open_in_model_training_view(client, experiment_id)
     sweep_id = "digits-quick-20261201-105900-a1b2c3"
-    parent = client.create_run(experiment_id, run_name=mlflow_ui.parent_run_name("digits-quick", sweep_id),
-                               tags={"rfsweep.role": "sweep"}).info.run_id
+    parent = client.create_run(
+        experiment_id, run_name=mlflow_ui.parent_run_name("digits-quick", sweep_id), tags={"rfsweep.role": "sweep"}
+    ).info.run_id
     trials = []
     for t in digits_like_trials():
-        run = client.create_run(experiment_id, run_name=mlflow_ui.trial_run_name(t.rule, t.trial_id, t.status),
-                                tags={"mlflow.parentRunId": parent, "rfsweep.status": t.status})
+        run = client.create_run(
+            experiment_id,
+            run_name=mlflow_ui.trial_run_name(t.rule, t.trial_id, t.status),
+            tags={"mlflow.parentRunId": parent, "rfsweep.status": t.status},
+        )
         client.set_terminated(run.info.run_id, "FAILED" if t.status in ("diverged", "failed") else "FINISHED")
-        trials.append(type(t)(**{**t.__dict__, "mlflow_run_id": run.info.run_id,
-                                 "run_name": mlflow_ui.trial_run_name(t.rule, t.trial_id, t.status)}))
-    info = SweepInfo(metric=METRIC, mode="max", name="digits-quick", sweep_id=sweep_id, rules=RULES,
-                     experiment_id=experiment_id, mlflow_ui_url=mlflow_server)
+        trials.append(
+            type(t)(
+                **{
+                    **t.__dict__,
+                    "mlflow_run_id": run.info.run_id,
+                    "run_name": mlflow_ui.trial_run_name(t.rule, t.trial_id, t.status),
+                }
+            )
+        )
+    info = SweepInfo(
+        metric=METRIC,
+        mode="max",
+        name="digits-quick",
+        sweep_id=sweep_id,
+        rules=RULES,
+        experiment_id=experiment_id,
+        mlflow_ui_url=mlflow_server,
+    )
     path = write_sweep_report(trials, info, tmp_path_factory.mktemp("report"))
     assert log_report_artifact(client, parent, path) == REPORT_FILE
     client.set_terminated(parent, "FINISHED")
-    return {"client": client, "experiment_id": experiment_id, "parent": parent, "trials": trials, "info": info, "path": path}
+    return {
+        "client": client,
+        "experiment_id": experiment_id,
+        "parent": parent,
+        "trials": trials,
+        "info": info,
+        "path": path,
+    }
 
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}", "--window-size=1600,1300",
-                # Nothing may come from a network: every host name fails to resolve (loopback IPs still work).
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    with offline_chromium(tmp_path) as driver:
+        yield driver
 
 
 def _wait(driver, find, what: str, timeout: float = 60):
@@ -125,16 +146,12 @@ def _wait(driver, find, what: str, timeout: float = 60):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: find(d) or None)
     except Exception:
-        pytest.fail(f"{what} did not appear within {timeout} s; page text: {driver.find_element('tag name', 'body').text[:800]!r}")
+        text = driver.find_element("tag name", "body").text[:800]
+        pytest.fail(f"{what} did not appear within {timeout} s; page text: {text!r}")
 
 
 def _save(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    driver.save_screenshot(str(path))
-    if os.environ.get("RFSWEEP_SCREENSHOT_DIR"):
-        Path(os.environ["RFSWEEP_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(os.environ["RFSWEEP_SCREENSHOT_DIR"]) / name)
-    return path
+    return save_screenshot(driver, tmp_path, name)
 
 
 def _close_assistant(driver) -> None:
@@ -146,16 +163,7 @@ def _close_assistant(driver) -> None:
             button.click()
 
 
-def _ink(png: Path, box: tuple[int, int, int, int] | None = None) -> float:
-    """The fraction of pixels that are not near-white (a blank or unrendered page is ~0)."""
-    import numpy as np
-    from PIL import Image
-
-    image = Image.open(png).convert("L")
-    if box is not None:
-        image = image.crop(box)
-    pixels = np.asarray(image)
-    return float((pixels < 235).mean())
+_ink = ink
 
 
 def _assert_report_drawn(driver, trials, info):
@@ -163,16 +171,21 @@ def _assert_report_drawn(driver, trials, info):
     from selenium.webdriver.common.by import By
 
     _wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".parcoords")) >= 2, "two parallel-coordinates charts")
-    _wait(driver, lambda d: d.execute_script("return window.Plotly && document.querySelectorAll('.js-plotly-plot').length"),
-          "plotly charts")
+    _wait(
+        driver,
+        lambda d: d.execute_script("return window.Plotly && document.querySelectorAll('.js-plotly-plot').length"),
+        "plotly charts",
+    )
     assert len(driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) == 5
     assert len(driver.find_elements(By.CSS_SELECTOR, "g.trace.bars")) == 2  # importance, bp and rf_two_phase
-    assert len(driver.find_elements(By.CSS_SELECTOR, ".parcoords .axis-title")) >= 2 * 4  # lr, hidden, activation, metric
+    assert (
+        len(driver.find_elements(By.CSS_SELECTOR, ".parcoords .axis-title")) >= 2 * 4
+    )  # lr, hidden, activation, metric
     curves = driver.find_elements(By.CSS_SELECTOR, "g.trace.scatter")
     drawable = [t for t in trials if any(v == v for v in t.curve.values())]
     assert len(curves) >= len(drawable), (len(curves), len(drawable))
     text = driver.find_element(By.TAG_NAME, "body").text
-    for rule, summary in analyse(trials, info, importance=False).rules.items():
+    for summary in analyse(trials, info, importance=False).rules.values():
         if summary.best is not None:
             assert f"best {summary.best.trial_id}" in text  # the star's label on the curves
     assert "no usable trial: no trial with a finite val_accuracy (3 diverged)" in text
@@ -183,7 +196,9 @@ def test_report_renders_inline_on_the_parent_runs_artifact_page(browser, logged_
 
     url = mlflow_ui.artifact_url(mlflow_server, logged_sweep["experiment_id"], logged_sweep["parent"], REPORT_FILE)
     browser.get(url)
-    frame = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "iframe.mlflow-html-iframe"), "MLflow's HTML artifact frame")[0]
+    frame = _wait(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, "iframe.mlflow-html-iframe"), "MLflow's HTML artifact frame"
+    )[0]
     _close_assistant(browser)
     box = frame.rect
     browser.switch_to.frame(frame)
@@ -214,7 +229,11 @@ def test_experiment_link_opens_the_model_training_view(browser, logged_sweep, ml
     experiment = logged_sweep["client"].get_experiment(logged_sweep["experiment_id"])
     assert experiment.tags[mlflow_ui.EXPERIMENT_KIND_TAG] == mlflow_ui.MODEL_TRAINING_KIND
     browser.get(mlflow_ui.experiment_url(mlflow_server, logged_sweep["experiment_id"]))
-    _wait(browser, lambda d: "digits-quick #a1b2c3" in d.find_element(By.TAG_NAME, "body").text, "the parent run in the runs table")
+    _wait(
+        browser,
+        lambda d: "digits-quick #a1b2c3" in d.find_element(By.TAG_NAME, "body").text,
+        "the parent run in the runs table",
+    )
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Run Name" in text and "Token Usage" not in text  # the runs table, not the GenAI overview
     _close_assistant(browser)

@@ -163,3 +163,91 @@ def test_cancel_stops_trials_and_kills_their_runs(ray_session, tracking_uri, sto
     assert all(c.data.tags["rfsweep.status"] == "cancelled" for c in children)
     assert mlflow_client.get_run(result.parent_run_id).info.status == "KILLED"
     assert all(t["status"] == "cancelled" and t["epochs"] < 400 for t in result.trials)
+
+
+def _has_null(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return False
+
+
+def test_each_trial_run_logs_its_full_resolved_training_config_as_params(digits_sweep, mlflow_client):
+    """The run alone reproduces the trial: every field bp reads, each run-time default decided (lr, activation,
+    the network's widths), as rf_core resolves the config the trainable trains with; and which rf_core it was."""
+    from rf_core import TrainConfig, rule_fields
+    from sweep_service.configs import rf_core_version
+
+    _, result, _ = digits_sweep
+    _, children = children_and_parent(mlflow_client, result.experiment_id)
+    for child in children:
+        sampled = json.loads(child.data.tags["rfsweep.params"])
+        trained = TrainConfig.from_dict(  # what trainable.run_trial builds from the spec and the sampled lr
+            {
+                "algorithm": "bp",
+                "dataset": "digits",
+                "hidden": (64, 32),
+                "activation": "leaky_relu",
+                "batch_size": 32,
+                "epochs": 10,
+                "device": "cpu",
+                "lr": sampled["lr"],
+            }
+        ).resolved()
+        expected = {k: v for k, v in trained.to_dict().items() if v is not None}
+        expected = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in expected.items()}
+        assert child.data.params == expected
+        notes = json.loads(child.data.tags["rfsweep.config_notes"])
+        assert set(child.data.params) | set(notes) == rule_fields("bp")  # every field: a param, or why not
+        assert set(notes) == {"data_dir", "train_subset"}
+        assert {"batch_size", "weight_decay", "init_gain", "lr_schedule", "val_fraction"} <= set(child.data.params)
+        assert child.data.tags["rfsweep.rf_core_version"] == rf_core_version()
+
+
+def test_runs_are_named_and_the_best_trial_is_marked(digits_sweep, mlflow_client):
+    from sweep_service import mlflow_ui
+
+    spec, result, _ = digits_sweep
+    parents, children = children_and_parent(mlflow_client, result.experiment_id)
+    assert parents[0].info.run_name == mlflow_ui.parent_run_name(spec.name, result.sweep_id)
+    experiment = mlflow_client.get_experiment(result.experiment_id)
+    assert experiment.tags[mlflow_ui.EXPERIMENT_KIND_TAG] == mlflow_ui.MODEL_TRAINING_KIND
+    view = json.loads(experiment.tags[mlflow_ui.VIEW_TAG_PREFIX + mlflow_ui.sweep_view_key(result.sweep_id)])
+    assert "params.`lr`" in json.loads(view["state"])["selectedColumns"]
+    best_id = result.best["trial_id"]
+    for child in children:
+        tags, trial_id = child.data.tags, child.data.tags["rfsweep.trial_id"]
+        status = tags["rfsweep.status"]
+        name = mlflow_ui.trial_run_name("bp", trial_id, status, best=trial_id == best_id)
+        assert child.info.run_name == name
+        if status == "stopped_early":
+            assert "· stopped_early" in child.info.run_name
+        assert tags.get("rfsweep.best") == ("sweep" if trial_id == best_id else None)
+
+
+def test_best_config_and_the_best_model_are_complete(digits_sweep, mlflow_client, tmp_path):
+    """best_config.json and the result hold the best trial's full resolved config (no null anywhere) and its
+    MLflow model, which predicts raw digits at the accuracy the run logged."""
+    import mlflow
+    import numpy as np
+    from test_model_export import raw_digits_test_split
+
+    _, result, _ = digits_sweep
+    folder = Path(mlflow_client.download_artifacts(result.parent_run_id, "", dst_path=str(tmp_path)))
+    best_json = json.loads((folder / "best_config.json").read_text())
+    assert not _has_null(best_json), best_json
+    best = result.best
+    assert best_json["best"]["config"] == best["config"] and best["config"]["hidden"] == [64, 32]
+    assert best["model_uri"] == f"runs:/{best['mlflow_run_id']}/model"
+    assert "sweep_report.html" in {a.path for a in mlflow_client.list_artifacts(result.parent_run_id)}
+    mlflow.set_tracking_uri(result.tracking_uri)
+    model = mlflow.pyfunc.load_model(best["model_uri"])
+    x, y = raw_digits_test_split()
+    logged = mlflow_client.get_run(best["mlflow_run_id"]).data.metrics["test_accuracy"]
+    for rows in (1, 5, len(x)):
+        labels = model.predict(x[:rows])["label"].to_numpy()
+        assert len(labels) == rows
+    assert float(np.mean(model.predict(x)["label"].to_numpy() == y)) == pytest.approx(logged, abs=1e-9)

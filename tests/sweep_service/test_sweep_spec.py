@@ -51,7 +51,7 @@ def test_shipped_examples_are_valid():
     spec = load_spec_file(ROOT / "examples" / "digits_quick.yaml")
     assert spec.algorithms == ["bp", "rf_two_phase"]
     for path in sorted((ROOT / "examples").glob("*.yaml")):
-        load_spec_file(path)
+        assert load_spec_file(path).metric.startswith("val_"), f"{path.name} must select on validation"
 
 
 def test_json_and_yaml_load_the_same_spec():

@@ -41,6 +41,31 @@ def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlfl
     assert all(torch.equal(state[k], v) for k, v in result.model_state.items())
 
 
+def test_a_single_rf_run_says_what_ran_and_how_its_feedback_held_up(tracking_uri, mlflow_client, unique_name):
+    result = train(TrainConfig(algorithm="rf_two_phase", dataset="digits", epochs=3))
+    logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
+    run = mlflow_client.get_run(logged["run_id"])
+    tags = run.data.tags
+    assert (tags["rfsweep.update"], tags["rfsweep.feedback"]) == ("gated_joint", "learned")
+    assert (
+        tags["rfsweep.ledger.weight_transport"] == "false" and tags["rfsweep.ledger.feedback_from_weights"] == "false"
+    )
+    assert steps_of(mlflow_client, logged["run_id"], "feedback_roundtrip_error_layer2") == [1, 2, 3]
+    assert run.data.metrics["feedback_fallbacks"] == 0 == run.data.metrics["final_feedback_fallbacks"]
+    oracle = train(
+        TrainConfig.from_dict(
+            {"algorithm": "rf_two_phase", "dataset": "digits", "epochs": 1, "feedback": "oracle_cholesky"}
+        )
+    )
+    oracle_tags = mlflow_client.get_run(
+        log_single_run(oracle, tracking_uri=tracking_uri, experiment=unique_name)["run_id"]
+    ).data.tags
+    assert (
+        oracle_tags["rfsweep.feedback"] == "oracle_cholesky"
+        and oracle_tags["rfsweep.ledger.feedback_from_weights"] == "true"
+    )
+
+
 def test_a_diverged_single_run_ends_failed(tracking_uri, mlflow_client, unique_name):
     result = train(TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, hidden=(16,), epochs=2, lr=1e6))
     assert result.status == "diverged"
@@ -76,7 +101,7 @@ def test_cli_validate_previews_the_budget_and_rejects_bad_specs(tmp_path):
     bad.write_text("name: x\nparameters: {lr: {distribution: loguniform, low: 0, high: 1}}\n")
     out = rfsweep("validate", str(bad))
     assert out.returncode == 2
-    assert "parameters.lr.low: must be > 0 for loguniform" in out.stdout
+    assert "parameters.lr.low: must be > 0 for loguniform" in out.stderr
 
 
 def test_cli_schema_prints_the_json_schema():
@@ -105,7 +130,9 @@ def test_an_experiment_rfsweep_did_not_create_is_written_only_when_allowed(track
 
 def test_a_sweep_names_its_experiment_under_the_servers_prefix(tracking_uri, mlflow_client, unique_name):
     spec = parse_spec({"name": unique_name, "tracking": {"experiment": "Default"}})
-    runs = SweepRuns(spec, f"{unique_name}-id", tracking_uri, ExperimentPolicy(prefix="api/", adopt_foreign=False))
+    runs = SweepRuns(
+        spec, f"{unique_name}-id", tracking_uri, experiments=ExperimentPolicy(prefix="api/", adopt_foreign=False)
+    )
     assert mlflow_client.get_experiment(runs.experiment_id).name == "api/Default"
     plain = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id2", tracking_uri)
     assert mlflow_client.get_experiment(plain.experiment_id).name == unique_name
