@@ -145,6 +145,58 @@ def step_cost(
     }
 
 
+def training_step_cost(
+    data_dir: str,
+    variants: dict[str, dict[str, Any]] | None = None,
+    rounds: int = 3,
+    dataset: str = "fashion_mnist",
+) -> dict[str, Any]:
+    """Each rule's training step on real data, sleeps and all, as a ratio to bp's: after one untimed epoch
+    (the development sleep, the allocator), `rounds` epochs per rule, interleaved rule by rule, timed as the
+    training loop times them (the epoch's steps, no evaluation); the median per-round ratio to bp.
+
+    Random data at a fixed step size (`step_cost`) moves the weights unlike real training, so a sleep that
+    repeats rounds until its round trip is within tolerance runs longer there than it does here."""
+    variants = variants or {"bp": {}, "rf_two_phase": {}, "rf_parallel": {}}
+    runs = {}
+    for name, overrides in variants.items():
+        config = TrainConfig.from_dict(
+            {"algorithm": name.split("[")[0], "dataset": dataset, "data_dir": data_dir, **overrides}
+        ).resolved()
+        from rf_core.train import _untrained
+
+        config, data, generator, net = _untrained(config)
+        rule = get_rule(config.algorithm)(net, config.params, generator)
+        runs[name] = (config, data, generator, rule)
+
+    def epoch(name: str) -> float:
+        config, data, generator, rule = runs[name]
+        assert config.lr is not None
+        order = torch.randperm(len(data.y_train), generator=generator)
+        x, y = data.x_train[order], data.y_train[order]
+        started = time.perf_counter()
+        for begin in range(0, len(y), config.batch_size):
+            rule.step(x[begin : begin + config.batch_size], y[begin : begin + config.batch_size], config.lr)
+        return time.perf_counter() - started
+
+    for name in runs:
+        epoch(name)  # untimed: development, first sleep, warm caches
+    per_round: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name in runs:
+            per_round[name].append(epoch(name))
+    sleeps = {name: rule.run_report() for name, (_, _, _, rule) in runs.items() if rule.run_report()}
+    return {
+        "epoch_seconds_median": {n: statistics.median(v) for n, v in per_round.items()},
+        "step_time_ratio_vs_bp": {
+            n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()
+        },
+        "rule_reports": sleeps,
+        "rounds": rounds,
+        "dataset": dataset,
+    }
+
+
 def _micros(fn: Callable[[], object], repeats: int) -> float:
     for _ in range(max(3, repeats // 20)):
         fn()

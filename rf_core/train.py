@@ -16,11 +16,13 @@ from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
 from rf_core.model import MLP
 from rf_core.rules import get_rule
 
+ProgressCallback = Callable[[int, int, int], None]  # (epoch, steps done in it, steps per epoch)
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], "bool | None"]
 
 METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 DIAGNOSTIC_BATCH = 256  # training examples the end-of-run diagnostics look at
-DIVERGENCE_CHECK_EVERY = 50  # steps; a .item() per step would sync for nothing
+DIVERGENCE_CHECK_EVERY = 50
+PROGRESS_EVERY = 25  # steps between on_progress calls  # steps; a .item() per step would sync for nothing
 
 
 @dataclass
@@ -91,6 +93,7 @@ def train(
     config: TrainConfig,
     on_epoch: EpochCallback | None = None,
     resume_state: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Train one network with one learning rule.
 
@@ -98,7 +101,8 @@ def train(
     accuracies as fractions, plus `epoch` and `seconds`) and a function returning a checkpoint; passing that
     checkpoint back as `resume_state` continues from the next epoch with identical results. Returning
     False from `on_epoch` stops the run. A NaN/inf loss ends the run with status "diverged" and the last
-    good metrics, never an exception.
+    good metrics, never an exception. `on_progress(epoch, steps_done, steps_per_epoch)` is called every
+    PROGRESS_EVERY steps within an epoch and at its end (for a progress bar; it reads nothing from the device).
     """
     config, data, generator, net = _untrained(config)
     rule = get_rule(config.algorithm)(net, config.params, generator).to(config.device)
@@ -145,6 +149,8 @@ def train(
             if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 diverged = True
                 break
+            if on_progress is not None and (step % PROGRESS_EVERY == 0 or step == steps_per_epoch):
+                on_progress(epoch, step, steps_per_epoch)
         seconds = time.perf_counter() - epoch_start
         val_loss, val_acc = evaluate(net, data.x_val, data.y_val)
         test_loss, test_acc = evaluate(net, data.x_test, data.y_test)

@@ -144,25 +144,30 @@ def train_command(
     if _show_progress():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        # Per epoch, with a running clock: rf_core.train reports after each epoch, not per batch.
+        # The whole run in epochs, and the batches of the epoch under way (rf_core's on_progress hook).
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("epochs"),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TextColumn("{task.fields[metrics]}"),
             transient=False,
         )
         progress.start()
-        task = progress.add_task(f"{algorithm} on {dataset}", total=epochs, metrics="")
+        task = progress.add_task(f"{algorithm} on {dataset}", total=epochs, metrics="", unit="epochs")
+        batches = progress.add_task("  epoch 1", total=None, metrics="", unit="batches")
 
     def on_epoch(record: dict[str, Any], _state: Any) -> None:
         if progress is not None:
             progress.update(task, advance=1, metrics=epoch_line(record))
 
+    def on_progress(epoch: int, done: int, per_epoch: int) -> None:
+        if progress is not None:
+            progress.update(batches, description=f"  epoch {epoch}", completed=done, total=per_epoch)
+
     try:
-        result = train(config, on_epoch=on_epoch)
+        result = train(config, on_epoch=on_epoch, on_progress=on_progress)
     except (FileNotFoundError, RuntimeError, MemoryError) as exc:  # missing data, CUDA out of memory...
         if progress is not None:
             progress.stop()

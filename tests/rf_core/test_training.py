@@ -108,3 +108,13 @@ def test_cosine_schedule_decays_the_step_to_zero_and_resumes_exactly():
     )
     constant = train(config.replace(lr_schedule="constant"))
     assert constant.history[-1]["train_loss"] != pytest.approx(straight.history[-1]["train_loss"], rel=1e-6)
+
+
+def test_on_progress_reports_the_batches_of_each_epoch():
+    calls = []
+    train(
+        TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32),
+        on_progress=lambda epoch, done, total: calls.append((epoch, done, total)),
+    )
+    steps = -(-900 // 32)  # 1000 examples, 10 % held out for validation
+    assert calls == [(e, d, steps) for e in (1, 2) for d in (*range(25, steps + 1, 25), steps)]
