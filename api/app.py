@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from api import errors, openapi
 from api.db import make_engine, make_sessionmaker, upgrade
 from api.deps import Services, read_guard
-from api.middleware import BodySizeLimit
+from api.middleware import AnswerServerErrors, BodySizeLimit, CrossOriginWrites
 from api.routes import health, sweeps
 from api.settings import Settings, get_settings
 
@@ -55,10 +55,13 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     )
     app.state.services = context
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if context.token is None:
+        app.add_middleware(CrossOriginWrites, allowed_origins=settings.allowed_origins)
+    app.add_middleware(AnswerServerErrors)  # added last: the outermost, so it answers for the others too
     errors.install_handlers(app)
     app.include_router(sweeps.router(read_guard(settings)))
     app.include_router(health.router)
-    openapi.install(app)
+    openapi.install(app, settings.cost_limits)
     return app
 
 

@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from sweep_service.runner import run_sweep
         from sweep_service.spec import parse_spec
+        from sweep_service.tracking import ExperimentPolicy
 
         spec = parse_spec(spec_data)
         log.info("running sweep %s (resume=%s) on %s", args.sweep_id, args.resume, os.environ.get("RAY_ADDRESS"))
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             should_stop=link.should_stop,
             should_pause=link.should_pause,
             mlflow_ui_url=settings.resolved_mlflow_ui_url,
+            experiments=ExperimentPolicy(settings.experiment_prefix, settings.adopt_foreign_experiments),
         )
     except BaseException as exc:
         link.close()
@@ -191,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         if result.status is SweepStatus.PAUSED:
             final.pop("result")
             store.mark_paused(session, args.sweep_id, **final)
-        else:
-            store.finish(session, args.sweep_id, result.status, **final)
-    log.info("sweep %s %s", args.sweep_id, result.status)
+        else:  # failed: no trial produced a usable result (result.error says so, with the counts)
+            store.finish(session, args.sweep_id, result.status, error=result.error, **final)
+    log.info("sweep %s %s%s", args.sweep_id, result.status, f": {result.error}" if result.error else "")
     return 0
 
 

@@ -7,6 +7,7 @@ are formatted here, once, into FastAPI's documented 422 item (loc/msg/type) plus
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,17 +28,31 @@ class HTTPError(Exception):
         self.status, self.detail, self.headers = status, detail, headers
 
 
+MAX_ITEMS = 20  # a 422 names at most this many problems (and says how many more there were)
+MAX_MESSAGE = 500  # characters of one problem's message
+MAX_KEY = 100  # characters of one key of a location
+
+
 class InvalidSpec(Exception):
-    """422: one item per offending location (see `field_error`)."""
+    """422: one item per offending location (see `field_error`), the first MAX_ITEMS of them."""
 
     def __init__(self, errors: list[dict[str, Any]]):
+        if len(errors) > MAX_ITEMS:
+            more = len(errors) - MAX_ITEMS + 1
+            errors = [*errors[: MAX_ITEMS - 1], field_error((), f"… and {more} more problems", "too_many_problems")]
         super().__init__("; ".join(f"{e['path']}: {e['msg']}" for e in errors))
         self.errors = errors
 
 
 def field_error(loc: Loc, msg: str, kind: str = "value_error") -> dict[str, Any]:
-    """One problem with the request body, in FastAPI's shape (loc/msg/type) plus a dotted `path`."""
-    return {"loc": ["body", *loc], "msg": msg, "type": kind, "path": dotted(loc) or "body"}
+    """One problem with the request body, in FastAPI's shape (loc/msg/type) plus a dotted `path`; long messages
+    and keys are cut short (an answer never echoes unbounded input)."""
+    loc = tuple(_short(part, MAX_KEY) if isinstance(part, str) else part for part in loc)
+    return {"loc": ["body", *loc], "msg": _short(msg, MAX_MESSAGE), "type": kind, "path": dotted(loc) or "body"}
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def error_response(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -46,6 +61,7 @@ def error_response(status: int, detail: Any, headers: dict[str, str] | None = No
 
 _DESCRIPTIONS = {
     401: "Missing or wrong bearer token.",
+    403: "A browser's cross-origin write while the server has no token (see RFSWEEP_ALLOWED_ORIGINS).",
     404: "No sweep with this id.",
     409: "Conflict (see detail).",
     413: "Body larger than the server's limit.",
@@ -59,6 +75,28 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": _DESCRIPTIONS[c]} for c in codes}
 
 
+def _documented_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI document gives the request's path (HEAD with GET, as Starlette serves it).
+
+    Read from the document rather than from the router: FastAPI keeps an included router as one opaque route."""
+    from starlette.routing import compile_path
+
+    app = request.app
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            methods = {m.upper() for m in operations if m.lower() in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((compile_path(path)[0], methods))
+        app.state.allowed_methods = table
+    return set().union(*(methods for regex, methods in table if regex.match(request.url.path)))
+
+
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPError)
     async def _http_error(_request: Request, exc: HTTPError) -> JSONResponse:
@@ -69,15 +107,8 @@ def install_handlers(app: FastAPI) -> None:
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             # Starlette names only the first route that matched the path; one path has several routes here.
-            from starlette.routing import Match
-
-            methods: set[str] = set()
-            for route in request.app.router.routes:
-                match, _ = route.matches(request.scope)
-                if match is not Match.NONE and getattr(route, "methods", None):
-                    methods |= set(route.methods)
-            if methods:
-                headers["Allow"] = ", ".join(sorted(methods))
+            methods = set(filter(None, (m.strip() for m in headers.get("Allow", "").split(","))))
+            headers["Allow"] = ", ".join(sorted(methods | _documented_methods(request)))
         return error_response(exc.status_code, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
@@ -94,7 +125,11 @@ def install_handlers(app: FastAPI) -> None:
     async def _invalid_spec(_request: Request, exc: InvalidSpec) -> JSONResponse:
         return error_response(422, exc.errors)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error: %s", exc, exc_info=exc)
-        return error_response(500, "internal server error")
+    # Anything else is answered 500 by `middleware.AnswerServerErrors` (logged there, once, briefly).
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """One log record for an unexpected exception: its type, its message cut short and its innermost frames
+    (a RecursionError's thousand frames, or a message quoting a huge value, would flood the log)."""
+    frames = "".join(traceback.format_exception(exc, limit=-12, chain=False))
+    log.error("unhandled %s: %s\n%s", type(exc).__name__, _short(str(exc), MAX_MESSAGE), _short(frames, 8000))

@@ -1,6 +1,7 @@
 """The local Ray head the API starts when RAY_ADDRESS is unset: one for all its drivers (drivers that each
-called `ray.init()` locally would start competing clusters), with token auth, found again by a file in the
-state folder so a restarted API reuses it. Also the process checks the dispatcher shares with it."""
+called `ray.init()` locally would start competing clusters), with token auth, listening on loopback only,
+found again by a file in the state folder so a restarted API reuses it. Also the process checks the
+dispatcher shares with it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ from typing import Any
 from api.settings import Settings
 
 log = logging.getLogger("rfsweep.dispatcher")
+
+# The head serves only the drivers of this host (drivers are processes of the API), so it listens on loopback
+# only, whatever address the API itself binds. Ray's switch for a single-node local Ray (`ENABLE_RAY_CLUSTER`,
+# ray/_private/ray_constants.py; despite its name it applies on Linux too): the node's address becomes
+# 127.0.0.1, and the GCS, raylet, object manager, agents and workers bind to it instead of every interface.
+# (`--node-ip-address=127.0.0.1` alone does not: Ray swaps a loopback node address for the host's own.)
+# tests/api/test_local_ray.py checks every listening socket of the head and of a driver.
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def read_head_address(settings: Settings) -> str | None:
@@ -78,6 +87,7 @@ class LocalRayHead:
             "RAY_ADDRESS": self.address or "",
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(self.token_path.resolve()),
+            **LOOPBACK_ONLY,
         }
 
     def ensure(self) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from sweep_service.limits import CostLimits
+
 SPEC_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -23,13 +25,14 @@ SPEC_BODY: dict[str, Any] = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Serve the document with the spec's schemas in it (built on the first request for /openapi.json)."""
+def install(app: FastAPI, limits: CostLimits | None = None) -> None:
+    """Serve the document with the spec's schemas in it, stating the server's `limits` (built on the first
+    request for /openapi.json)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(spec_schemas())
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(spec_schemas(limits))
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -37,12 +40,12 @@ def install(app: FastAPI) -> None:
 
 
 @cache
-def spec_schemas() -> dict[str, Any]:
-    """The sweep spec's JSON Schema, its $defs hoisted into OpenAPI components (prefixed `Spec`
-    so that a spec model never collides with a response model of the same name)."""
+def spec_schemas(limits: CostLimits | None = None) -> dict[str, Any]:
+    """The sweep spec's JSON Schema (with `limits` stated in it, if given), its $defs hoisted into OpenAPI
+    components (prefixed `Spec` so that a spec model never collides with a response model of the same name)."""
     from sweep_service.spec import spec_json_schema
 
-    schema = spec_json_schema()
+    schema = spec_json_schema(limits)
     schema.pop("$schema", None)
     text = json.dumps(schema)
     for old in ('"#/$defs/', '"#/definitions/'):

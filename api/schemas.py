@@ -97,6 +97,9 @@ class SweepPage(BaseModel):
 class BestResponse(BaseModel):
     best: BestTrial
     best_per_algorithm: dict[str, BestTrial] = Field(default_factory=dict)
+    rules_without_result: dict[str, str] = Field(
+        default_factory=dict, description="Once the sweep has ended: each rule with no usable trial, and why."
+    )
 
 
 class Trial(BaseModel):

@@ -6,12 +6,17 @@ Names follow what compose and operators already use: `DATABASE_URL`, `RAY_ADDRES
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sweep_service.limits import CostLimits
 from sweep_service.paths import LOCAL_MLFLOW_UI, StateLayout
+
+_LIMITS = CostLimits()  # the defaults
 
 
 class Settings(BaseSettings):
@@ -58,18 +63,55 @@ class Settings(BaseSettings):
         description="Sweeps that run at once; 0 = queue only (nothing executes).",
     )
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=AliasChoices("RFSWEEP_MAX_BODY_BYTES"))
-    # Per-request spec limits, so one request cannot exhaust the cluster.
-    limit_num_samples: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NUM_SAMPLES"))
-    limit_total_trials: int = Field(1000, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_TOTAL_TRIALS"))
-    limit_max_t: int = Field(200, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_T"))
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("RFSWEEP_ALLOWED_ORIGINS"),
+        description="Browser origins (scheme://host[:port], comma-separated) allowed to write without a token; "
+        "by default only a page served by this server on a loopback name.",
+    )
+    experiment_prefix: str = Field(
+        "api/",
+        max_length=100,
+        validation_alias=AliasChoices("RFSWEEP_EXPERIMENT_PREFIX"),
+        description="MLflow experiments of the API's sweeps are named PREFIX + (tracking.experiment or name).",
+    )
+    adopt_foreign_experiments: bool = Field(
+        False,
+        validation_alias=AliasChoices("RFSWEEP_ADOPT_FOREIGN_EXPERIMENTS"),
+        description="Let a sweep write into an existing MLflow experiment rfsweep did not create.",
+    )
+    # Per-request spec limits, so one request cannot exhaust the cluster (defaults: sweep_service.spec.CostLimits).
+    limit_num_samples: int = Field(
+        _LIMITS.num_samples, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NUM_SAMPLES")
+    )
+    limit_total_trials: int = Field(
+        _LIMITS.total_trials, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_TOTAL_TRIALS")
+    )
+    limit_max_t: int = Field(_LIMITS.max_t, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_T"))
     limit_concurrency: int = Field(
-        16,
+        _LIMITS.concurrency,
         ge=1,
         validation_alias=AliasChoices("RFSWEEP_LIMIT_CONCURRENCY"),
         description="Largest search.max_concurrent_trials.",
     )
-    limit_cpu_per_trial: float = Field(8, gt=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_CPU_PER_TRIAL"))
-    limit_gpu_per_trial: float = Field(1, ge=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_GPU_PER_TRIAL"))
+    limit_cpu_per_trial: float = Field(
+        _LIMITS.cpu_per_trial, gt=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_CPU_PER_TRIAL")
+    )
+    limit_gpu_per_trial: float = Field(
+        _LIMITS.gpu_per_trial, ge=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_GPU_PER_TRIAL")
+    )
+    limit_width: int = Field(_LIMITS.width, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_WIDTH"))
+    limit_depth: int = Field(_LIMITS.depth, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_DEPTH"))
+    limit_weights: int = Field(_LIMITS.weights, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_WEIGHTS"))
+    limit_sleep_steps: int = Field(
+        _LIMITS.sleep_steps, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_SLEEP_STEPS")
+    )
+    limit_noise_batch: int = Field(
+        _LIMITS.noise_batch, ge=1, validation_alias=AliasChoices("RFSWEEP_LIMIT_NOISE_BATCH")
+    )
+    limit_max_failures: int = Field(
+        _LIMITS.max_failures, ge=0, validation_alias=AliasChoices("RFSWEEP_LIMIT_MAX_FAILURES")
+    )
     # Local Ray head (only when RAY_ADDRESS is unset).
     ray_num_cpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_CPUS"))
     ray_num_gpus: int | None = Field(None, validation_alias=AliasChoices("RFSWEEP_RAY_NUM_GPUS"))
@@ -92,6 +134,18 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             return None
         return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/").lower() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def cost_limits(self) -> CostLimits:
+        """The RFSWEEP_LIMIT_* settings as the spec's limits."""
+        return CostLimits(**{f.name: getattr(self, f"limit_{f.name}") for f in dataclasses.fields(CostLimits)})
 
     @property
     def state(self) -> StateLayout:

@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import LIST_COLUMNS, Sweep, utcnow
-from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus
+from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus, TrialStatus
+
+TRIAL_STATUS_NAMES = frozenset(s.value for s in TrialStatus)
 
 QUEUED, RUNNING, CANCELLED = SweepStatus.QUEUED.value, SweepStatus.RUNNING.value, SweepStatus.CANCELLED.value
 PAUSED = SweepStatus.PAUSED.value
@@ -128,13 +130,23 @@ def list_sweeps(
 
 
 def request_cancel(session: Session, sweep_id: str) -> Sweep | None:
-    """Queued and paused sweeps are cancelled at once; running ones are flagged for their driver to stop."""
+    """Queued and paused sweeps are cancelled at once (every trial with them); running ones are flagged for their
+    driver to stop."""
     now = utcnow()
-    session.execute(
-        sa.update(Sweep)
-        .where(Sweep.id == sweep_id, Sweep.status.in_((QUEUED, PAUSED)))
-        .values(status=CANCELLED, cancel_requested=True, pause_requested=False, finished_at=now, updated_at=now)
-    )
+    sweep = get_sweep(session, sweep_id)
+    if sweep is not None and sweep.status in (QUEUED, PAUSED):
+        session.execute(
+            sa.update(Sweep)
+            .where(Sweep.id == sweep_id, Sweep.status == sweep.status)
+            .values(
+                status=CANCELLED,
+                cancel_requested=True,
+                pause_requested=False,
+                finished_at=now,
+                updated_at=now,
+                **_closed(sweep, SweepStatus.CANCELLED),
+            )
+        )
     session.execute(
         sa.update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.status == RUNNING, Sweep.cancel_requested.is_(False))
@@ -232,9 +244,15 @@ def record_driver(session: Session, sweep_id: str, pid: int, *, new_attempt: boo
 
 
 def finish(session: Session, sweep_id: str, status: SweepStatus, *, error: str | None = None, **values: Any) -> bool:
-    """Move a running sweep to a terminal status (no-op when it already is terminal)."""
+    """Move a running sweep to a terminal status (no-op when it already is terminal). Without the final
+    `progress` and `trials` (a driver that died, a cancel), its last ones are closed: no trial stays pending or
+    running in a sweep that has ended."""
     assert status.terminal
     now = utcnow()
+    if "progress" not in values or "trials" not in values:
+        sweep = get_sweep(session, sweep_id)
+        if sweep is not None:
+            values = {**_closed(sweep, status), **values}
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE gives a CursorResult
         sa.update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL_SWEEP_STATUSES))
@@ -242,6 +260,22 @@ def finish(session: Session, sweep_id: str, status: SweepStatus, *, error: str |
     )
     session.commit()
     return result.rowcount == 1
+
+
+def _closed(sweep: Sweep, status: SweepStatus) -> dict[str, Any]:
+    """The sweep's progress and trials as they stand once it ends with `status` (`TrialStatus.closed_by`)."""
+    progress = (
+        ProgressCounts.from_dict(sweep.progress)
+        if sweep.progress
+        else ProgressCounts.queued(sweep.total_trials, sweep.max_epochs)
+    )
+    trials = [
+        {**t, "status": TrialStatus(t["status"]).closed_by(status).value}
+        if isinstance(t, dict) and t.get("status") in TRIAL_STATUS_NAMES
+        else t
+        for t in sweep.trials or []
+    ]
+    return {"progress": progress.closed(status).to_dict(), "trials": trials}
 
 
 # --- driver -----------------------------------------------------------------------------------

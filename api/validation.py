@@ -1,16 +1,15 @@
-"""A request body → a checked sweep spec: its media type, the published schema (JSON), the spec model, and
-the server's per-request limits. Problems come back as `InvalidSpec` (422), one item per location."""
+"""A request body → a checked sweep spec: its media type, the text read with bounded cost, the published schema
+(JSON), the spec model, and the server's limits on what a sweep may cost. Problems come back as `InvalidSpec`
+(422), one item per location."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import math
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from api.errors import InvalidSpec, field_error
 from api.openapi import spec_schemas
@@ -19,10 +18,9 @@ from api.settings import Settings
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
-    from sweep_service.spec import SweepSpec
-
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json",)
+SCHEMA_ERRORS_READ = 200  # a body with thousands of type errors is answered from its first ones
 
 
 class UnsupportedMediaType(Exception):
@@ -44,23 +42,30 @@ class CheckedSpec:
     request_hash: str
 
 
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_spec_media(content_type: str | None) -> bool:
+    """Whether the body says it is JSON or YAML. A body without one of these types is refused (415): a browser
+    sends a form or text/plain across origins without asking, never these."""
+    media = media_type(content_type)
+    return media in YAML_TYPES or media in JSON_TYPES or media.endswith("+json")
+
+
 def parse_body(raw: bytes, content_type: str | None) -> Body:
-    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
-    if media in YAML_TYPES:
-        try:
-            return Body(yaml.safe_load(raw.decode("utf-8")), from_yaml=True)
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InvalidSpec([field_error((), f"not valid YAML: {_first_line(exc)}", "yaml_invalid")]) from None
-    if media in JSON_TYPES or media.endswith("+json"):
-        try:
-            return Body(json.loads(raw), from_yaml=False)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidSpec([field_error((), f"not valid JSON: {_first_line(exc)}", "json_invalid")]) from None
-    raise UnsupportedMediaType(media)
+    """The body as JSON data, read with bounded cost (`sweep_service.spec.document`)."""
+    from sweep_service.spec import SpecError, read_json, read_yaml
 
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not is_spec_media(content_type):
+        raise UnsupportedMediaType(media_type(content_type) or "(none)")
+    from_yaml = media_type(content_type) in YAML_TYPES
+    try:
+        return Body(read_yaml(raw) if from_yaml else read_json(raw), from_yaml=from_yaml)
+    except SpecError as exc:
+        raise InvalidSpec(
+            [field_error(p.loc, p.msg, "yaml_invalid" if from_yaml else "json_invalid") for p in exc.problems]
+        ) from None
 
 
 def canonical_hash(data: Any) -> str:
@@ -71,7 +76,8 @@ def canonical_hash(data: Any) -> str:
 
 @cache
 def schema_validator() -> Draft202012Validator:
-    """The spec's JSON Schema as published in /openapi.json, compiled once."""
+    """The spec's JSON Schema as published in /openapi.json (its structure and types; the limits are checked
+    with the settings' names in the message), compiled once."""
     from jsonschema import Draft202012Validator
 
     document = {"$ref": "#/components/schemas/SweepSpec", "components": {"schemas": spec_schemas()}}
@@ -84,16 +90,18 @@ def schema_errors(data: Any, limit: int = 20) -> list[dict[str, Any]]:
     from jsonschema.exceptions import best_match, relevance
 
     out = []
-    for found in sorted(schema_validator().iter_errors(data), key=relevance)[:limit]:
-        error = best_match(found.context) if found.context else found
+    found_errors = itertools.islice(schema_validator().iter_errors(data), SCHEMA_ERRORS_READ)
+    for found in sorted(found_errors, key=relevance)[:limit]:
+        # Of the branches of an anyOf, the one of the value's own type says what is wrong with it.
+        branches = [e for e in found.context or () if e.validator != "type"] or found.context
+        error = best_match(branches) if branches else found
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = set((error.schema or {}).get("properties", {}))
             for key in error.instance:
                 if key not in known:
                     out.append(field_error((*error.absolute_path, key), "unknown field", "extra_forbidden"))
             continue
-        message = error.message if len(error.message) < 300 else error.message[:297] + "..."
-        out.append(field_error(tuple(error.absolute_path), message, f"schema_{error.validator}"))
+        out.append(field_error(tuple(error.absolute_path), error.message, f"schema_{error.validator}"))
     return out[:limit]
 
 
@@ -105,67 +113,19 @@ def check_spec(body: Body, settings: Settings) -> CheckedSpec:
         errors = schema_errors(data)
         if errors:
             raise InvalidSpec(errors)
-    from sweep_service.budget import max_epochs, total_trials
+    from sweep_service.budget import max_epochs
     from sweep_service.spec import SpecError, parse_spec
 
-    try:
-        spec = parse_spec(data)
-    except SpecError as exc:
-        raise InvalidSpec([field_error(p.loc, p.msg) for p in exc.problems]) from None
-    errors = limit_errors(spec, data, settings)
-    trials = total_trials(spec)
-    if trials > settings.limit_total_trials:
-        message = (
-            f"{trials} trials in all exceeds the server limit of {settings.limit_total_trials} "
-            "(RFSWEEP_LIMIT_TOTAL_TRIALS)"
-        )
-        errors.append(field_error(("search", "num_samples"), message, "limit_exceeded"))
-    if errors:
-        raise InvalidSpec(errors)
-    return CheckedSpec(data, spec.name, trials, max_epochs(spec), canonical_hash(data))
-
-
-def limit_errors(spec: SweepSpec, raw: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
-    """Per-request limits the operator sets, so one request cannot exhaust the cluster."""
     errors = []
-
-    def over(loc: tuple[str, str], value: float | None, limit: float, env: str, what: str) -> None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > limit:
-            message = f"{what} {value:g} exceeds the server limit of {limit:g} ({env})"
-            errors.append(field_error(loc, message, "limit_exceeded"))
-
-    search, resources = spec.search, spec.resources
-    over(
-        ("search", "num_samples"),
-        search.num_samples,
-        settings.limit_num_samples,
-        "RFSWEEP_LIMIT_NUM_SAMPLES",
-        "num_samples",
-    )
-    over(("scheduler", "max_t"), spec.max_t, settings.limit_max_t, "RFSWEEP_LIMIT_MAX_T", "max_t")
-    over(
-        ("search", "max_concurrent_trials"),
-        search.max_concurrent_trials,
-        settings.limit_concurrency,
-        "RFSWEEP_LIMIT_CONCURRENCY",
-        "max_concurrent_trials",
-    )
-    over(
-        ("resources", "cpu"),
-        resources.cpu,
-        settings.limit_cpu_per_trial,
-        "RFSWEEP_LIMIT_CPU_PER_TRIAL",
-        "cpu per trial",
-    )
-    over(
-        ("resources", "gpu"),
-        resources.gpu,
-        settings.limit_gpu_per_trial,
-        "RFSWEEP_LIMIT_GPU_PER_TRIAL",
-        "gpu per trial",
-    )
-    tracking = raw.get("tracking")
+    tracking = data.get("tracking")
     if isinstance(tracking, dict) and tracking.get("uri") not in (None, ""):
         message = "set by the server (MLFLOW_TRACKING_URI); leave it out of specs sent to the API"
         errors.append(field_error(("tracking", "uri"), message, "not_allowed"))
-    return errors
+    try:
+        spec = parse_spec(data, settings.cost_limits)
+    except SpecError as exc:
+        taken = {tuple(e["loc"]) for e in errors}
+        errors += [field_error(p.loc, p.msg, p.kind) for p in exc.problems if ("body", *p.loc) not in taken]
+    if errors:
+        raise InvalidSpec(errors)
+    return CheckedSpec(data, spec.name, spec.total_trials, max_epochs(spec), canonical_hash(data))

@@ -73,12 +73,17 @@ def print_best_table(
     best_per_rule: dict[str, dict[str, Any]],
     trials: Sequence[dict[str, Any]],
     overall: dict[str, Any] | None,
+    rules_without_result: dict[str, str] | None = None,
+    error: str | None = None,
     file: Any = None,
 ) -> None:
     """The best trial of each rule, the rules with no usable trial and why, the overall best with its model,
-    and how ties are broken. `trials` are the sweep's trial rows (`rfsweep sweep --json`, GET /trials)."""
+    and how ties are broken; a failed sweep's reason (`error`) under it. `trials` are the sweep's trial rows
+    (`rfsweep sweep --json`, GET /trials); `rules_without_result` is an ended sweep's own word on the rules
+    with no usable trial (`rules_without_result` of its result and GET /best), shown with its trials' reasons."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from sweep_service.report import ReportTrial, SweepInfo, analyse
     from sweep_service.trials import TIE_BREAK
@@ -90,11 +95,12 @@ def print_best_table(
         best_trial_ids={rule: str(entry.get("trial_id")) for rule, entry in best_per_rule.items()},
     )
     analysis = analyse([ReportTrial.from_summary(t) for t in trials], info, importance=False)
+    without = rules_without_result or {}
     better = "higher" if mode == "max" else "lower"
     table = Table(title=f"Best configuration per rule ({metric}, {better} is better)", title_justify="left")
     for column in ("rule", metric, "trial", "epochs", "searched parameters", "MLflow run"):
         table.add_column(column, overflow="fold")
-    for rule in dict.fromkeys([*rules, *best_per_rule, *analysis.rules]):
+    for rule in dict.fromkeys([*rules, *best_per_rule, *without, *analysis.rules]):
         entry = best_per_rule.get(rule)
         if entry:
             value = entry.get("value")
@@ -108,12 +114,18 @@ def print_best_table(
             )
         else:
             summary = analysis.rules.get(rule)
-            why = summary.why_unusable if summary is not None else "no trial has reported yet"
-            table.add_row(rule, "–", "", "", f"[red]no usable trial: {why}[/]", "")
+            if rule in without:  # the ended sweep's counts, then what its trials said
+                reasons = [f"{t.trial_id}: {t.reason}" for t in (summary.trials if summary else []) if t.reason][:3]
+                why = without[rule] + (" — " + "; ".join(reasons) if reasons else "")
+            else:
+                why = f"no usable trial: {summary.why_unusable if summary is not None else 'no trial has reported yet'}"
+            table.add_row(rule, "–", "", "", Text(why, style="red"), "")
     console = Console(file=file, soft_wrap=False)
     if not console.is_terminal:  # a pipe or a log: rows are not folded to 80 columns
         console = Console(file=file, soft_wrap=False, width=200)
     console.print(table)
+    if error:
+        console.print(Text(f"failed: {error}", style="bold red"), soft_wrap=True)
     if overall:
         console.print(
             f"[bold green]best[/]: {overall.get('algorithm')} {metric}={overall.get('value'):.4f} "
@@ -150,4 +162,6 @@ def print_sweep_best(client: RfsweepClient, sweep_id: str, sweep: dict[str, Any]
         best_per_rule=best.get("best_per_algorithm") or {},
         trials=client.trials(sweep_id),
         overall=overall,
+        rules_without_result=best.get("rules_without_result") or {},
+        error=sweep.get("error") if sweep.get("status") == SweepStatus.FAILED else None,
     )

@@ -18,14 +18,15 @@ from sweep_service.status import TrialStatus
 if TYPE_CHECKING:
     from rich.console import Console, Group
 
+    from sweep_service.limits import CostLimits
     from sweep_service.monitor import SweepProgress
     from sweep_service.runner import SweepResult
     from sweep_service.spec import SweepSpec
 
 
-def _load_spec_or_exit(spec_path: Path) -> SweepSpec:
-    """The spec, or every problem in it at once on stderr, each as `FILE:LINE: field: reason` (with a
-    did-you-mean for a misspelt name), and exit status 2."""
+def _load_spec_or_exit(spec_path: Path, limits: CostLimits | None = None) -> SweepSpec:
+    """The spec (within `limits`, when given), or every problem in it at once on stderr, each as
+    `FILE:LINE: field: reason` (with a did-you-mean for a misspelt name), and exit status 2."""
     import re
 
     from rich.console import Console
@@ -34,12 +35,12 @@ def _load_spec_or_exit(spec_path: Path) -> SweepSpec:
 
     console = Console(stderr=True, soft_wrap=True)
     try:
-        text = spec_path.read_text()
+        text = spec_path.read_bytes()  # bytes: a file that is not UTF-8 is a problem of the spec, said as one
     except OSError as exc:
         console.print(f"rfsweep: cannot read the sweep spec {spec_path}: {exc.strerror or exc}", highlight=False)
         raise typer.Exit(code=2) from None
     try:
-        return load_spec_text(text)
+        return load_spec_text(text, limits)
     except SpecError as exc:
         lines = source_lines(text)
         console.print(f"[bold red]invalid sweep spec[/] {spec_path}: {len(exc.problems)} problem(s)")
@@ -53,6 +54,11 @@ def _load_spec_or_exit(spec_path: Path) -> SweepSpec:
                 markup=True,
                 highlight=False,
                 soft_wrap=True,
+            )
+        if any(p.kind == "limit_exceeded" for p in exc.problems):
+            console.print(
+                "  (the limits of an API server with its default settings; `rfsweep sweep` runs it here without them)",
+                highlight=False,
             )
         raise typer.Exit(code=2) from None
 
@@ -141,7 +147,13 @@ def sweep(
     if resume and not sweep_id:
         console.print("[red]--resume needs --sweep-id[/]")
         raise typer.Exit(code=2)
-    from sweep_service.runner import run_sweep
+    from sweep_service.runner import can_resume, resumable_sweeps, run_sweep, storage_root
+
+    if resume and sweep_id and not can_resume(sweep_id, storage_path):
+        known = resumable_sweeps(storage_path)
+        there = f"the sweeps there: {', '.join(known)}" if known else "it holds no sweep"
+        console.print(f"[red]--resume: no sweep {sweep_id!r} in {storage_root(storage_path)}[/] ({there})")
+        raise typer.Exit(code=2)
 
     # Ctrl-C / SIGTERM cancel the sweep through should_stop (trials `cancelled`, runs KILLED) rather than
     # through Tune's own SIGINT handler, which would end trials as if they had finished.
@@ -191,14 +203,17 @@ def sweep(
         print(json.dumps(result.to_json(), default=str), flush=True)
     if result.status == "cancelled":
         raise typer.Exit(code=130)
+    if result.status == "failed":
+        raise typer.Exit(code=1)
 
 
 def _print_summary(console: Console, spec: SweepSpec, result: SweepResult, seconds: float) -> None:
     from rfsweep_cli.display import print_best_table
 
     counts = result.counts
+    status = f"[bold red]{result.status}[/]" if result.status == "failed" else str(result.status)
     console.print(
-        f"[bold]sweep {result.sweep_id}[/] {result.status} in {seconds:.1f}s — "
+        f"[bold]sweep {result.sweep_id}[/] {status} in {seconds:.1f}s — "
         f"{counts['finished']} finished, {counts['stopped_early']} stopped early, {counts['failed']} failed, "
         f"{counts['diverged']} diverged, {counts['cancelled']} cancelled"
     )
@@ -209,6 +224,8 @@ def _print_summary(console: Console, spec: SweepSpec, result: SweepResult, secon
         best_per_rule=result.best_per_algorithm,
         trials=result.trials,
         overall=result.best,
+        rules_without_result=result.rules_without_result,
+        error=result.error,
         file=console.file,
     )
     console.print(
@@ -225,15 +242,18 @@ def validate(
     """Check a spec and preview its budget: trials, ASHA rungs, the most epochs the sweep can spend."""
     from rich.console import Console
 
+    from sweep_service.limits import CostLimits
+
     console = Console()
-    spec = _load_spec_or_exit(spec_path)
+    limits = CostLimits()  # what an API server with its default settings accepts
+    spec = _load_spec_or_exit(spec_path, limits)
     from sweep_service.budget import budget_summary
 
     summary = budget_summary(spec)
     if json_output:
-        print(json.dumps({"valid": True, **summary}))
+        print(json.dumps({"valid": True, **summary, "limits": limits.described()}))
         return
-    console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/])")
+    console.print(f"[green]valid[/]: {spec_path} (sweep [bold]{spec.name}[/]), within an API server's default limits")
     console.print(
         f"  algorithms: {', '.join(summary['algorithms'])} — {summary['trials_per_algorithm']} trials each, "
         f"{summary['total_trials']} in all"

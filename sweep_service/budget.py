@@ -10,7 +10,7 @@ from sweep_service.spec.model import AshaSchedulerSpec, SweepSpec
 
 def total_trials(spec: SweepSpec) -> int:
     """num_samples trials for each listed rule."""
-    return spec.search.num_samples * len(spec.algorithms)
+    return spec.total_trials
 
 
 def asha_rungs(spec: SweepSpec) -> list[int]:

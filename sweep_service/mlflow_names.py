@@ -7,6 +7,9 @@ search them, and they are defined here only.
 
 from __future__ import annotations
 
+# ---- an experiment --------------------------------------------------------------------------------------
+CREATED_BY = "rfsweep.created_by"  # "rfsweep" on the experiments rfsweep creates (a server writes only into those)
+
 # ---- finding runs again -------------------------------------------------------------------------------
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: nests a trial's run under its sweep's
 ROLE = "rfsweep.role"  # one of the roles below

@@ -21,6 +21,7 @@ from sweep_service.report import ReportTrial
 from sweep_service.space import RuleSpace, decode_trial
 from sweep_service.spec import SweepSpec
 from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
+from sweep_service.tracking import ExperimentPolicy
 from sweep_service.trainable import RESTORED_HISTORY
 from sweep_service.trial_runs import SweepRuns
 from sweep_service.trials import TrialRecord, best_of, best_record, short_number
@@ -62,6 +63,7 @@ class SweepMonitor:
         should_stop: Callable[[], bool] | None,
         mlflow_ui_url: str | None = None,
         should_pause: Callable[[], bool] | None = None,
+        experiments: ExperimentPolicy | None = None,
     ):
         self.spec = spec
         self.sweep_id = sweep_id
@@ -70,7 +72,7 @@ class SweepMonitor:
         self.should_stop = should_stop
         self.should_pause = should_pause
         self.pause_requested = False
-        self.runs = SweepRuns(spec, sweep_id, tracking_uri, mlflow_ui_url)
+        self.runs = SweepRuns(spec, sweep_id, tracking_uri, mlflow_ui_url, experiments)
         self.records: dict[str, TrialRecord] = {}
         self.cancel_requested = False
         self.tune_status: dict[str, str] = {}
@@ -424,7 +426,8 @@ class SweepMonitor:
     def close(
         self, status: SweepStatus, seconds: float, error: str | None = None, *, best_models: bool = True
     ) -> ProgressCounts:
-        """The sweep's summaries onto its parent run, which ends with `status`; returns the final counts.
+        """The sweep's summaries onto its parent run, which ends with `status` (and `error`, its reason); returns
+        the final counts.
 
         A succeeded sweep first gets each rule's best trial marked and exported as an MLflow model."""
         starts = [r.started_at for r in self.records.values() if r.started_at is not None]
@@ -449,6 +452,7 @@ class SweepMonitor:
             error,
             best=self.best(),
             best_per_algorithm=self.best_per_algorithm(),
+            rules_without_result=self.rules_without_result(),
             trials=self.trial_summaries(),
             counts=counts.trial_counts(),
             curves=curves,
@@ -458,8 +462,39 @@ class SweepMonitor:
     def best_per_algorithm(self) -> dict[str, dict[str, Any]]:
         return {rule: entry for rule in self.spec.algorithms if (entry := self.best(rule)) is not None}
 
+    def no_result_reason(self) -> str | None:
+        """Why the sweep has nothing to show (None: some trial produced a usable result), with the trials'
+        counts and the first failure's reason."""
+        if self._candidates():
+            return None
+        records = list(self.records.values())
+        reason = f"no trial produced a usable result ({_tally(records, self.counts().total)})"
+        first = next((r.reason for r in records if r.reason and r.status is TrialStatus.FAILED), None)
+        first = first or next((r.reason for r in records if r.reason), None)
+        return f"{reason}; first: {first}" if first else reason
+
+    def rules_without_result(self) -> dict[str, str]:
+        """Each listed rule none of whose trials produced a usable result, and why (their counts)."""
+        usable = {r.algorithm for r in self._candidates()}
+        out = {}
+        for rule in self.spec.algorithms:
+            if rule not in usable:
+                records = [r for r in self.records.values() if r.algorithm == rule]
+                out[rule] = f"no usable trial: {_tally(records, len(records))}"
+        return out
+
     def trial_summaries(self) -> list[dict[str, Any]]:
         return [r.summary() for r in self.records.values()]
+
+
+def _tally(records: list[TrialRecord], total: int) -> str:
+    """ "2 failed, 1 diverged of 3": the trials by status, then how many there are."""
+    by_status = {s: sum(1 for r in records if r.status is s) for s in TrialStatus}
+    parts = [f"{n} {s.value.replace('_', ' ')}" for s, n in by_status.items() if n]
+    unseen = total - len(records)
+    if unseen > 0:
+        parts.append(f"{unseen} never started")
+    return f"{', '.join(parts) or 'none'} of {total}"
 
 
 def _error_text(trial: Any) -> str:

@@ -3,8 +3,10 @@ body, the CLI's lines) format them, nothing in between turns them into text and 
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 Loc = tuple[str | int, ...]  # ("parameters", "lr", "low"), ("algorithm", 1); () is the whole document
 
@@ -13,6 +15,7 @@ Loc = tuple[str | int, ...]  # ("parameters", "lr", "low"), ("algorithm", 1); ()
 class Problem:
     loc: Loc
     msg: str
+    kind: str = "value_error"  # "limit_exceeded": over a limit on what a sweep may cost
 
     @property
     def path(self) -> str:
@@ -28,6 +31,15 @@ def dotted(loc: Iterable[str | int]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 6, 6, 60, 60, 40
+
+
+def shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut short (a message never echoes unbounded input)."""
+    return _SHOWN.repr(value)
 
 
 class SpecError(ValueError):

@@ -32,9 +32,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepResult:
     sweep_id: str
-    status: SweepStatus  # succeeded | cancelled | paused (a failed sweep raises)
+    # succeeded: some trial produced a usable result; failed: none did (`error` says why); cancelled; paused.
+    # (A sweep that breaks raises instead.)
+    status: SweepStatus
+    error: str | None
     best: dict[str, Any] | None
     best_per_algorithm: dict[str, dict[str, Any]]
+    rules_without_result: dict[str, str]  # rule -> why none of its trials is in best_per_algorithm
     trials: list[dict[str, Any]]
     experiment_id: str
     parent_run_id: str
@@ -56,10 +60,12 @@ class SweepResult:
         return {
             "sweep_id": self.sweep_id,
             "status": self.status.value,
+            "error": self.error,
             "metric": self.metric,
             "mode": self.mode,
             "best": self.best,
             "best_per_algorithm": self.best_per_algorithm,
+            "rules_without_result": self.rules_without_result,
             "trials": self.trials,
             "counts": self.counts,
             "mlflow": {
@@ -75,6 +81,28 @@ class SweepResult:
 
 def new_sweep_id(spec: SweepSpec) -> str:
     return f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def storage_root(storage_path: str | None) -> str:
+    """Where Tune keeps sweeps: a local folder (resolved) or a URI; by default the state folder's ray_results."""
+    if storage_path and "://" not in storage_path:
+        return str(Path(storage_path).expanduser().resolve())
+    return storage_path or str(paths.StateLayout.at().ray_results)
+
+
+def can_resume(sweep_id: str, storage_path: str | None) -> bool:
+    """Whether Tune's storage holds sweep `sweep_id` (what `resume=True` restores)."""
+    from ray import tune
+
+    return bool(tune.Tuner.can_restore(f"{storage_root(storage_path).rstrip('/')}/{sweep_id}"))
+
+
+def resumable_sweeps(storage_path: str | None) -> list[str]:
+    """The ids of the sweeps a local storage folder holds (empty for a URI: not listed)."""
+    root = storage_root(storage_path)
+    if "://" in root or not Path(root).is_dir():
+        return []
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and can_resume(p.name, root))
 
 
 def connect_ray(address: str | None) -> bool:
@@ -115,11 +143,13 @@ def run_sweep(
     on_progress: Callable[[SweepProgress], None] | None = None,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    experiments: tracking.ExperimentPolicy | None = None,
     mlflow_ui_url: str | None = None,
     should_pause: Callable[[], bool] | None = None,
     best_models: bool = True,
 ) -> SweepResult:
-    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end.
+    """Run (or, with resume=True and the same sweep_id/storage_path, restore) a sweep to its end; its MLflow
+    experiment as `experiments` says (default: the spec's tracking.experiment or name, as it is).
 
     `best_models`: at the end, log each rule's best trial as an MLflow model (`model_uri`); callers that only
     read the numbers (the paper's reproduction) skip it (about a second per rule).
@@ -136,11 +166,7 @@ def run_sweep(
     from sweep_service.trainable import TrialSettings, run_trial
 
     sweep_id = sweep_id or new_sweep_id(spec)
-    storage = (
-        str(Path(storage_path).expanduser().resolve())
-        if storage_path and "://" not in storage_path
-        else (storage_path or str(paths.StateLayout.at().ray_results))
-    )
+    storage = storage_root(storage_path)
     if "://" not in storage:
         Path(storage).mkdir(parents=True, exist_ok=True)
     experiment_path = f"{storage.rstrip('/')}/{sweep_id}"
@@ -152,7 +178,7 @@ def run_sweep(
     opened: dict[str, Any] = {}
     opener = threading.Thread(
         target=_open_monitor,
-        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause),
+        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments),
         daemon=True,
     )
     opener.start()
@@ -249,20 +275,27 @@ def run_sweep(
             ray.shutdown()
             marks["ray_stopped_s"] = time.monotonic()
     seconds = time.monotonic() - started
+    outcome_error = None
     if monitor.pause_requested and not monitor.cancel_requested:
         status = SweepStatus.PAUSED
         final = monitor.pause()
     else:
         monitor.close_open_trials()
-        status = SweepStatus.CANCELLED if monitor.cancel_requested else SweepStatus.SUCCEEDED
-        final = monitor.close(status, seconds, best_models=best_models)
+        outcome_error = None if monitor.cancel_requested else monitor.no_result_reason()
+        if monitor.cancel_requested:
+            status = SweepStatus.CANCELLED
+        else:
+            status = SweepStatus.FAILED if outcome_error else SweepStatus.SUCCEEDED
+        final = monitor.close(status, seconds, error=outcome_error, best_models=best_models)
     marks["summaries_logged_s"] = time.monotonic()
     assert monitor.runs.parent_run_id is not None
     result = SweepResult(
         sweep_id=sweep_id,
         status=status,
+        error=outcome_error,
         best=monitor.best(),
         best_per_algorithm=monitor.best_per_algorithm(),
+        rules_without_result={} if status is SweepStatus.PAUSED else monitor.rules_without_result(),  # not ended
         trials=monitor.trial_summaries(),
         experiment_id=monitor.experiment_id,
         parent_run_id=monitor.runs.parent_run_id,
@@ -289,9 +322,12 @@ def _open_monitor(
     should_stop: Callable[[], bool] | None,
     mlflow_ui_url: str | None,
     should_pause: Callable[[], bool] | None,
+    experiments: tracking.ExperimentPolicy | None,
 ) -> None:
     try:
-        monitor = SweepMonitor(spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause)
+        monitor = SweepMonitor(
+            spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments
+        )
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)

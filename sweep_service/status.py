@@ -27,6 +27,15 @@ class TrialStatus(StrEnum):
     def terminal(self) -> bool:
         return self not in (TrialStatus.PENDING, TrialStatus.RUNNING, TrialStatus.PAUSED)
 
+    def closed_by(self, sweep: SweepStatus) -> TrialStatus:
+        """What a trial still pending, running or paused becomes when its sweep ends with `sweep` without it: it
+        never started, or never finished. Running in a failed sweep: failed; otherwise cancelled."""
+        if self.terminal:
+            return self
+        if sweep is SweepStatus.FAILED and self is TrialStatus.RUNNING:
+            return TrialStatus.FAILED
+        return TrialStatus.CANCELLED
+
     @property
     def mlflow_run_status(self) -> str:
         """How a run ends in MLflow: honest about failures and cancellations."""
@@ -46,8 +55,8 @@ class SweepStatus(StrEnum):
     QUEUED = "queued"  # accepted by the API, waiting for a free slot (the runner never reports it)
     RUNNING = "running"
     PAUSED = "paused"  # its trials stopped at their checkpoints; `resume` continues them (same MLflow runs)
-    SUCCEEDED = "succeeded"  # every trial reached a terminal status
-    FAILED = "failed"  # the sweep itself broke (its trials' failures do not fail it)
+    SUCCEEDED = "succeeded"  # every trial reached a terminal status and at least one produced a usable result
+    FAILED = "failed"  # no trial produced a usable result (all errored or diverged), or the sweep itself broke
     CANCELLED = "cancelled"
 
     @property
@@ -107,6 +116,18 @@ class ProgressCounts:
     def trial_counts(self) -> dict[str, int]:
         """The trials alone: one entry per status, then `total` (`rfsweep sweep --json`'s `counts`)."""
         return {**{s.value: self.trials(s) for s in TrialStatus}, "total": self.total}
+
+    def closed(self, sweep: SweepStatus) -> ProgressCounts:
+        """The counts once the sweep has ended with `sweep`: no trial left pending, running or paused
+        (`TrialStatus.closed_by`)."""
+        counts = ProgressCounts(**asdict(self))
+        for status in (s for s in TrialStatus if not s.terminal):
+            moved = counts.trials(status)
+            if moved:
+                setattr(counts, status.value, 0)
+                target = status.closed_by(sweep)
+                setattr(counts, target.value, counts.trials(target) + moved)
+        return counts
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

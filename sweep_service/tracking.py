@@ -7,6 +7,7 @@ A sweep's runs are `trial_runs`' job; every tag key and extra metric name is in 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -15,6 +16,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,30 +52,74 @@ def make_client(tracking_uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     db = _sqlite_path(tracking_uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=tracking_uri)
+    if db is None:
+        return MlflowClient(tracking_uri=tracking_uri)
+    # MLflow creates and migrates a SQLite store when a process first opens it; two processes doing it at once
+    # (drivers of sweeps started together on a fresh state folder) collide ("Online migration expected to
+    # match one row"). One at a time, under a lock beside the file.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f"{db.name}.init-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
-def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
-    """The experiment's id, creating it (artifacts beside a SQLite store, not in ./mlruns) if needed."""
+class ExperimentUnavailable(RuntimeError):
+    """An MLflow experiment rfsweep may not write into: deleted, or (where not allowed) not created by rfsweep."""
+
+
+@dataclass(frozen=True)
+class ExperimentPolicy:
+    """Which MLflow experiment a sweep writes into: `prefix` + (its spec's tracking.experiment, else its name).
+
+    The API's drivers use the server's prefix (RFSWEEP_EXPERIMENT_PREFIX) and write only into experiments
+    rfsweep created (unless RFSWEEP_ADOPT_FOREIGN_EXPERIMENTS), so a spec cannot reach into another
+    experiment; the CLI runs on the user's own store, without a prefix."""
+
+    prefix: str = ""
+    adopt_foreign: bool = True
+
+    def name(self, spec_experiment: str | None, sweep_name: str) -> str:
+        return f"{self.prefix}{spec_experiment or sweep_name}"
+
+
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str, *, adopt_foreign: bool = True) -> str:
+    """The experiment's id, creating it (tagged as rfsweep's; artifacts beside a SQLite store, not in ./mlruns)
+    if needed. A deleted experiment is never restored, and one rfsweep did not create is written into only with
+    `adopt_foreign`: ExperimentUnavailable says which and why."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            client.restore_experiment(existing.experiment_id)
-        return existing.experiment_id
+        return _usable(existing, adopt_foreign)
     artifact_location = None
     db = _sqlite_path(tracking_uri)
     if db is not None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
         artifact_location = (paths.artifacts_beside(db) / slug).resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags={names.CREATED_BY: "rfsweep"})
     except Exception:  # created concurrently by another driver
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
-        return found.experiment_id
+        return _usable(found, adopt_foreign)
+
+
+def _usable(experiment: Any, adopt_foreign: bool) -> str:
+    if experiment.lifecycle_stage == "deleted":
+        raise ExperimentUnavailable(
+            f"the MLflow experiment {experiment.name!r} was deleted, and rfsweep does not restore it: restore it in "
+            "MLflow yourself, or give the sweep another name (or tracking.experiment)"
+        )
+    if not adopt_foreign and (experiment.tags or {}).get(names.CREATED_BY) != "rfsweep":
+        raise ExperimentUnavailable(
+            f"the MLflow experiment {experiment.name!r} was not created by rfsweep; give the sweep another name "
+            "(or tracking.experiment), or let the server write into it (RFSWEEP_ADOPT_FOREIGN_EXPERIMENTS)"
+        )
+    return str(experiment.experiment_id)
 
 
 def find_runs(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> list[Run]:

@@ -53,12 +53,23 @@ REPORT_EVERY_S = 30.0
 class SweepRuns:
     """The MLflow side of one sweep (driver process only)."""
 
-    def __init__(self, spec: SweepSpec, sweep_id: str, tracking_uri: str, mlflow_ui_url: str | None = None):
+    def __init__(
+        self,
+        spec: SweepSpec,
+        sweep_id: str,
+        tracking_uri: str,
+        mlflow_ui_url: str | None = None,
+        experiments: tracking.ExperimentPolicy | None = None,
+    ):
         self.spec, self.sweep_id, self.tracking_uri = spec, sweep_id, tracking_uri
         self.mlflow_ui_url = mlflow_ui_url
         self.client = tracking.make_client(tracking_uri)
+        policy = experiments or tracking.ExperimentPolicy()
         self.experiment_id = tracking.ensure_experiment(
-            self.client, spec.tracking.experiment or spec.name, tracking_uri
+            self.client,
+            policy.name(spec.tracking.experiment, spec.name),
+            tracking_uri,
+            adopt_foreign=policy.adopt_foreign,
         )
         mlflow_ui.open_in_model_training_view(self.client, self.experiment_id)
         self.parent_run_id: str | None = None
@@ -408,6 +419,7 @@ class SweepRuns:
         *,
         best: dict[str, Any] | None,
         best_per_algorithm: dict[str, dict[str, Any]],
+        rules_without_result: dict[str, str],
         trials: list[dict[str, Any]],
         counts: dict[str, int],
         curves: dict[str, list[tuple[str, list[tuple[int, float]], str]]],
@@ -436,7 +448,8 @@ class SweepRuns:
         for rule, entry in best_per_algorithm.items():
             metrics.append(Metric(names.best_metric(metric, rule), float(entry["value"]), now, 0))
         client.log_batch(run_id, metrics=metrics)
-        best_json = json.dumps({"best": best, "best_per_algorithm": best_per_algorithm}, indent=2, default=str)
+        summary = {"best": best, "best_per_algorithm": best_per_algorithm, "rules_without_result": rules_without_result}
+        best_json = json.dumps(summary, indent=2, default=str)
         tracking.log_text(client, run_id, best_json, "best_config.json")
         parameter_names = sorted({k for t in trials for k in t.get("params") or {}})
         tracking.log_text(client, run_id, tracking.trials_csv(trials, parameter_names), "trials.csv")

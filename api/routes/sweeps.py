@@ -54,7 +54,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         status_code=201,
         response_model=SweepCreated,
         openapi_extra=SPEC_BODY,
-        responses=documented(401, 409, 413, 415),
+        responses=documented(401, 403, 409, 413, 415),
         dependencies=write_guard,
         summary="Submit a sweep spec; it is queued and runs when a slot is free.",
     )
@@ -122,7 +122,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
         "/sweeps/{sweep_id}/cancel",
         response_model=SweepDetail,
         dependencies=write_guard,
-        responses=documented(401, 404),
+        responses=documented(401, 403, 404),
         summary="Cancel: a queued sweep at once, a running one as soon as its driver stops its trials.",
     )
     async def cancel(ctx: Ctx, sweep_id: SweepId) -> Response:
@@ -209,10 +209,16 @@ def _best(ctx: Services, sweep_id: str) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
     if not sweep.best:
-        raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; no trial has reported a metric yet")
+        why = sweep.error if sweep.status == SweepState.FAILED and sweep.error else "no trial has reported a metric yet"
+        raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; {why}")
     per_algorithm = {k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
     # best_per_algorithm is written as trials report; the end of a succeeded sweep adds each rule's model_uri
-    return json_response(BestResponse(best=BestTrial.model_validate(sweep.best), best_per_algorithm=per_algorithm))
+    without = (sweep.result or {}).get("rules_without_result") or {}
+    return json_response(
+        BestResponse(
+            best=BestTrial.model_validate(sweep.best), best_per_algorithm=per_algorithm, rules_without_result=without
+        )
+    )
 
 
 def _trials(ctx: Services, sweep_id: str) -> Response:

@@ -1,6 +1,7 @@
 """The sweep spec: loading a YAML/JSON document into a checked `SweepSpec`, and its JSON Schema.
 
-Two passes: pydantic checks the structure (`model`), then `checks` what needs rf_core's knowledge. Either
+The text is read with bounded cost (`document`); then pydantic checks the structure (`model`), `checks` what
+needs rf_core's knowledge and, when asked, `costs` what the sweep may cost (`sweep_service.limits`). Each
 raises `SpecError`, whose `.problems` name each location in the document and the reason.
 """
 
@@ -12,15 +13,18 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from sweep_service.limits import CostLimits
 from sweep_service.problems import Loc, Problem, SpecError, dotted
 from sweep_service.spec.checks import semantic_problems
+from sweep_service.spec.costs import cost_problems, state_in_schema
+from sweep_service.spec.document import read_json, read_yaml, source_lines
 from sweep_service.spec.model import (
     CONST_TAG,
     DIST_TAG,
     PAPER_PARAMETERS,
+    SCHEDULER_TYPES,
     Distribution,
     SweepSpec,
     is_bundle,
@@ -30,6 +34,7 @@ from sweep_service.spec.model import (
 
 __all__ = [
     "PAPER_PARAMETERS",
+    "CostLimits",
     "Distribution",
     "Loc",
     "Problem",
@@ -43,38 +48,48 @@ __all__ = [
     "load_spec_text",
     "parse_spec",
     "points_for_rule",
+    "read_json",
+    "read_yaml",
     "same_value",
     "source_lines",
     "spec_json_schema",
 ]
 
 
-def parse_spec(data: Any) -> SweepSpec:
-    """Validate a parsed YAML/JSON document; raises SpecError naming each problem's location.
+def parse_spec(data: Any, limits: CostLimits | None = None) -> SweepSpec:
+    """Validate a parsed YAML/JSON document (and, given `limits`, what it may cost); raises SpecError naming each
+    problem's location.
 
     All problems in one pass: when the document's structure is wrong somewhere, the checks that need rf_core
-    still run on the rest of it (the wrong parts left out), so a user fixes everything at once."""
+    (and the limits) still run on the rest of it (the wrong parts left out), so a user fixes everything at once."""
     if not isinstance(data, dict):
         raise SpecError([Problem((), f"a sweep spec is a mapping, got {type(data).__name__}")])
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         problems = _pydantic_problems(exc)
-        raise SpecError(problems + _problems_of_the_rest(data, problems)) from None
-    problems = _semantic(spec)
+        raise SpecError(problems + _problems_of_the_rest(data, problems, limits)) from None
+    problems = _semantic(spec, limits)
     if problems:
         raise SpecError(problems)
     return spec
 
 
-def _semantic(spec: SweepSpec) -> list[Problem]:
+def _semantic(spec: SweepSpec, limits: CostLimits | None) -> list[Problem]:
+    """rf_core's checks and, given `limits`, the cost limits (a limit is the reason that counts where a value
+    breaks one)."""
     try:
-        return semantic_problems(spec)
+        problems = semantic_problems(spec)
     except ValueError as exc:  # a value no check foresaw, raised by rf_core: still an answer, not a crash
-        return [Problem((), str(exc))]
+        problems = [Problem((), str(exc))]
+    if limits is not None:
+        over = cost_problems(spec, limits)
+        taken = {p.loc for p in over}
+        problems = over + [p for p in problems if p.loc not in taken]
+    return problems
 
 
-def _problems_of_the_rest(data: dict[str, Any], found: list[Problem]) -> list[Problem]:
+def _problems_of_the_rest(data: dict[str, Any], found: list[Problem], limits: CostLimits | None) -> list[Problem]:
     """The semantic problems of the document with the structurally wrong parts taken out (a part the spec
     needs is put back with a stand-in); none under a location already reported."""
     pruned = copy.deepcopy(data)
@@ -84,14 +99,14 @@ def _problems_of_the_rest(data: dict[str, Any], found: list[Problem]) -> list[Pr
             spec = SweepSpec.model_validate(pruned)
             break
         except ValidationError as exc:
-            for problem in _pydantic_problems(exc):
+            for problem in reversed(_pydantic_problems(exc)):  # a list's later items first: indices hold
                 removed.append(problem.loc)
                 if not _delete(pruned, problem.loc):
                     return []
     else:
         return []
-    reported = [p.loc for p in found] + removed
-    return [p for p in _semantic(spec) if not any(p.loc[: len(loc)] == loc for loc in reported if loc)]
+    reported = {loc for loc in [p.loc for p in found] + removed if loc}  # a set: linear in the problems
+    return [p for p in _semantic(spec, limits) if not any(p.loc[:end] in reported for end in range(1, len(p.loc) + 1))]
 
 
 def _delete(data: Any, loc: Loc) -> bool:
@@ -145,31 +160,6 @@ def _names_at(prefix: Loc) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
-def source_lines(text: str) -> dict[Loc, int]:
-    """Where each location of a YAML/JSON document starts (1-based line), for error messages."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[Loc, int] = {}
-
-    def walk(node: Any, loc: Loc) -> None:
-        lines[loc] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                name = key.value
-                lines[(*loc, name)] = key.start_mark.line + 1
-                walk(value, (*loc, name))
-                lines[(*loc, name)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*loc, index))
-
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     """The line of `loc`, or of its nearest ancestor in the document (a missing field: its section)."""
     for end in range(len(loc), -1, -1):
@@ -178,28 +168,25 @@ def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
-def load_spec_text(text: str) -> SweepSpec:
-    """A spec from YAML (or JSON, which is YAML too)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError([Problem((), f"not valid YAML/JSON: {exc}")]) from None
-    return parse_spec(data)
+def load_spec_text(text: str | bytes, limits: CostLimits | None = None) -> SweepSpec:
+    """A spec from YAML (or JSON, which is YAML too); bytes must be UTF-8."""
+    return parse_spec(read_yaml(text), limits)
 
 
-def load_spec_file(path: str | Path) -> SweepSpec:
+def load_spec_file(path: str | Path, limits: CostLimits | None = None) -> SweepSpec:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes()
     except OSError as exc:
         raise SpecError([Problem((), f"cannot read {path}: {exc.strerror or exc}")]) from None
-    return load_spec_text(text)
+    return parse_spec(read_yaml(text), limits)
 
 
-def spec_json_schema() -> dict[str, Any]:
+def spec_json_schema(limits: CostLimits | None = CostLimits()) -> dict[str, Any]:
+    """The spec's JSON Schema; with `limits` (the defaults unless None), the limits stated in it."""
     schema = SweepSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema.setdefault("title", "rfsweep sweep spec")
-    return schema
+    return state_in_schema(schema, limits) if limits is not None else schema
 
 
 def _pydantic_problems(exc: ValidationError) -> list[Problem]:
@@ -207,12 +194,14 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
 
 
 def _document_loc(loc: tuple[str | int, ...]) -> Loc:
-    """Pydantic's location without its own union and validator tags: a path in the document."""
+    """Pydantic's location without its own union and validator tags (the scheduler's type among them): a path
+    in the document."""
     return tuple(
         part
-        for part in loc
+        for i, part in enumerate(loc)
         if part not in (DIST_TAG, CONST_TAG)
         and not (isinstance(part, str) and part.startswith(("function-", "union[")))
+        and not (i > 0 and loc[i - 1] == "scheduler" and part in SCHEDULER_TYPES)
     )
 
 

@@ -4,12 +4,13 @@ inside their domains. Each problem names the spec location it comes from."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
 from rf_core import ConfigError, TrainConfig, available_rules, rule_fields
 from rf_core.config import RETIRED_FIELDS
-from sweep_service.problems import Loc, Problem, dotted
+from sweep_service.problems import Loc, Problem, dotted, shown
 from sweep_service.spec.fields import (
     RESERVED_FIELDS,
     SECTION_FIELDS,
@@ -19,26 +20,41 @@ from sweep_service.spec.fields import (
     field_names,
     field_problem,
 )
-from sweep_service.spec.model import AshaSchedulerSpec, Distribution, SweepSpec, applies, is_bundle, same_value
+from sweep_service.spec.model import AshaSchedulerSpec, Distribution, SweepSpec, applies, canonical, is_bundle
+
+MAX_PROBLEMS = 100  # the checks stop there: a document with thousands of bad values costs no more than this
 
 
 def semantic_problems(spec: SweepSpec) -> list[Problem]:
-    """Everything wrong with a structurally valid spec (empty: nothing)."""
+    """What is wrong with a structurally valid spec, up to MAX_PROBLEMS problems (empty: nothing)."""
     return _Checker(spec).run()
+
+
+class _Enough(Exception):
+    """MAX_PROBLEMS found: the checks stop."""
 
 
 class _Checker:
     def __init__(self, spec: SweepSpec):
         self.spec = spec
         self.problems: list[Problem] = []
+        self._taken: set[Loc] = set()
         self.rules = available_rules()
         self.fields = field_names()
 
     def bad(self, loc: Loc, msg: str) -> None:
-        if not any(p.loc == loc for p in self.problems):  # the first reason for a location is the useful one
+        if loc not in self._taken:  # the first reason for a location is the useful one
+            self._taken.add(loc)
             self.problems.append(Problem(loc, msg))
+            if len(self.problems) >= MAX_PROBLEMS:
+                raise _Enough
 
     def run(self) -> list[Problem]:
+        with contextlib.suppress(_Enough):
+            self._run()
+        return self.problems
+
+    def _run(self) -> None:
         spec = self.spec
         known_rules = self._check_algorithms()
         self._check_parameters(known_rules)
@@ -51,19 +67,20 @@ class _Checker:
             self._check_points(known_rules)
         if isinstance(spec.scheduler, AshaSchedulerSpec) and spec.scheduler.grace_period > spec.scheduler.max_t:
             self.bad(("scheduler", "grace_period"), f"must be <= max_t ({spec.scheduler.max_t})")
-        return self.problems
 
     def _check_algorithms(self) -> list[str]:
         algorithms = self.spec.algorithms
         if not algorithms:
             self.bad(("algorithm",), "name at least one rule")
+        seen: set[str] = set()
         for i, rule in enumerate(algorithms):
             loc: Loc = ("algorithm",) if isinstance(self.spec.algorithm, str) else ("algorithm", i)
             if rule not in self.rules:
-                self.bad(loc, f"unknown rule {rule!r}; choose one of {self.rules}")
-            elif rule in algorithms[:i]:
+                self.bad(loc, f"unknown rule {shown(rule)}; choose one of {self.rules}")
+            elif rule in seen:
                 self.bad(loc, f"{rule} is listed twice")
-        return [r for r in algorithms if r in self.rules]
+            seen.add(rule)
+        return list(dict.fromkeys(r for r in algorithms if r in self.rules))
 
     def _check_parameters(self, known_rules: list[str]) -> None:
         spec, fields = self.spec, self.fields
@@ -78,7 +95,10 @@ class _Checker:
                     self.bad(loc, f"no listed rule uses it ({', '.join(known_rules)}){hint}")
         for rule, overrides in spec.algorithm_parameters.items():
             if rule not in spec.algorithms:
-                self.bad(("algorithm_parameters", rule), f"{rule} is not in `algorithm` ({', '.join(spec.algorithms)})")
+                self.bad(
+                    ("algorithm_parameters", rule),
+                    f"{shown(rule)} is not in `algorithm` ({', '.join(spec.algorithms)})",
+                )
                 continue
             if rule not in self.rules:
                 continue
@@ -229,11 +249,12 @@ class _Checker:
         spec, bad = self.spec, self.bad
         per_rule = {rule: spec.rule_parameters(rule) for rule in rules}
         counts = dict.fromkeys(rules, 0)
+        choice_keys: dict[int, frozenset[str]] = {}  # the parameters (and so their ids) live as long as `spec`
         for i, point in enumerate(spec.search.points_to_evaluate):
             loc: Loc = ("search", "points_to_evaluate", i)
             target = point.get("algorithm")
             if target is not None and target not in rules:
-                bad((*loc, "algorithm"), f"{target!r} is not in `algorithm` ({', '.join(spec.algorithms)})")
+                bad((*loc, "algorithm"), f"{shown(target)} is not in `algorithm` ({', '.join(spec.algorithms)})")
                 continue
             targets = [target] if target else rules
             searched_any = set().union(
@@ -249,8 +270,8 @@ class _Checker:
                         continue
                     if name not in point:
                         bad((*loc, name), f"missing: a point gives every searched parameter of {rule}")
-                    elif not _domain_contains(dist, point[name]):
-                        bad((*loc, name), f"{point[name]!r} is outside the {dist.distribution} domain")
+                    elif not _domain_contains(dist, point[name], choice_keys):
+                        bad((*loc, name), f"{shown(point[name])} is outside the {dist.distribution} domain")
         for rule, count in counts.items():
             if count > spec.search.num_samples:
                 bad(
@@ -261,12 +282,19 @@ class _Checker:
 
 def _is_multiple(value: float, q: float) -> bool:
     ratio = value / q
+    if not math.isfinite(ratio):
+        return False
     return math.isclose(ratio, round(ratio), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def _domain_contains(dist: Distribution, value: Any) -> bool:
+def _domain_contains(dist: Distribution, value: Any, choice_keys: dict[int, frozenset[str]]) -> bool:
+    """Whether `value` is in the distribution's domain; a choice's values as canonical JSON are computed once per
+    choice (`choice_keys`), so that points are checked in linear time."""
     if dist.distribution == "choice":
-        return any(same_value(value, v) for v in dist.values or [])
+        keys = choice_keys.get(id(dist))
+        if keys is None:
+            keys = choice_keys[id(dist)] = frozenset(canonical(v) for v in dist.values or [])
+        return canonical(value) in keys
     if isinstance(value, bool) or not isinstance(value, (int, float)) or dist.low is None or dist.high is None:
         return False
     high_ok = value < dist.high if dist.distribution == "randint" and dist.q is None else value <= dist.high

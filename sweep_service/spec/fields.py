@@ -55,6 +55,7 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(field_types()[name])
 
 
+@cache
 def field_kind(name: str) -> str:
     """'int', 'float', 'bool', 'str' or 'other' for a training-config field."""
     hint = field_types()[name]

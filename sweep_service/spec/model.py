@@ -23,10 +23,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from rf_core import METRIC_NAMES, rule_fields
+from rf_core import METRIC_NAMES, available_rules, rule_fields
 from sweep_service.spec.fields import ACTIVATIONS, DATASETS, SECTION_FIELDS, field_names
 
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "qloguniform", "randint", "choice")
+MAX_CHOICES = 1000  # values of one choice (each is checked against rf_core: this bounds the time it takes)
 
 # The paper's search domain (appendix A.1): what a spec searches when it gives no `parameters`.
 PAPER_PARAMETERS: dict[str, Any] = {
@@ -36,6 +37,7 @@ PAPER_PARAMETERS: dict[str, Any] = {
 }
 
 DIST_TAG, CONST_TAG = "§distribution", "§constant"  # pydantic union tags (not in error locations)
+SCHEDULER_TYPES = ("asha", "fifo")  # the scheduler union's tags, its `type`
 
 
 class _Strict(BaseModel):
@@ -49,7 +51,7 @@ class Distribution(_Strict):
     low: float | None = None
     high: float | None = None
     q: float | None = None
-    values: list[Any] | None = Field(default=None, description="the options of a choice")
+    values: list[Any] | None = Field(default=None, max_length=MAX_CHOICES, description="the options of a choice")
 
 
 def _parameter_kind(value: Any) -> str:
@@ -129,7 +131,12 @@ class FailureSpec(_Strict):
 
 class TrackingSpec(_Strict):
     uri: str | None = Field(default=None, description="MLflow tracking URI; else MLFLOW_TRACKING_URI, else local")
-    experiment: str | None = Field(default=None, description="MLflow experiment; default: the sweep's name")
+    experiment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="MLflow experiment; default: the sweep's name (a server puts it under its own prefix)",
+    )
 
 
 class SweepSpec(_Strict):
@@ -138,7 +145,13 @@ class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
-    algorithm: str | list[str] = Field(default="bp", description="a rule, or a list: one search per rule")
+    algorithm: (
+        str
+        | Annotated[
+            list[str],
+            Field(min_length=1, max_length=len(available_rules()), json_schema_extra={"uniqueItems": True}),
+        ]
+    ) = Field(default="bp", description="a rule, or a list of rules (each at most once): one search per rule")
     parameters: dict[str, ParameterSpec] | None = Field(
         default=None, description="training-config fields: constants or distributions (default: the paper's)"
     )
@@ -165,6 +178,11 @@ class SweepSpec(_Strict):
     @property
     def algorithms(self) -> list[str]:
         return [self.algorithm] if isinstance(self.algorithm, str) else list(self.algorithm)
+
+    @property
+    def total_trials(self) -> int:
+        """num_samples trials for each listed rule."""
+        return self.search.num_samples * len(self.algorithms)
 
     @property
     def metric(self) -> str:
@@ -241,5 +259,21 @@ def points_for_rule(spec: SweepSpec, rule: str) -> list[dict[str, Any]]:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """Equal as the spec means it: as JSON (a list and a tuple of the same numbers are the same choice)."""
-    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    """Equal as the spec means it: as JSON (a list and a tuple of the same numbers are the same choice, 1 and
+    1.0 the same number)."""
+    return a == b or canonical(a) == canonical(b)
+
+
+def canonical(value: Any) -> str:
+    """A value's JSON text, keys sorted and whole floats written as integers: equal values, equal texts."""
+    return json.dumps(_whole_floats_as_ints(value), sort_keys=True, default=str)
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from api_helpers import TINY_SPEC, ApiServer, mlflow_runs, wait_for
+from mlflow.tracking import MlflowClient
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 LONG_TRIALS = {  # trials that keep running long enough to cancel or restart mid-sweep
@@ -47,8 +48,8 @@ def start_server(backend, ray_env, tracking_uri, tmp_path, request):
         env["DATABASE_URL"] = request.getfixturevalue("make_pg_database")()
     started: list[ApiServer] = []
 
-    def start() -> ApiServer:
-        server = ApiServer(tmp_path / "home", env).start()
+    def start(**more_env: str) -> ApiServer:
+        server = ApiServer(tmp_path / "home", {**env, **more_env}).start()
         started.append(server)
         return server
 
@@ -121,6 +122,10 @@ def test_lifecycle_and_queueing(start_server, backend):
         assert done["progress"]["total"] == 3 and done["progress"]["finished"] == 3
         assert done["progress"]["epochs_done"] == done["progress"]["max_epochs"] == 9
         assert done["mlflow"]["experiment_id"] and done["mlflow"]["parent_run_id"]
+        experiment = MlflowClient(tracking_uri=start_server.tracking_uri).get_experiment(
+            done["mlflow"]["experiment_id"]
+        )
+        assert experiment.name == "api/life-1", "the server's prefix names the experiment"
 
         trials = client.get(f"/sweeps/{first}/trials").json()["trials"]
         assert len(trials) == 3 and all(t["status"] == "finished" and t["epochs"] == 3 for t in trials)
@@ -224,6 +229,45 @@ def test_restart_resumes_a_dead_driver(start_server):
         (t["status"], t["epochs"], t.get("reason")) for t in trials
     ]
     assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, tmp_path):
+    """Every trial crashes (a dataset folder without its files), every trial diverges (lr 1e6): both sweeps
+    end `failed`, the reason and the counts in the API and on the MLflow parent run (FAILED)."""
+    (tmp_path / "empty").mkdir()
+    one_trial = {**TINY_SPEC["search"], "num_samples": 1}
+    crashing = spec(
+        "all-crash",
+        dataset={"name": "mnist", "data_dir": str(tmp_path / "empty")},
+        search=one_trial,
+        failure={"max_failures": 0},
+    )
+    diverging = spec("all-diverge", parameters={"lr": 1e6, "batch_size": 32}, search=one_trial)
+    # Both drivers start together on an MLflow store of their own, which they create: one at a time
+    # (tracking.make_client's lock; without it MLflow's migrations collided and one sweep failed).
+    tracking_uri = f"sqlite:///{tmp_path / 'fresh-mlflow.db'}"
+    server = start_server(RFSWEEP_MAX_RUNNING_SWEEPS="2", MLFLOW_TRACKING_URI=tracking_uri)
+    with server.client() as client:
+        ids = {
+            key: client.post("/sweeps", json=body).json()["id"]
+            for key, body in (("failed", crashing), ("diverged", diverging))
+        }
+        for count_key, sweep_id in ids.items():
+            done = wait_status(client, sweep_id, TERMINAL)
+            assert done["status"] == "failed", done
+            assert f"no trial produced a usable result (1 {count_key} of 1)" in done["error"], done["error"]
+            assert done["progress"][count_key] == 1 and done["progress"]["pending"] == 0
+            best = client.get(f"/sweeps/{sweep_id}/best")
+            assert best.status_code == 409 and done["error"] in best.json()["detail"]  # the reason, not "yet"
+            trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
+            assert [t["status"] for t in trials] == [count_key]
+            runs = mlflow_runs(tracking_uri, sweep_id)
+            parent = runs["sweep"][0]
+            assert parent.info.status == "FAILED"
+            assert parent.data.tags["rfsweep.sweep_status"] == "failed"
+            assert done["error"] == parent.data.tags["rfsweep.failure_reason"]
+            assert len(runs["trial"]) == 1 and runs["trial"][0].info.status == "FAILED"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

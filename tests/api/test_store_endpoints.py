@@ -78,6 +78,69 @@ def test_yaml_body_is_accepted(api):
         ({"resources": {"cpu": 64}}, "resources.cpu", "RFSWEEP_LIMIT_CPU_PER_TRIAL"),
         ({"algorithm": "nope"}, "algorithm", "unknown rule"),
         ({"tracking": {"uri": "file:///etc"}}, "tracking.uri", "MLFLOW_TRACKING_URI"),
+        # the cost of one trial: widths, depth, weights, sleep and iteration counts, retries (issue 14)
+        ({"model": {"hidden": [50000, 50000]}}, "model.hidden", "RFSWEEP_LIMIT_WIDTH"),
+        ({"model": {"hidden": [4000, 4000, 4000]}}, "model.hidden", "RFSWEEP_LIMIT_WEIGHTS"),
+        ({"model": {"hidden": [10**9]}}, "model.hidden", "RFSWEEP_LIMIT_WIDTH"),
+        ({"model": {"hidden": [16] * 40}}, "model.hidden", "RFSWEEP_LIMIT_DEPTH"),
+        ({"model": {}, "parameters": {"hidden": [10**9]}}, "parameters.hidden", "RFSWEEP_LIMIT_WIDTH"),
+        (
+            {"parameters": {"hidden": {"distribution": "choice", "values": [[16], [50000, 50000]]}}},
+            "parameters.hidden.values[1]",
+            "RFSWEEP_LIMIT_WIDTH",
+        ),
+        (
+            {"parameters": {"arch": {"distribution": "choice", "values": [{"hidden": [10**6], "lr": 0.1}]}}},
+            "parameters.arch.values[0].hidden",
+            "RFSWEEP_LIMIT_WIDTH",
+        ),
+        (
+            {"algorithm": "rf_two_phase", "parameters": {"sleep_steps": 10**9}},
+            "parameters.sleep_steps",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        (
+            {"algorithm": "rf_two_phase", "parameters": {"sleep_max_steps": 10**9}},
+            "parameters.sleep_max_steps",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        (
+            {"algorithm": "rf_parallel", "parameters": {"development_steps": 10**9}},
+            "parameters.development_steps",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        (
+            {"algorithm": "rf_two_phase", "parameters": {"sleep_noise_batch": 10**9}},
+            "parameters.sleep_noise_batch",
+            "RFSWEEP_LIMIT_NOISE_BATCH",
+        ),
+        (
+            {
+                "algorithm": "rf_two_phase",
+                "parameters": {"sleep_steps": {"distribution": "randint", "low": 1, "high": 10**9}},
+            },
+            "parameters.sleep_steps.high",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        (
+            {
+                "algorithm": "rf_two_phase",
+                "parameters": {"development_steps": {"distribution": "quniform", "low": 0, "high": 1e9, "q": 1}},
+            },
+            "parameters.development_steps.high",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        (
+            {
+                "algorithm": ["bp", "rf_two_phase"],
+                "algorithm_parameters": {"rf_two_phase": {"development_steps": 10**9}},
+            },
+            "algorithm_parameters.rf_two_phase.development_steps",
+            "RFSWEEP_LIMIT_SLEEP_STEPS",
+        ),
+        ({"algorithm": "rf_two_phase", "parameters": {"pinv_max_iter": 10**9}}, "parameters.pinv_max_iter", "retired"),
+        ({"failure": {"max_failures": 10**9}}, "failure.max_failures", "RFSWEEP_LIMIT_MAX_FAILURES"),
+        ({"algorithm": ["bp", "fa", "bp"]}, "algorithm", "non-unique"),
     ],
 )
 def test_invalid_spec_is_422_naming_the_field(api, change, path, words):
@@ -189,6 +252,10 @@ def test_cancel_queued_and_status_filter(api):
     assert first.status_code == second.status_code == 200
     assert first.json()["status"] == second.json()["status"] == "cancelled"
     assert first.json()["finished_at"] is not None
+    # a trial that never started is cancelled with its sweep, not left pending
+    progress = first.json()["progress"]
+    assert progress["pending"] == 0 and progress["cancelled"] == progress["total"] == 3, progress
+    assert api.get(f"/sweeps/{sweep_id}").json()["progress"] == progress
     cancelled = api.get("/sweeps", params={"status": "cancelled", "limit": 200}).json()["items"]
     assert sweep_id in [s["id"] for s in cancelled]
     assert all(s["status"] == "cancelled" for s in cancelled)
@@ -239,6 +306,25 @@ def test_errors_are_json_without_stack_traces(api):
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
     response = api.put("/sweeps")
     assert response.status_code == 405 and "detail" in response.json()
+    # one path, several routes (GET and POST /sweeps, in an included router): Allow names them all
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert api.options(f"/sweeps/{'x' * 8}/cancel").headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("field", [("dataset", "data_dir"), ("tracking", "experiment")])
+def test_a_lone_surrogate_never_reaches_the_store(api, field):
+    """Such a string could be stored but never read back (GET answered 500 for ever, on both stores)."""
+    data = spec(name="surrogate")
+    data.setdefault(field[0], {})[field[1]] = "PLACEHOLDER"
+    body = json.dumps(data).replace("PLACEHOLDER", "data\\udc80dir").encode()
+    response = api.post("/sweeps", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["path"] == ".".join(field)
+    assert "Unicode" in response.json()["detail"][0]["msg"]
+    page = api.get("/sweeps", params={"limit": 200})
+    assert page.status_code == 200
+    for item in page.json()["items"]:
+        assert api.get(f"/sweeps/{item['id']}").status_code == 200
 
 
 def test_pause_and_resume_a_queued_sweep_and_refuse_them_on_a_finished_one(api):
@@ -279,3 +365,15 @@ def test_cli_list_fits_80_columns_with_the_full_ids(server, api):
     lines = done.stdout.splitlines()
     assert lines and max(len(line) for line in lines) <= 80, lines
     assert all(any(line.startswith(sweep_id) for line in lines) for sweep_id in ids), lines
+
+
+def test_a_paused_sweep_cancelled_leaves_no_trial_pending(api):
+    """Cancelling a paused sweep ends it at once, and its trials with it (issue 14: an ended sweep leaves no
+    trial pending)."""
+    sweep_id = api.post("/sweeps", json=spec(name="pause-then-cancel")).json()["id"]
+    assert api.post(f"/sweeps/{sweep_id}/pause").json()["status"] == "paused"
+    cancelled = api.post(f"/sweeps/{sweep_id}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["pause_requested"] is False
+    progress = cancelled["progress"]
+    assert progress["pending"] == progress["paused"] == progress["running"] == 0
+    assert progress["cancelled"] == progress["total"] > 0

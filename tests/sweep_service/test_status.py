@@ -36,3 +36,14 @@ def test_sweep_statuses_end_their_parent_run_honestly():
     assert SweepStatus.SUCCEEDED.mlflow_run_status == "FINISHED"
     assert SweepStatus.CANCELLED.mlflow_run_status == "KILLED"
     assert SweepStatus.FAILED.mlflow_run_status == "FAILED"
+
+
+def test_an_ended_sweep_leaves_no_trial_pending_running_or_paused():
+    """What a trial that never finished becomes when its sweep ends (a paused sweep cancelled, a driver lost)."""
+    counts = ProgressCounts(total=6, pending=1, running=2, paused=2, finished=1)
+    cancelled = counts.closed(SweepStatus.CANCELLED)
+    assert (cancelled.pending, cancelled.running, cancelled.paused, cancelled.cancelled) == (0, 0, 0, 5)
+    failed = counts.closed(SweepStatus.FAILED)
+    assert (failed.failed, failed.cancelled, failed.finished, failed.done) == (2, 3, 1, 6)
+    assert TrialStatus.PAUSED.closed_by(SweepStatus.CANCELLED) is TrialStatus.CANCELLED
+    assert TrialStatus.FINISHED.closed_by(SweepStatus.FAILED) is TrialStatus.FINISHED

@@ -27,10 +27,15 @@ def tiny_spec(name: str, **changes):
     return parse_spec(data)
 
 
+@pytest.mark.parametrize(
+    ("crash", "error"),
+    [("5", "injected crash"), ("5:1:kill", "died")],  # an exception; kill -9 of the trial's worker process
+    ids=["raises", "kill-9"],
+)
 def test_a_trial_crashing_once_resumes_from_its_checkpoint_in_the_same_run(
-    ray_session, tracking_uri, storage_path, unique_name, mlflow_client, monkeypatch
+    ray_session, tracking_uri, storage_path, unique_name, mlflow_client, monkeypatch, crash, error
 ):
-    monkeypatch.setenv("RFSWEEP_INJECT_CRASH", "5")  # crash before reporting epoch 5; last checkpoint: epoch 4
+    monkeypatch.setenv("RFSWEEP_INJECT_CRASH", crash)  # crash before reporting epoch 5; last checkpoint: epoch 4
     result = run_sweep(tiny_spec(unique_name), tracking_uri=tracking_uri, storage_path=storage_path)
     assert result.status == "succeeded"
     (trial,) = result.trials
@@ -40,7 +45,7 @@ def test_a_trial_crashing_once_resumes_from_its_checkpoint_in_the_same_run(
     run = children[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags["rfsweep.retries"] == "1"
-    assert "injected crash" in run.data.tags["rfsweep.last_error"]
+    assert error in run.data.tags["rfsweep.last_error"], run.data.tags["rfsweep.last_error"]
     # restored from the epoch-4 checkpoint, not from zero
     assert run.data.tags["rfsweep.resumed_from_epoch"] == "4"
     assert steps_of(mlflow_client, run.info.run_id, "test_accuracy") == [1, 2, 3, 4, 5, 6]

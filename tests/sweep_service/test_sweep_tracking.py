@@ -11,7 +11,15 @@ import torch
 from sweep_helpers import ROOT, steps_of
 
 from rf_core import TrainConfig, train
-from sweep_service.tracking import log_single_run, resolve_tracking_uri
+from sweep_service.spec import parse_spec
+from sweep_service.tracking import (
+    ExperimentPolicy,
+    ExperimentUnavailable,
+    ensure_experiment,
+    log_single_run,
+    resolve_tracking_uri,
+)
+from sweep_service.trial_runs import SweepRuns
 
 
 def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlflow_client, tmp_path, unique_name):
@@ -101,3 +109,30 @@ def test_cli_schema_prints_the_json_schema():
     assert out.returncode == 0
     schema = json.loads(out.stdout)
     assert schema["additionalProperties"] is False and "parameters" in schema["properties"]
+
+
+def test_a_deleted_experiment_is_never_restored(tracking_uri, mlflow_client, unique_name):
+    experiment_id = ensure_experiment(mlflow_client, unique_name, tracking_uri)
+    mlflow_client.delete_experiment(experiment_id)
+    with pytest.raises(ExperimentUnavailable, match="deleted"):
+        ensure_experiment(mlflow_client, unique_name, tracking_uri)
+    assert mlflow_client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+
+
+def test_an_experiment_rfsweep_did_not_create_is_written_only_when_allowed(tracking_uri, mlflow_client, unique_name):
+    foreign = mlflow_client.create_experiment(unique_name)
+    with pytest.raises(ExperimentUnavailable, match="not created by rfsweep"):
+        ensure_experiment(mlflow_client, unique_name, tracking_uri, adopt_foreign=False)
+    assert ensure_experiment(mlflow_client, unique_name, tracking_uri, adopt_foreign=True) == foreign
+    own = ensure_experiment(mlflow_client, unique_name + "-own", tracking_uri, adopt_foreign=False)
+    assert ensure_experiment(mlflow_client, unique_name + "-own", tracking_uri, adopt_foreign=False) == own
+
+
+def test_a_sweep_names_its_experiment_under_the_servers_prefix(tracking_uri, mlflow_client, unique_name):
+    spec = parse_spec({"name": unique_name, "tracking": {"experiment": "Default"}})
+    runs = SweepRuns(
+        spec, f"{unique_name}-id", tracking_uri, experiments=ExperimentPolicy(prefix="api/", adopt_foreign=False)
+    )
+    assert mlflow_client.get_experiment(runs.experiment_id).name == "api/Default"
+    plain = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id2", tracking_uri)
+    assert mlflow_client.get_experiment(plain.experiment_id).name == unique_name
