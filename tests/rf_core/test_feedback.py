@@ -84,6 +84,10 @@ def test_parallel_rule_reaches_w_plus_on_white_inputs_and_a_right_inverse_on_cor
         torch.set_default_dtype(torch.float32)
 
 
+def _roundtrips(rule):
+    return [v for k, v in rule.epoch_report().items() if k.startswith("feedback_roundtrip_error")]
+
+
 def _rule(name, sizes=(20, 16, 12, 8, 4), **params):
     g = torch.Generator().manual_seed(0)
     net = MLP(list(sizes), make_activation("leaky_relu", 0.1), init_gain=2.45, generator=g)
@@ -97,7 +101,7 @@ def test_development_sleep_makes_random_feedback_a_right_inverse_without_reading
     rule.before_step()
     report = rule.run_report()
     assert report["feedback_fallbacks"] == 0 and report["sleeps"] == 1
-    assert max(rule.epoch_report().values()) < 0.05
+    assert max(_roundtrips(rule)) < 0.05
 
 
 @pytest.mark.parametrize("method", fb.ORACLE_METHODS)
@@ -118,13 +122,13 @@ def test_a_failed_sleep_is_counted_and_left_alone_unless_a_fallback_is_opted_int
     broken.before_step()
     assert broken.run_report()["feedback_fallbacks"] == 3  # each of layers 2..4
     assert broken.run_report()["feedback_oracle_replacements"] == 0
-    assert min(broken.epoch_report().values()) > 0.5  # still the (nearly untouched) random feedback
+    assert min(_roundtrips(broken)) > 0.5  # still the (nearly untouched) random feedback
 
     rescued = _rule("rf_two_phase", sleep_rate=1e-6, development_steps=25, fallback="oracle")
     rescued.before_step()
     assert rescued.run_report()["feedback_fallbacks"] == 3
     assert rescued.run_report()["feedback_oracle_replacements"] == 3
-    assert max(rescued.epoch_report().values()) < 1e-4
+    assert max(_roundtrips(rescued)) < 1e-4
 
 
 @pytest.mark.parametrize("rule", ["rf_two_phase", "rf_parallel"])
