@@ -37,7 +37,8 @@ def main() -> None:
     for name, micros in report["microseconds_median"].items():
         print(f"{name:28s} {micros:8.1f} µs")
     floor, measured = report["floor_ratio"], report["measured_ratio"]
-    print(f"timed floor {floor:.3f} ×, measured {measured:.3f} × bp ({report['cpu_model']})")
+    floor_text = f"timed floor {floor:.3f} ×" if floor is not None else "no timed floor (no parts model here)"
+    print(f"{floor_text}, measured {measured:.3f} × bp ({report['cpu_model']})")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ def bench_command(
     ),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     skip_scaling: bool = typer.Option(False, "--skip-scaling", help="leave out the width/batch growth table"),
+    rounds: int | None = typer.Option(None, min=1, help="step-cost rounds (default 7, --quick 3)"),
+    steps: int | None = typer.Option(None, min=1, help="steps per rule per round (default 200, --quick 60)"),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Benchmark the learning rules: step cost vs bp, epoch speed vs the standard PyTorch recipe, growth."""
@@ -37,7 +39,7 @@ def bench_command(
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    rounds, steps = (3, 60) if quick else (7, 200)
+    rounds, steps = rounds or (3 if quick else 7), steps or (60 if quick else 200)
     _say(
         f"step cost: {len(bench.STEP_VARIANTS)} rules, {rounds} rounds × {steps} steps, paper network, batch 32, "
         f"{device}"
@@ -45,7 +47,10 @@ def bench_command(
     steps_report = bench.step_cost(rounds=rounds, steps=steps, device=device, floors=True)
     floors = steps_report["step_floor_ratio_vs_bp"]
     for name, ratio in steps_report["step_time_ratio_vs_bp"].items():
-        floor = f"  (timed floor {floors[name]:.2f} ×)" if name in floors else ""
+        floor = ""
+        if name in floors:
+            value = floors[name]
+            floor = f"  (timed floor {value:.2f} ×)" if value is not None else "  (no timed floor for this update)"
         _say(f"  {name:30s} {steps_report['step_seconds_median'][name] * 1e3:8.3f} ms/step  {ratio:5.2f} × bp{floor}")
 
     recipe: dict = {}

@@ -280,9 +280,13 @@ class SweepRuns:
             tags[names.RUNG_VALUE] = short_number(stop.get("value"))
         if ended and rec.weights_uri:
             tags[names.WEIGHTS_URI] = rec.weights_uri
+        if status.terminal or status is TrialStatus.PAUSED:
+            # Every epoch lands before the status that says the trial is over: a driver killed between the two
+            # leaves a run still tagged running, which the resumed sweep refills from the trial's checkpoint;
+            # the other order left a run tagged finished, short of its last epochs, for good.
+            self.flush(rec.mlflow_run_id)
         tracking.log_tags(self.client, rec.mlflow_run_id, tags)
         if status.terminal:
-            self.flush(rec.mlflow_run_id)
             summary = {
                 names.EPOCHS: rec.epochs,
                 names.LAST_METRIC: "" if rec.last_metric is None else f"{rec.last_metric:.6g}",
@@ -297,7 +301,6 @@ class SweepRuns:
             if run.info.status != "RUNNING":  # a restored trial re-opens its own run, never a new one
                 self.client.update_run(rec.mlflow_run_id, status="RUNNING")
         elif status is TrialStatus.PAUSED:
-            self.flush(rec.mlflow_run_id)
             self.client.update_run(rec.mlflow_run_id, status=status.mlflow_run_status)
 
     def log_weights(self, rec: TrialRecord, checkpoint: Any) -> None:

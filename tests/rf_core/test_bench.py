@@ -54,6 +54,10 @@ def test_cli_quick_json_has_the_headline_fields(tmp_path):
             "--json",
             "--threads",
             "1",
+            "--rounds",  # the fields are what is checked here, not the figures: as few steps as will do
+            "1",
+            "--steps",
+            "10",
             "--data-dir",
             str(tmp_path),
         ],
@@ -64,7 +68,10 @@ def test_cli_quick_json_has_the_headline_fields(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(report["step_time_ratio_vs_bp"]) == set(bench.STEP_VARIANTS)
-    assert set(report["step_floor_ratio_vs_bp"]) == set(bench.STEP_VARIANTS) - {"bp"}
+    floors = report["step_floor_ratio_vs_bp"]
+    assert set(floors) == set(bench.STEP_VARIANTS) - {"bp"}
+    assert floors["rf_two_phase"] > 1 and floors["fa"] == 1.0
+    assert floors["rf_two_phase[update=paper]"] is None  # no timed-parts model for the paper's update: no floor
     assert report["cpu_model"] and report["share_of_matmul_bound"] > 0
     assert report["epoch_speedup_vs_torch_recipe"] > 0
     assert report["recipe"]["matmul_gflops_same_shapes"] > 0

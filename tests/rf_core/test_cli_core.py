@@ -1,6 +1,7 @@
 """`rfsweep train`, `rfsweep pinv-demo` and `rfsweep data fetch` as a user runs them."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -85,3 +86,15 @@ def test_rules_json_lists_every_rule_with_update_feedback_and_ledger():
     assert rows["rf_two_phase"]["ledger"]["feedback_from_weights"] is False  # the default learns from activity
     oracle = json.loads(run("rules", "--json", "--set", "feedback=oracle_cholesky").stdout)
     assert next(r for r in oracle if r["name"] == "rf_two_phase")["ledger"]["feedback_from_weights"] is True
+
+
+def test_rules_table_reads_at_80_columns_with_every_rule_and_its_feedback_whole():
+    done = subprocess.run(
+        [*RFSWEEP, "rules"], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "80"}
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "…" not in done.stdout  # nothing cut short
+    for word in ("rf_two_phase", "rf_parallel", "pseudobackprop", "oracle_svd_every_step", "weight transport"):
+        assert word in done.stdout
