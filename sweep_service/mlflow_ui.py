@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sweep_service import mlflow_names as names
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -89,9 +91,9 @@ def save_sweep_view(
     columns = [f"metrics.`{metric}`"]
     columns += [f"metrics.`{m}`" for m in ("test_accuracy",) if m != metric]  # reported, never selected on
     columns += [f"params.`{p}`" for p in params]
-    columns += [f"tags.`{t}`" for t in ("rfsweep.status", "rfsweep.best", "rfsweep.epochs")]
+    columns += [f"tags.`{t}`" for t in (names.STATUS, names.BEST, names.EPOCHS)]
     state = {
-        "searchFilter": f"tags.`rfsweep.sweep_id` = '{sweep_id}'",
+        "searchFilter": f"tags.`{names.SWEEP_ID}` = '{sweep_id}'",
         "orderByKey": f"metrics.`{metric}`",
         "orderByAsc": mode == "min",
         "selectedColumns": columns,

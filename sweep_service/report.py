@@ -326,14 +326,16 @@ def _importance(usable: Sequence[ReportTrial], metric: str, mode: str) -> tuple[
 # ---- figures (plotly) -----------------------------------------------------------------------------
 
 STATUS_STYLE = {
-    "finished": {"color": "#4c78a8", "dash": "solid", "symbol": "circle"},
-    "stopped_early": {"color": "#9d9d9d", "dash": "dot", "symbol": "line-ns-open"},
-    "diverged": {"color": "#d62728", "dash": "dash", "symbol": "x"},
-    "failed": {"color": "#ff7f0e", "dash": "dashdot", "symbol": "triangle-down"},
-    "cancelled": {"color": "#bcbcbc", "dash": "longdash", "symbol": "square-open"},
-    "running": {"color": "#72b7b2", "dash": "solid", "symbol": "circle-open"},
-    "pending": {"color": "#bcbcbc", "dash": "solid", "symbol": "circle-open"},
+    TrialStatus.FINISHED.value: {"color": "#4c78a8", "dash": "solid", "symbol": "circle"},
+    TrialStatus.STOPPED_EARLY.value: {"color": "#9d9d9d", "dash": "dot", "symbol": "line-ns-open"},
+    TrialStatus.DIVERGED.value: {"color": "#d62728", "dash": "dash", "symbol": "x"},
+    TrialStatus.FAILED.value: {"color": "#ff7f0e", "dash": "dashdot", "symbol": "triangle-down"},
+    TrialStatus.CANCELLED.value: {"color": "#bcbcbc", "dash": "longdash", "symbol": "square-open"},
+    TrialStatus.RUNNING.value: {"color": "#72b7b2", "dash": "solid", "symbol": "circle-open"},
+    TrialStatus.PENDING.value: {"color": "#bcbcbc", "dash": "solid", "symbol": "circle-open"},
+    TrialStatus.PAUSED.value: {"color": "#72b7b2", "dash": "dot", "symbol": "circle-open"},
 }
+ENDS_MARKED = (TrialStatus.STOPPED_EARLY, TrialStatus.DIVERGED, TrialStatus.FAILED)  # a marker at the last value
 BEST_COLOR = "#e6a100"
 
 
@@ -476,7 +478,7 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
         ordered = [t for t in shown if t is not summary.best] + ([summary.best] if summary.best in shown else [])
         for t in ordered:
             points = _downsample(sorted((int(e), _finite(v)) for e, v in t.curve.items()))
-            style = STATUS_STYLE.get(t.status, STATUS_STYLE["finished"])
+            style = STATUS_STYLE.get(t.status, STATUS_STYLE[TrialStatus.FINISHED.value])
             best = t is summary.best
             label = "best" if best else t.status
             hover = (
@@ -507,7 +509,7 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
             )
             legend_shown.add(label)
             last = next(((e, v) for e, v in reversed(points) if v is not None), None)
-            if last is not None and (best or t.status in ("stopped_early", "diverged", "failed")):
+            if last is not None and (best or t.status in ENDS_MARKED):
                 fig.add_trace(
                     go.Scatter(
                         x=[last[0]],

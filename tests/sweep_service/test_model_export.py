@@ -32,14 +32,14 @@ def trained():
     return train(TrainConfig.from_dict({"dataset": "digits", "algorithm": "bp", "epochs": 3, "seed": 3}))
 
 
-def test_logged_model_predicts_raw_digits_at_the_trained_accuracy(trained, tracking_uri, unique_name):
+def test_logged_model_predicts_raw_digits_at_the_trained_accuracy(trained, tracking_uri, unique_name, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from sweep_service.model_export import log_best_model
 
     client = MlflowClient(tracking_uri)
-    experiment_id = client.create_experiment(unique_name)
+    experiment_id = client.create_experiment(unique_name, artifact_location=tmp_path.as_uri())  # not ./mlruns
     run_id = client.create_run(experiment_id).info.run_id
     client.set_terminated(run_id, "FINISHED")
     model_uri = log_best_model(trained.config, trained.model_state, run_id=run_id, client=client)
@@ -67,14 +67,14 @@ def test_logged_model_predicts_raw_digits_at_the_trained_accuracy(trained, track
     assert np.asarray(example).shape == (3, 64) and np.asarray(example).max() > 1  # raw pixels
 
 
-def test_wrong_width_and_wrong_dataset_are_refused(trained, tracking_uri, unique_name):
+def test_wrong_width_and_wrong_dataset_are_refused(trained, tracking_uri, unique_name, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from sweep_service.model_export import ExportError, log_best_model
 
     client = MlflowClient(tracking_uri)
-    run_id = client.create_run(client.create_experiment(unique_name)).info.run_id
+    run_id = client.create_run(client.create_experiment(unique_name, artifact_location=tmp_path.as_uri())).info.run_id
     with pytest.raises(ExportError, match="first layer does not take 20 inputs"):
         log_best_model({**trained.config, "dataset": "synthetic"}, trained.model_state, run_id=run_id, client=client)
     uri = log_best_model(trained.config, trained.model_state, run_id=run_id, client=client)
