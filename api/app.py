@@ -3,6 +3,7 @@ routes (`api/routes/`) and the OpenAPI document; each of those lives in a module
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     # /static-offline-docs), not from a CDN: the docs work where the server has no internet, and so do clients.
     app = FastAPIOffline(
         title="rfsweep API",
-        version="0.1.0",
+        version=importlib.metadata.version("rfsweep"),  # pyproject's: the version has one home
         description="Submit hyperparameter sweeps of learning rules, follow them, fetch the best configurations.",
         lifespan=lifespan,
     )
