@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every step-cost and compile measurement of docs/BENCHMARKS.md "rfsweep 0.2 on a second host", in one go, on an idle
 # machine (run from the repository root; results land in docs/results/bench_0.2_session2/).
-cd "$(dirname "$0")/.." || exit 1
+set -euo pipefail  # a failed step stops here rather than leaving an empty JSON file behind
+cd "$(dirname "$0")/.."
 OUT=docs/results/bench_0.2_session2
 D=/usr/share/datasets/fashion-mnist
 mkdir -p "$OUT"

@@ -19,6 +19,14 @@ import torch
 from rf_core.bench import machine, step_floor
 
 
+def _value(text: str) -> object:
+    """A JSON value (`20`, `0.5`, `true`), else the text itself (`update=paper`)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rule", default="rf_two_phase")
@@ -29,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     report = {**step_floor(args.rule, overrides, rounds=args.rounds), "set": overrides, **machine()}
     if args.json:
         print(json.dumps(report))

@@ -94,7 +94,9 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         acc = f"{r['val_accuracy_mean']:.4f}" if r["val_accuracy_mean"] is not None else "—"
-        print(f"| {r['sleep']} | {acc} | {r['step_time_ratio_vs_bp']:.3f} | {r['step_floor_ratio_vs_bp']:.3f} |")
+        floor = r["step_floor_ratio_vs_bp"]
+        floor_text = f"{floor:.3f}" if floor is not None else "—"
+        print(f"| {r['sleep']} | {acc} | {r['step_time_ratio_vs_bp']:.3f} | {floor_text} |")
 
 
 if __name__ == "__main__":

@@ -268,7 +268,8 @@ def step_floor(
         med["sleep_per_step"] = med.pop("sleep_per_period") / period
     extra = sum(v for part, v in med.items() if part not in ("bp_step", "rule_step"))
     # The parts above are those of the default (gated_joint) update and of the feedback; the paper's per-sample
-    # update has no timed-parts model here, so it gets no floor rather than bp's (which would flatter it).
+    # update has no timed-parts model here, so it gets no floor rather than one counting its sleep alone
+    # (~1.06, which would flatter it).
     modelled = getattr(params, "update", "gated_joint") == "gated_joint"
     return {
         "rule": name,

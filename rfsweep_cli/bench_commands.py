@@ -25,8 +25,12 @@ def bench_command(
     ),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)"),
     skip_scaling: bool = typer.Option(False, "--skip-scaling", help="leave out the width/batch growth table"),
-    rounds: int | None = typer.Option(None, min=1, help="step-cost rounds (default 7, --quick 3)"),
-    steps: int | None = typer.Option(None, min=1, help="steps per rule per round (default 200, --quick 60)"),
+    rounds: int | None = typer.Option(
+        None, min=1, help="step-cost rounds (default 7, --quick 3); the timed floors take min(3, rounds)"
+    ),
+    steps: int | None = typer.Option(
+        None, min=1, help="steps per rule per round (default 200, --quick 60), also each floor part's repeats"
+    ),
     as_json: bool = typer.Option(False, "--json", help="last stdout line: one JSON object"),
 ) -> None:
     """Benchmark the learning rules: step cost vs bp, epoch speed vs the standard PyTorch recipe, growth."""

@@ -274,7 +274,9 @@ def test_sweeps_without_a_usable_trial_end_failed_with_the_reason(start_server, 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_pause_restart_resume_loses_no_epoch(start_server):
     """Pause a running sweep, restart the API while it is paused, resume: it finishes with one MLflow run per
-    trial, the same runs as before the pause, and every epoch logged exactly once."""
+    trial, the same runs as before the pause, and every epoch logged exactly once. Trials run one at a time, so
+    the pause catches the first mid-training (its run SCHEDULED, resumed from its checkpoint) and the second
+    before it started (it gets its run after the resume)."""
     from mlflow.tracking import MlflowClient
 
     server = start_server()
@@ -298,6 +300,7 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
     assert all(t["status"] in ("paused", "pending", "finished") for t in before)
     runs_at_pause = {run.info.run_id: run for run in mlflow_runs(start_server.tracking_uri, sweep_id)["trial"]}
     assert {r.info.status for r in runs_at_pause.values()} <= {"SCHEDULED", "FINISHED"}
+    assert any(r.info.status == "SCHEDULED" for r in runs_at_pause.values()), "no trial was paused mid-training"
     server.stop()
 
     server = start_server()
