@@ -20,6 +20,14 @@ from api.routes import health, sweeps
 from api.settings import Settings, get_settings
 
 
+def _installed_version() -> str:
+    """pyproject's version (its one home), as installed; "unknown" when run from a source tree never installed."""
+    try:
+        return importlib.metadata.version("rfsweep")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True) -> FastAPI:
     """Build the app. The dispatcher (the queue and the drivers) runs unless queue-only or disabled."""
     settings = settings or get_settings()
@@ -50,7 +58,7 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
     # /static-offline-docs), not from a CDN: the docs work where the server has no internet, and so do clients.
     app = FastAPIOffline(
         title="rfsweep API",
-        version=importlib.metadata.version("rfsweep"),  # pyproject's: the version has one home
+        version=_installed_version(),
         description="Submit hyperparameter sweeps of learning rules, follow them, fetch the best configurations.",
         lifespan=lifespan,
     )
