@@ -139,9 +139,7 @@ def step_cost(
                 )["floor_ratio"]
     return {
         "step_seconds_median": {n: statistics.median(v) for n, v in per_round.items()},
-        "step_time_ratio_vs_bp": {
-            n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()
-        },
+        "step_time_ratio_vs_bp": _median_ratios_to_bp(per_round),
         "step_floor_ratio_vs_bp": floor_ratios,
         "rounds": rounds,
         "steps_per_round": steps,
@@ -194,13 +192,16 @@ def training_step_cost(
     sleeps = {name: rule.run_report() for name, (_, _, _, rule) in runs.items() if rule.run_report()}
     return {
         "epoch_seconds_median": {n: statistics.median(v) for n, v in per_round.items()},
-        "step_time_ratio_vs_bp": {
-            n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()
-        },
+        "step_time_ratio_vs_bp": _median_ratios_to_bp(per_round),
         "rule_reports": sleeps,
         "rounds": rounds,
         "dataset": dataset,
     }
+
+
+def _median_ratios_to_bp(per_round: dict[str, list[float]]) -> dict[str, float]:
+    """Each rule's time over bp's in the same round, median over rounds: noise that hits a round hits both."""
+    return {n: statistics.median(t / b for t, b in zip(v, per_round["bp"], strict=True)) for n, v in per_round.items()}
 
 
 def _micros(fn: Callable[[], object], repeats: int) -> float:

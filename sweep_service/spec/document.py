@@ -52,14 +52,20 @@ class _DocumentError(Exception):
         self.problem = Problem(loc, msg)
 
 
+def _utf8(text: str | bytes, kind: str) -> str:
+    """The body as text; bytes that are not UTF-8 are a problem of the whole document."""
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"not valid {kind}: the body is not UTF-8 ({exc.reason} at byte {exc.start})"
+        raise SpecError([Problem((), reason)]) from None
+
+
 def read_json(text: str | bytes) -> Any:
     """Strict JSON (UTF-8), checked as described above."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            reason = f"not valid JSON: the body is not UTF-8 ({exc.reason} at byte {exc.start})"
-            raise SpecError([Problem((), reason)]) from None
+    text = _utf8(text, "JSON")
     try:
         data = json.loads(text, parse_constant=float)  # NaN, Infinity: refused below, with their location
     except RecursionError:
@@ -71,12 +77,7 @@ def read_json(text: str | bytes) -> Any:
 
 def read_yaml(text: str | bytes) -> Any:
     """YAML (or JSON, which YAML reads too), checked as described above."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            reason = f"not valid YAML: the body is not UTF-8 ({exc.reason} at byte {exc.start})"
-            raise SpecError([Problem((), reason)]) from None
+    text = _utf8(text, "YAML")
     loader = _Loader(text)
     try:
         data = loader.get_single_data()
