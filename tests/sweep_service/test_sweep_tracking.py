@@ -136,3 +136,41 @@ def test_a_sweep_names_its_experiment_under_the_servers_prefix(tracking_uri, mlf
     assert mlflow_client.get_experiment(runs.experiment_id).name == "api/Default"
     plain = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id2", tracking_uri)
     assert mlflow_client.get_experiment(plain.experiment_id).name == unique_name
+
+
+def test_a_trial_is_tagged_ended_only_once_every_epoch_is_in_mlflow(
+    tracking_uri, mlflow_client, unique_name, monkeypatch
+):
+    """A driver killed between the two writes must leave a run still tagged running (the resume refills it from
+    the checkpoint), never one tagged finished and short of its last epochs: so the epochs land first.
+    The store is made slow (each epoch's write waits) so that the other order shows."""
+    import time
+
+    from sweep_service import mlflow_names as names
+    from sweep_service import tracking
+    from sweep_service.status import TrialStatus
+    from sweep_service.trials import TrialRecord
+
+    real_log_epoch, real_log_tags = tracking.log_epoch, tracking.log_tags
+    epochs_in_mlflow_when_ended: list[int] = []
+
+    def slow_log_epoch(*args, **kwargs):
+        time.sleep(0.2)
+        real_log_epoch(*args, **kwargs)
+
+    def watching_log_tags(client, run_id, tags):
+        if tags.get(names.STATUS) == TrialStatus.FINISHED.value:
+            epochs_in_mlflow_when_ended.append(len(client.get_metric_history(run_id, "val_accuracy")))
+        real_log_tags(client, run_id, tags)
+
+    monkeypatch.setattr(tracking, "log_epoch", slow_log_epoch)
+    monkeypatch.setattr(tracking, "log_tags", watching_log_tags)
+    runs = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id", tracking_uri)
+    runs.open()
+    rec = TrialRecord(trial_id="t1", algorithm="bp", config={"algorithm": "bp"}, params={})
+    runs.create_trial_run(rec)
+    for epoch in (1, 2, 3):
+        runs.log_epoch(rec, {"epoch": epoch, "val_accuracy": 0.5 + epoch / 10})
+    rec.epochs = 3
+    runs.set_status(rec, TrialStatus.FINISHED)
+    assert epochs_in_mlflow_when_ended == [3]
