@@ -211,15 +211,27 @@ def _load_cifar10(data_dir: str | None) -> tuple[Tensor, Tensor, Tensor, Tensor,
 
 
 def _load_digits() -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-    from sklearn.datasets import load_digits  # lazy: bundled with scikit-learn
-
-    digits = load_digits()
-    x = torch.as_tensor(digits.data, dtype=torch.float32) / 16.0
-    y = torch.as_tensor(digits.target, dtype=torch.long)
+    x, y = _read_bundled_digits()
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))  # fixed split, whatever the seed
     x, y = x[order], y[order]
     n_train = int(0.8 * len(y))
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10
+
+
+def _read_bundled_digits() -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled digits file (1,797 rows of 64 pixels 0..16 and the label), read as
+    `sklearn.datasets.load_digits` reads it but without importing `sklearn.datasets` (1.5 s in every process
+    that loads the data, a sweep's every trial worker among them); tests/rf_core/test_data.py checks that both
+    give the same arrays."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("dataset digits: scikit-learn is not installed (it ships the digits file)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as fh:
+        rows = torch.tensor([[float(v) for v in line.split(",")] for line in fh if line.strip()])
+    return rows[:, :-1] / 16.0, rows[:, -1].long()
 
 
 def _load_synthetic(

@@ -139,7 +139,7 @@ def _start(plan: StackPlan, services: dict[str, NativeService]) -> None:
                     )
                 service.start()
                 continue
-            if time.monotonic() - last_check.get(name, 0) >= 2:
+            if time.monotonic() - last_check.get(name, 0) >= 1:
                 last_check[name] = time.monotonic()
                 if service.check_health():
                     state[name] = "healthy"
@@ -173,7 +173,7 @@ def test_a_sweep_submitted_to_the_native_stack_succeeds_with_its_runs_in_mlflow(
             if sweep["status"] in ("succeeded", "failed", "cancelled"):
                 break
             assert time.monotonic() < deadline, f"sweep still {sweep['status']} after {SWEEP_TIMEOUT_S} s: {sweep}"
-            time.sleep(2)
+            time.sleep(0.5)
         assert sweep["status"] == "succeeded", f"{sweep.get('error')}\n--- api\n{services['api'].log_tail(80)}"
         assert sweep["progress"]["finished"] == SWEEP["search"]["num_samples"]
         best = client.get(f"/sweeps/{sweep_id}/best").json()["best"]
