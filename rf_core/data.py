@@ -211,26 +211,34 @@ def _load_cifar10(data_dir: str | None) -> tuple[Tensor, Tensor, Tensor, Tensor,
 
 
 def _load_digits() -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-    x, y = _read_bundled_digits()
+    x, y = read_bundled_digits()
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))  # fixed split, whatever the seed
     x, y = x[order], y[order]
     n_train = int(0.8 * len(y))
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10
 
 
-def _read_bundled_digits() -> tuple[Tensor, Tensor]:
-    """scikit-learn's bundled digits file (1,797 rows of 64 pixels 0..16 and the label), read as
-    `sklearn.datasets.load_digits` reads it but without importing `sklearn.datasets` (1.5 s in every process
-    that loads the data, a sweep's every trial worker among them); tests/rf_core/test_data.py checks that both
-    give the same arrays."""
+def read_bundled_digits() -> tuple[Tensor, Tensor]:
+    """scikit-learn's bundled digits (1,797 rows: 64 pixels 0..16, then the label) as float32 pixels / 16 and int64
+    labels. The file is read directly, as `sklearn.datasets.load_digits` reads it, because importing
+    `sklearn.datasets` costs 1.5 s in every process that loads the data (a sweep's every trial worker among them);
+    where the file is not where scikit-learn keeps it, `load_digits` itself. tests/rf_core/test_data.py
+    checks that both give the same tensors."""
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None:
         raise ImportError("dataset digits: scikit-learn is not installed (it ships the digits file)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    files = [Path(p) / "datasets" / "data" / "digits.csv.gz" for p in spec.submodule_search_locations or []]
+    path = next((f for f in files if f.is_file()), None)
+    if path is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x, y = torch.as_tensor(digits.data, dtype=torch.float32), torch.as_tensor(digits.target, dtype=torch.long)
+        return x / 16.0, y
     with gzip.open(path, "rt") as fh:
-        rows = torch.tensor([[float(v) for v in line.split(",")] for line in fh if line.strip()])
+        rows = torch.tensor([[float(v) for v in line.split(",")] for line in fh if line.strip()], dtype=torch.float32)
     return rows[:, :-1] / 16.0, rows[:, -1].long()
 
 

@@ -155,9 +155,9 @@ def _raw_example(prep: Mapping[str, Any], rows: int = 3) -> Any:
     import numpy as np
 
     if prep["dataset"] == "digits":
-        from sklearn.datasets import load_digits
+        from rf_core.data import read_bundled_digits
 
-        return load_digits().data[:rows].astype(np.float64)
+        return (read_bundled_digits()[0][:rows] * 16).numpy().astype(np.float64)  # raw pixels 0..16
     return np.zeros((rows, prep["input_dim"]), dtype=np.float64)
 
 

@@ -97,8 +97,8 @@ def assert_one_run_per_trial(tracking_uri: str, sweep_id: str, trials: list[dict
     return children
 
 
-# On SQLite; the PostgreSQL store runs whole sweeps in the cancel and kill tests below and in the compose test,
-# and every store query on both backends in test_store_endpoints.py.
+# On SQLite; the PostgreSQL store runs a sweep to its cancel in the follow-and-cancel test below and one to success
+# in the compose test, and every store query on both backends in test_store_endpoints.py.
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_lifecycle_and_queueing(start_server):
     """queued → running → succeeded; /best is the best child run in MLflow; /trials lists every trial
@@ -160,8 +160,8 @@ def test_a_restarted_api_follows_the_live_driver_and_cancels_through_it(start_se
         sweep_id = client.post(
             "/sweeps", json=spec("cancel-me", **endless, search={**TINY_SPEC["search"], "num_samples": 4})
         ).json()["id"]
-        wait_for(
-            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 1,
+        before_kill = wait_for(
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"],
             240,
             what="a trial to train",
         )
@@ -170,10 +170,15 @@ def test_a_restarted_api_follows_the_live_driver_and_cancels_through_it(start_se
     server = start_server()
     with server.client() as client:
         wait_for(
-            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
+            lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] > before_kill,
             240,
-            what="the followed sweep to train on",
+            what="the driver to report epochs to the new API",
         )
+        # Several dispatch rounds (0.3 s each) before the cancel: a dispatcher that took the live driver for
+        # dead would have started a second attempt by now.
+        time.sleep(2)
+        followed = client.get(f"/sweeps/{sweep_id}").json()
+        assert followed["status"] == "running" and followed["attempts"] == 1, followed
         answer = client.post(f"/sweeps/{sweep_id}/cancel")
         assert answer.status_code == 200 and answer.json()["cancel_requested"] is True
         done = wait_status(client, sweep_id, TERMINAL, timeout=120)

@@ -8,6 +8,7 @@ The head has no CPUs (it only coordinates), so every trial must run on the secon
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -35,18 +36,19 @@ def free_port() -> int:
 
 
 def stop_groups(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM every node's process group at once, SIGKILL what is left after 3 s (a node's Ray processes outlived
-    8 s of SIGTERM: the teardown took 8–9 s)."""
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
-        os.killpg(proc.pid, signal.SIGTERM)
+    """SIGTERM every node's process group at once, then SIGKILL each group whatever is left of it after 3 s (a
+    node's Ray processes outlived 8 s of SIGTERM: the teardown took 8–9 s)."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 3
-    for proc in running:
-        try:
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
 
 
 PROBE = """
