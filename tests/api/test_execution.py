@@ -221,7 +221,7 @@ def test_restart_resumes_a_dead_driver(start_server):
         assert done["status"] == "succeeded", done.get("error")
         assert done["attempts"] == 2
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
-    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
+    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 50 for t in trials), [
         (t["status"], t["epochs"], t.get("reason")) for t in trials
     ]
     assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
@@ -276,10 +276,13 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
 
     server = start_server()
     with server.client() as client:
-        # One trial at a time, paused after its second epoch: the pause then has ~58 epochs to land before the
-        # sweep could finish (with two at a time and a pause after three, a fast host finished first).
+        # One trial at a time, 50 epochs each, paused once the API shows two: the progress the API shows lags the
+        # driver by up to a heartbeat (1 s) and the pause takes another to land, so a first trial of 30 epochs
+        # could finish first on a slow host (it did, 2026-12-02: the pause caught the second before its first
+        # epoch); 50 leave it ~48 epochs of room.
         one_at_a_time = {**TWO_TRIALS, "max_concurrent_trials": 1}
-        sweep_id = client.post("/sweeps", json=spec("pause-me", **LONG_TRIALS, search=one_at_a_time)).json()["id"]
+        fifty = {**LONG_TRIALS, "scheduler": {"type": "fifo", "max_t": 50}}
+        sweep_id = client.post("/sweeps", json=spec("pause-me", **fifty, search=one_at_a_time)).json()["id"]
         wait_for(
             lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
             240,
@@ -291,11 +294,20 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
         before = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
     wait_for(lambda: not _driver_pids(sweep_id), 60, what="the driver to exit on pause")
     epochs_at_pause = paused["progress"]["epochs_done"]
-    assert 2 <= epochs_at_pause < paused["progress"]["max_epochs"] == 60, "the pause was not mid-sweep"
+    assert 2 <= epochs_at_pause < paused["progress"]["max_epochs"] == 100, "the pause was not mid-sweep"
     assert all(t["status"] in ("paused", "pending", "finished") for t in before)
     runs_at_pause = {run.info.run_id: run for run in mlflow_runs(start_server.tracking_uri, sweep_id)["trial"]}
     assert {r.info.status for r in runs_at_pause.values()} <= {"SCHEDULED", "FINISHED"}
-    assert any(r.info.status == "SCHEDULED" for r in runs_at_pause.values()), "no trial was paused mid-training"
+    tracking = MlflowClient(start_server.tracking_uri)
+    epochs_logged_at_pause = {
+        run_id: len(tracking.get_metric_history(run_id, "val_accuracy")) for run_id in runs_at_pause
+    }
+    paused_mid_training = {
+        run_id
+        for run_id, run in runs_at_pause.items()
+        if run.info.status == "SCHEDULED" and epochs_logged_at_pause[run_id] >= 1
+    }
+    assert paused_mid_training, f"no trial was paused mid-training: {epochs_logged_at_pause}"
     server.stop()
 
     server = start_server()
@@ -307,17 +319,16 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
         done = wait_status(client, sweep_id, TERMINAL)
         assert done["status"] == "succeeded", done.get("error")
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
-    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
+    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 50 for t in trials), [
         (t["status"], t["epochs"], t.get("reason")) for t in trials
     ]
-    assert done["progress"]["epochs_done"] == 60
+    assert done["progress"]["epochs_done"] == 100
     children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
     assert set(runs_at_pause) <= {run.info.run_id for run in children}, "a resumed trial got a new run"
-    client = MlflowClient(start_server.tracking_uri)
     for run in children:
-        steps = sorted(int(m.step) for m in client.get_metric_history(run.info.run_id, "val_accuracy"))
-        assert steps == list(range(1, 31)), f"epochs lost or repeated in {run.info.run_name}: {steps}"
-        if runs_at_pause.get(run.info.run_id) and runs_at_pause[run.info.run_id].info.status == "SCHEDULED":
-            assert int(run.data.tags["rfsweep.resumed_from_epoch"]) >= 1  # from its checkpoint, not from epoch 0
+        steps = sorted(int(m.step) for m in tracking.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert steps == list(range(1, 51)), f"epochs lost or repeated in {run.info.run_name}: {steps}"
+        if run.info.run_id in paused_mid_training:  # from its checkpoint, not from epoch 0
+            assert int(run.data.tags["rfsweep.resumed_from_epoch"]) >= 1, run.data.tags
     for trial in trials:  # ISO 8601 times, the first start before the pause
         assert datetime.datetime.fromisoformat(trial["started_at"]) < datetime.datetime.fromisoformat(trial["ended_at"])
