@@ -72,9 +72,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     pending_history = list(resume_state["history"]) if resume_state else []
     worst = worst_value(settings.metric, settings.mode)
 
-    def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
-        epoch = int(record["epoch"])
-        maybe_crash(settings.crash_plan, trial_id, epoch)
+    def report_of(record: dict[str, Any]) -> dict[str, Any]:
+        """rf_core's epoch record as the trial reports it to Tune (a diverged epoch reports the worst value)."""
         diverged = bool(record.get("diverged"))
         report: dict[str, Any] = {k: float(record[k]) for k in METRIC_NAMES if record.get(k) is not None}
         report.update({k: float(v) for k, v in record.items() if k.startswith(RULE_METRIC_PREFIX)})
@@ -82,7 +81,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         if diverged or not math.isfinite(value):
             report[settings.metric] = worst
         report.update(
-            epoch=epoch,
+            epoch=int(record["epoch"]),
             seconds=float(record["seconds"]),
             eval_seconds=float(record.get("eval_seconds") or 0.0),
             diverged=diverged,
@@ -91,6 +90,13 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             rf_core_version=rf_core_version(),
             resumed_from_epoch=resumed_from,
         )
+        return report
+
+    def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
+        epoch = int(record["epoch"])
+        maybe_crash(settings.crash_plan, trial_id, epoch)
+        diverged = bool(record.get("diverged"))
+        report = report_of(record)
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks
             report[RESTORED_HISTORY] = json.dumps(pending_history)
             pending_history.clear()
@@ -109,3 +115,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         return False if diverged else None
 
     train(train_config, on_epoch=on_epoch, resume_state=resume_state)
+    if pending_history:
+        # Restored from a checkpoint that already holds every epoch (the driver died after the trial's last
+        # checkpoint, before Tune saved the trial as finished): no epoch ran, so no report carried the history,
+        # and the epochs MLflow lacks would be lost. Hand it over in one report of the last epoch.
+        tune.report({**report_of(pending_history[-1]), RESTORED_HISTORY: json.dumps(pending_history)})

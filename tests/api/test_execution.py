@@ -221,7 +221,7 @@ def test_restart_resumes_a_dead_driver(start_server):
         assert done["status"] == "succeeded", done.get("error")
         assert done["attempts"] == 2
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
-    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 50 for t in trials), [
+    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 30 for t in trials), [
         (t["status"], t["epochs"], t.get("reason")) for t in trials
     ]
     assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)

@@ -171,3 +171,62 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
     logged = {m.step: m.value for m in mlflow_client.get_metric_history(run_id, "test_accuracy")}
     assert logged[3] == pytest.approx(history[2]["test_accuracy"])
     assert rec.status is TrialStatus.FINISHED and mlflow_client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_trial_restored_with_every_epoch_done_hands_its_history_over(tmp_path, monkeypatch):
+    """The race behind a 2026-12-02 failure of the first test here: the driver died after a trial's last
+    checkpoint (epoch max_t) but before Tune saved the trial as finished. Restored, the trial trains no epoch;
+    it must still report the checkpoint's history, or the epochs its MLflow run lacks stay lost (the run ended
+    with epochs 1–11 of 12). Tune cannot be steered into that state on purpose, so its three session calls are
+    stood in for; the trainable, rf_core's training and the checkpoint are real."""
+    import json
+
+    from ray import tune
+
+    from rf_core import TrainConfig, train
+    from sweep_service.space import build_spaces
+    from sweep_service.trainable import RESTORED_HISTORY, TrialSettings, run_trial
+
+    spec = parse_spec(
+        {
+            "name": "restored-at-max-t",
+            "dataset": {"name": "synthetic", "train_subset": 300},
+            "algorithm": "bp",
+            "parameters": {"lr": 0.05},
+            "search": {"method": "random", "num_samples": 1, "metric": "test_accuracy"},
+            "scheduler": {"type": "fifo", "max_t": 3},
+        }
+    )
+    checkpoint_dir = tmp_path / "checkpoint_000002"
+    checkpoint_dir.mkdir()
+    history = train(
+        TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, lr=0.05),
+        on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE),
+    ).history
+    reports: list[dict] = []
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(checkpoint_dir)))
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
+    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_id": lambda self: "t0"})())
+    import ray
+
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: type("R", (), {"get_node_id": lambda self: "n0"})())
+    spaces = build_spaces(spec)
+    settings = TrialSettings(
+        spaces=spaces,
+        metric=spec.metric,
+        mode=spec.mode,
+        max_t=3,
+        checkpoint_every=1,
+        checkpoint_epochs=frozenset(),
+        cpus=1,
+        gpus=0,
+    )
+
+    run_trial({"algorithm": "bp"}, settings)
+
+    assert len(reports) == 1, "restored with every epoch done, the trial reports once, training nothing"
+    (report,) = reports
+    assert report["epoch"] == 3 and report["resumed_from_epoch"] == 3
+    restored = json.loads(report[RESTORED_HISTORY])
+    assert [r["epoch"] for r in restored] == [1, 2, 3]
+    assert restored[-1]["test_accuracy"] == pytest.approx(history[-1]["test_accuracy"])
