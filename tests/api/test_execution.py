@@ -276,13 +276,12 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
 
     server = start_server()
     with server.client() as client:
-        # One trial at a time, 50 epochs each, paused once the API shows two: the progress the API shows lags the
-        # driver by up to a heartbeat (1 s) and the pause takes another to land, so a first trial of 30 epochs
-        # could finish first on a slow host (it did, 2026-12-02: the pause caught the second before its first
-        # epoch); 50 leave it ~48 epochs of room.
+        # One trial at a time, 200 epochs each (~30 ms apiece on a fast host), paused once the API shows two: the
+        # API's progress lags the driver by up to a heartbeat (1 s) and the pause takes up to another two to land,
+        # so shorter first trials finished before it on fast hosts (30 and 50 epochs both did, 2026-12-02).
         one_at_a_time = {**TWO_TRIALS, "max_concurrent_trials": 1}
-        fifty = {**LONG_TRIALS, "scheduler": {"type": "fifo", "max_t": 50}}
-        sweep_id = client.post("/sweeps", json=spec("pause-me", **fifty, search=one_at_a_time)).json()["id"]
+        long_trials = {**LONG_TRIALS, "scheduler": {"type": "fifo", "max_t": 200}}
+        sweep_id = client.post("/sweeps", json=spec("pause-me", **long_trials, search=one_at_a_time)).json()["id"]
         wait_for(
             lambda: client.get(f"/sweeps/{sweep_id}").json()["progress"]["epochs_done"] >= 2,
             240,
@@ -294,7 +293,7 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
         before = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
     wait_for(lambda: not _driver_pids(sweep_id), 60, what="the driver to exit on pause")
     epochs_at_pause = paused["progress"]["epochs_done"]
-    assert 2 <= epochs_at_pause < paused["progress"]["max_epochs"] == 100, "the pause was not mid-sweep"
+    assert 2 <= epochs_at_pause < paused["progress"]["max_epochs"] == 400, "the pause was not mid-sweep"
     assert all(t["status"] in ("paused", "pending", "finished") for t in before)
     runs_at_pause = {run.info.run_id: run for run in mlflow_runs(start_server.tracking_uri, sweep_id)["trial"]}
     assert {r.info.status for r in runs_at_pause.values()} <= {"SCHEDULED", "FINISHED"}
@@ -319,15 +318,15 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
         done = wait_status(client, sweep_id, TERMINAL)
         assert done["status"] == "succeeded", done.get("error")
         trials = client.get(f"/sweeps/{sweep_id}/trials").json()["trials"]
-    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 50 for t in trials), [
+    assert len(trials) == 2 and all(t["status"] == "finished" and t["epochs"] == 200 for t in trials), [
         (t["status"], t["epochs"], t.get("reason")) for t in trials
     ]
-    assert done["progress"]["epochs_done"] == 100
+    assert done["progress"]["epochs_done"] == 400
     children = assert_one_run_per_trial(start_server.tracking_uri, sweep_id, trials)
     assert set(runs_at_pause) <= {run.info.run_id for run in children}, "a resumed trial got a new run"
     for run in children:
         steps = sorted(int(m.step) for m in tracking.get_metric_history(run.info.run_id, "val_accuracy"))
-        assert steps == list(range(1, 51)), f"epochs lost or repeated in {run.info.run_name}: {steps}"
+        assert steps == list(range(1, 201)), f"epochs lost or repeated in {run.info.run_name}: {steps}"
         if run.info.run_id in paused_mid_training:  # from its checkpoint, not from epoch 0
             assert int(run.data.tags["rfsweep.resumed_from_epoch"]) >= 1, run.data.tags
     for trial in trials:  # ISO 8601 times, the first start before the pause
