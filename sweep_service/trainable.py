@@ -95,8 +95,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
         epoch = int(record["epoch"])
         maybe_crash(settings.crash_plan, trial_id, epoch)
-        diverged = bool(record.get("diverged"))
         report = report_of(record)
+        diverged = report["diverged"]
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks
             report[RESTORED_HISTORY] = json.dumps(pending_history)
             pending_history.clear()

@@ -272,8 +272,6 @@ def test_pause_restart_resume_loses_no_epoch(start_server):
     trial, the same runs as before the pause, and every epoch logged exactly once. Trials run one at a time, so
     the pause catches the first mid-training (its run SCHEDULED, resumed from its checkpoint) and the second
     before it started (it gets its run after the resume)."""
-    from mlflow.tracking import MlflowClient
-
     server = start_server()
     with server.client() as client:
         # One trial at a time, 200 epochs each (~30 ms apiece on a fast host), paused once the API shows two: the

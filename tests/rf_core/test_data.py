@@ -1,6 +1,5 @@
 """Dataset loaders read the real on-disk formats (generated here, small) and fail with a clear message."""
 
-import contextlib
 import gzip
 import os
 import pickle
@@ -120,19 +119,10 @@ def test_training_on_generated_idx_files_runs_end_to_end(tmp_path):
     assert result.status == "completed" and result.test_accuracy > 0.5
 
 
-@contextlib.contextmanager
-def _default_dtype(dtype):
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
-def test_digits_are_scikit_learns_own_read_without_importing_sklearn_datasets():
-    """The bundled file read directly gives load_digits' arrays (same pixels /16, same labels), and loading
-    the dataset leaves sklearn.datasets unimported (1.5 s saved in every trial worker)."""
+def test_digits_are_scikit_learns_own_read_without_importing_sklearn_datasets(float64_default):
+    """The bundled file read directly gives load_digits' arrays (same pixels /16, same labels) as float32 even
+    under a float64 default dtype, and loading the dataset leaves sklearn.datasets unimported (1.5 s saved in
+    every trial worker)."""
     import subprocess
     import sys
 
@@ -145,8 +135,6 @@ def test_digits_are_scikit_learns_own_read_without_importing_sklearn_datasets():
     assert torch.equal(x, torch.as_tensor(reference.data, dtype=torch.float32) / 16.0)
     assert torch.equal(y, torch.as_tensor(reference.target, dtype=torch.long))
     assert x.dtype == torch.float32 and y.dtype == torch.long  # torch.equal does not compare dtypes
-    with _default_dtype(torch.float64):  # a float64 default (some tests set one) must not leak into the data
-        assert read_bundled_digits()[0].dtype == torch.float32
     probe = "import sys; from rf_core.data import load_dataset; load_dataset('digits'); print(*sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert "rf_core.data" in loaded and "sklearn.datasets" not in loaded
