@@ -1,13 +1,15 @@
-# syntax=docker/dockerfile:1.7
 # The MLflow tracking server: PostgreSQL backend store, artifacts served by the server itself.
+# compose.yaml passes PYTHON_IMAGE through (docker/local-base/build.sh builds a stand-in without Docker Hub).
 # Build context: docker/ (compose.yaml), so the COPY paths below are relative to that folder.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY mlflow-requirements.txt /tmp/mlflow-requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/mlflow-requirements.txt
+# rfsweep's `tracking-server` extra, pinned by mlflow-constraints.txt to the versions CI tested
+# (docker/pin_image_deps.py): the server on the clients' MLflow, psycopg 3 for postgresql+psycopg://.
+COPY mlflow-constraints.txt /tmp/mlflow-constraints.txt
+RUN /opt/venv/bin/pip install -c /tmp/mlflow-constraints.txt mlflow 'psycopg[binary]' boto3
 
 FROM ${PYTHON_IMAGE} AS runtime
 # /mlartifacts is the artifacts volume's mount point; a fresh volume takes this folder's owner.

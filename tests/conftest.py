@@ -61,3 +61,22 @@ def mlflow_client(tracking_uri: str):
 def _no_fault_injection(monkeypatch):
     monkeypatch.delenv("RFSWEEP_INJECT_CRASH", raising=False)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+# tests/compose/test_docker_stack.py checks a stack that CI's stack stage has started (.ci/stack-stage.sh):
+# collected only when asked for with --docker-stack, never part of the suite's own run.
+DOCKER_STACK_MODULE = "test_docker_stack.py"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--docker-stack",
+        action="store_true",
+        help="check the compose stack that .ci/stack-stage.sh started (tests/compose/test_docker_stack.py)",
+    )
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name == DOCKER_STACK_MODULE and not config.getoption("--docker-stack"):
+        return True
+    return None

@@ -31,7 +31,8 @@ class InterpolationError(ValueError):
 
 
 def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments and blank lines skipped, no quoting used)."""
+    """KEY=VALUE lines of a .env file (comments and blank lines skipped; a value in matching quotes is taken
+    without them, as Compose and a shell read it)."""
     values: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -40,7 +41,10 @@ def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if not sep:
             raise ValueError(f"{path}: not KEY=VALUE: {line!r}")
-        values[key.strip()] = value.strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
     return values
 
 
@@ -307,3 +311,12 @@ def env_vars_read_by_code() -> dict[str, list[str]]:
             for name in env_reads_in_source(path.read_text()):
                 found.setdefault(name, []).append(str(path.relative_to(REPO)))
     return found
+
+
+# Every Ray node of compose.yaml starts through docker/ray_node.py, which is `ray start` with resources sized
+# to the container (the image's copy sits at this path).
+RAY_NODE_START = "python /opt/rfsweep/ray_node.py"
+
+
+def starts_ray_node(command: str) -> bool:
+    return RAY_NODE_START in command

@@ -265,7 +265,8 @@ class StackPlan:
         return self.root / "volumes" / volume
 
     def path_map(self, name: str, image_paths: list[str]) -> list[tuple[str, Path]]:
-        mapping = {"/opt/venv": Path(sys.prefix)}
+        # The image's venv is this one; its copy of docker/ray_node.py is the repository's.
+        mapping = {"/opt/venv": Path(sys.prefix), "/opt/rfsweep/ray_node.py": REPO / "docker" / "ray_node.py"}
         for volume in self.compose["services"][name].get("volumes", []):
             source, _, target = volume.partition(":")
             target = target.split(":")[0]
@@ -317,10 +318,11 @@ class StackPlan:
         command = spec.get("command") or []
         script = command[2] if command[:2] == ["sh", "-c"] else "exec " + shlex.join(command)
         script = self.localize(script, name, paths)
-        if "ray start" in script:
+        ray_start = next((c for c in ("ray start ", "ray_node.py ") if c in script), None)
+        if ray_start:
             node_dir = tempfile.mkdtemp(prefix="rfsc-", dir="/tmp")  # Ray's socket paths must stay short
             extra = [f"--temp-dir={node_dir}"] + [f"{flag}={free_port()}" for flag in RAY_NODE_PORT_FLAGS]
-            script = script.replace("ray start ", "ray start " + " ".join(extra) + " ", 1)
+            script = script.replace(ray_start, ray_start + " ".join(extra) + " ", 1)
         health = spec.get("healthcheck", {})
         test = health.get("test") or []
         health_script = None

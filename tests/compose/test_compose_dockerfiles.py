@@ -102,9 +102,10 @@ def _pip_install_args(line: str) -> list[str]:
 
 def test_app_image_installs_with_the_readme_command():
     runs = [rest for kw, rest in dockerfile_instructions(APP_DOCKERFILE) if kw == "RUN" and "pip install" in rest]
-    assert len(runs) == 1, runs
-    image_args = _pip_install_args(runs[0])
-    assert image_args == ["-c", "constraints.txt", ".[all]"]
+    # First the lock alone (a layer that survives code changes), then README's command.
+    assert len(runs) == 2 and _pip_install_args(runs[0]) == ["-r", "docker/image-constraints.txt"], runs
+    image_args = _pip_install_args(runs[1])
+    assert image_args == ["-c", "constraints.txt", "-c", "docker/image-constraints.txt", ".[all]"]
     readme_lines = [
         line for line in (REPO / "README.md").read_text().splitlines() if re.search(r"pip install .*\.\[all\]", line)
     ]
@@ -127,8 +128,6 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 def test_app_image_pins_every_dependency_consistently_with_constraints():
-    build_env = " ".join(rest for kw, rest in dockerfile_instructions(APP_DOCKERFILE) if kw == "ENV")
-    assert "PIP_CONSTRAINT=/src/docker/image-constraints.txt" in build_env
     image_pins = _pins(REPO / "docker" / "image-constraints.txt")
     constraints = _pins(REPO / "constraints.txt")
     for name, version in constraints.items():
@@ -156,10 +155,89 @@ def test_app_image_pins_every_dependency_consistently_with_constraints():
         assert requirement.specifier.contains(image_pins[name]), f"{name}=={image_pins[name]} breaks {line}"
 
 
-def test_mlflow_image_pins_the_server_and_its_drivers():
-    pins = _pins(REPO / "docker" / "mlflow-requirements.txt")
-    assert pins["mlflow"] == "3.18.0"
-    assert "psycopg2-binary" in pins and "boto3" in pins
+def _compose_config() -> dict:
+    return load_compose({**read_env_file(), "RFSWEEP_API_TOKEN": "t", "RAY_AUTH_TOKEN": "t"})
+
+
+def test_the_mlflow_server_runs_the_mlflow_version_of_its_clients():
+    """The server image once pinned mlflow 3.18.0, which the package index cannot install (its mlflow-tracing
+    3.18.0 is not there) and which the 3.17.2 clients did not run."""
+    clients = _pins(REPO / "docker" / "image-constraints.txt")["mlflow"]
+    server = _pins(REPO / "docker" / "mlflow-constraints.txt")
+    assert server["mlflow"] == clients, f"server mlflow {server['mlflow']}, clients {clients}"
+    assert server["mlflow-tracing"] == server["mlflow-skinny"] == clients
+    assert _compose_config()["services"]["mlflow"]["image"].endswith(f":{clients}")
+    assert read_env_file()["MLFLOW_IMAGE"].endswith(f":{clients}")
+
+
+def test_the_mlflow_server_names_its_postgresql_driver_and_its_image_has_that_driver():
+    """A bare postgresql:// made SQLAlchemy 2.1 load psycopg 3, which the image (psycopg2 only) lacked: the
+    server crash-looped on `No module named 'psycopg'`."""
+    command = " ".join(_compose_config()["services"]["mlflow"]["command"])
+    (store,) = re.findall(r"--backend-store-uri=(\S+)", command)
+    assert store.startswith("postgresql+psycopg://"), store
+    pins = _pins(REPO / "docker" / "mlflow-constraints.txt")
+    assert "psycopg" in pins and "psycopg-binary" in pins and "psycopg2-binary" not in pins
+    api_url = _compose_config()["services"]["api"]["environment"]["DATABASE_URL"]
+    assert api_url.startswith("postgresql+psycopg://"), api_url
+    # The server image installs rfsweep's tracking-server extra, by name, and the lock pins its closure.
+    import tomllib
+
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tracking-server"]
+    (install,) = [
+        rest for kw, rest in dockerfile_instructions(MLFLOW_DOCKERFILE) if kw == "RUN" and "pip install" in rest
+    ]
+    words = shlex.split(install)
+    installed = {canonicalize_name(Requirement(w).name) for w in words[words.index("install") + 3 :]}
+    assert installed == {canonicalize_name(Requirement(line).name) for line in extra}
+    assert words[words.index("install") + 1 : words.index("install") + 3] == ["-c", "/tmp/mlflow-constraints.txt"]
+
+
+def test_no_dockerfile_asks_for_a_buildkit_frontend_from_docker_hub():
+    """`# syntax=docker/dockerfile:1.7` used no 1.7 feature and made every BuildKit build pull a frontend."""
+    for dockerfile in [*(REPO / "docker").glob("*Dockerfile"), *(REPO / "docker" / "local-base").glob("*Dockerfile")]:
+        first = dockerfile.read_text().splitlines()[0]
+        assert not re.match(r"#\s*syntax\s*=", first, flags=re.I), f"{dockerfile.name}: {first}"
+
+
+def test_the_images_locks_are_the_tested_environment_torchs_cuda_libraries_included():
+    """image-constraints.txt once left torch's ~19 CUDA and triton packages to float within torch's ranges,
+    and CI never installed with it: now README's commands, CI and both images install with the locks, and
+    the locks are what this (tested) environment holds."""
+    import importlib.metadata as metadata
+
+    pins = _pins(REPO / "docker" / "image-constraints.txt")
+    torch_needs = [Requirement(line) for line in metadata.distribution("torch").requires or []]
+    cuda = [
+        r
+        for r in torch_needs
+        if r.marker and r.marker.evaluate({"platform_system": "Linux", "platform_machine": "x86_64", "extra": ""})
+    ]
+    assert cuda, "torch 2.14.1's CUDA wheel names its CUDA libraries"
+    for requirement in cuda:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} (required by torch) floats: no pin"
+    check = subprocess.run(
+        [sys.executable, str(REPO / "docker" / "pin_image_deps.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stderr
+    script = (REPO / "scripts" / "test.sh").read_text()
+    assert "-c constraints.txt -c docker/image-constraints.txt -e '.[test]'" in script, "CI installs without the lock"
+
+
+def test_sourcing_the_env_file_in_a_shell_prints_nothing_and_keeps_every_value():
+    """README's `set -a; . ./.env; set +a` printed `fashion_mnist: command not found` on the default file."""
+    done = subprocess.run(
+        ["sh", "-c", 'set -a; . "$1"; set +a; printf %s "$RFSWEEP_DATASETS"', "sh", str(REPO / ".env.example")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stderr == "", done.stderr
+    assert done.stdout == read_env_file()["RFSWEEP_DATASETS"] == "mnist fashion_mnist cifar10"
 
 
 @pytest.mark.parametrize("dockerfile", [APP_DOCKERFILE, MLFLOW_DOCKERFILE], ids=lambda p: p.name)
