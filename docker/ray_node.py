@@ -8,8 +8,8 @@ each claim every CPU and most of the memory (two scaled workers on a 2-core, 24 
 `shm_size` smaller than that the store falls back to /tmp ("This will harm performance!"). Here:
 
 - CPUs: RAY_NODE_CPUS if set, else the container's CPU limit (cgroup quota or cpuset) divided by
-  RAY_HOST_WORKERS (the number of worker containers sharing this host: compose sets it from
-  RAY_WORKER_REPLICAS; add the GPU workers' count where both kinds run); a worker that would get less
+  RAY_HOST_WORKERS (the number of worker containers sharing this host: set it where CPU and GPU workers
+  run side by side), else RAY_WORKER_REPLICAS (the CPU workers' count); a worker that would get less
   than one CPU refuses to start, saying so;
 - memory: RAY_NODE_MEMORY (bytes) if set, else the container's memory limit (cgroup, else the host's
   MemTotal) divided by RAY_HOST_WORKERS, less the object store (Ray counts them apart);
@@ -120,7 +120,7 @@ def plan(cpus: float, memory: int, shm: int, workers: int = 1, env: dict[str, st
 
 def ray_start_argv(args: list[str], env: dict[str, str]) -> list[str]:
     """`ray start ARGS` plus the resource flags ARGS does not set itself."""
-    workers = int(env.get("RAY_HOST_WORKERS") or 1)
+    workers = int(env.get("RAY_HOST_WORKERS") or env.get("RAY_WORKER_REPLICAS") or 1)
     resources = plan(container_cpus(), container_memory(), shm_bytes(), workers, env)
     given = {arg.split("=", 1)[0] for arg in args}
     if "--num-cpus=0" in args and not env.get("RAY_NODE_MEMORY"):

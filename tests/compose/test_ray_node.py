@@ -65,3 +65,14 @@ def test_cgroup_limits_are_read_in_both_cgroup_versions(tmp_path):
     (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
     assert ray_node.container_cpus(str(v1)) == len(__import__("os").sched_getaffinity(0))
     assert ray_node.container_memory(str(v1), str(meminfo)) == 24 * GiB
+
+
+def test_the_worker_count_comes_from_the_host_setting_else_the_replicas():
+    def cpus(env: dict[str, str]) -> str:
+        return next(a for a in ray_node.ray_start_argv(["--block"], env) if a.startswith("--num-cpus="))
+
+    host = int(ray_node.container_cpus())
+    assert cpus({}) == f"--num-cpus={host}"
+    assert cpus({"RAY_WORKER_REPLICAS": str(host)}) == "--num-cpus=1"
+    # RAY_HOST_WORKERS (CPU and GPU workers together) wins over the CPU workers' count.
+    assert cpus({"RAY_WORKER_REPLICAS": str(host), "RAY_HOST_WORKERS": "1"}) == f"--num-cpus={host}"
