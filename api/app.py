@@ -77,10 +77,10 @@ def create_app(settings: Settings | None = None, *, run_dispatcher: bool = True)
 def _warm_up() -> None:
     """Import the spec model (and torch under rf_core) and compile the schema before the first request,
     not during it: the first POST would otherwise take seconds."""
-    import sweep_service.budget
-    import sweep_service.spec  # noqa: F401
+    from api.openapi import import_spec_model
     from api.validation import schema_validator
 
+    import_spec_model()
     schema_validator()
 
 

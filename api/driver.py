@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -123,6 +124,17 @@ class StoreLink:
                 log.exception("heartbeat failed")
 
 
+def _stopped_by_signal(exc: BaseException) -> int | None:
+    """The signal that stopped the driver from outside (SIGTERM: the API's graceful stop, `rfsweep serve` or
+    `quickstart` stopping; SIGINT), or None. Ray's driver handler and ours both turn SIGTERM into
+    `sys.exit(SIGTERM)`."""
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    if isinstance(exc, SystemExit) and exc.code in (signal.SIGTERM, signal.SIGINT):
+        return int(exc.code)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.driver", description=__doc__)
     parser.add_argument("sweep_id")
@@ -141,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         store.record_driver(session, sweep.id, os.getpid())
         spec_data, cancel_requested, pause_requested = sweep.spec, sweep.cancel_requested, sweep.pause_requested
 
+    # Until ray.init sets its own (the same): SIGTERM ends the driver through SystemExit, never mid-write.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
     link = StoreLink(sessions, args.sweep_id)
     if cancel_requested:
         link.cancel.set()
@@ -169,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     except BaseException as exc:
         link.close()
+        stopped_by = _stopped_by_signal(exc)
+        if stopped_by is not None and not link.should_stop():
+            # Stopped from outside, not by the sweep: it stays `running` in the store, so the next API start
+            # finds its driver gone and resumes it from Tune's storage in the same MLflow runs (docs/API.md).
+            log.warning("sweep %s: driver stopped by %s; the next start resumes it", args.sweep_id, stopped_by)
+            return 128 + stopped_by
         reason = f"{type(exc).__name__}: {exc}".strip()
         traceback.print_exc()
         with sessions() as session:

@@ -4,6 +4,7 @@ raw JSON or YAML, so FastAPI cannot see the model), which is also what JSON bodi
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from sweep_service.limits import CostLimits
+
+_SPEC_IMPORT = threading.Lock()
 
 SPEC_BODY: dict[str, Any] = {
     "requestBody": {
@@ -39,10 +42,21 @@ def install(app: FastAPI, limits: CostLimits | None = None) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def import_spec_model() -> None:
+    """Import `sweep_service.spec` and `sweep_service.budget` (and under them rf_core and torch), one thread at a
+    time; call before importing from them in the API. The API imports them in a warm-up thread while its first
+    requests may need them too, and torch's import is not safe from two threads at once (pytorch/pytorch#182560:
+    concurrent nested imports fail, "'torch._C' is not a package"): the request waits for the warm-up instead."""
+    with _SPEC_IMPORT:
+        import sweep_service.budget
+        import sweep_service.spec  # noqa: F401
+
+
 @cache
 def spec_schemas(limits: CostLimits | None = None) -> dict[str, Any]:
     """The sweep spec's JSON Schema (with `limits` stated in it, if given), its $defs hoisted into OpenAPI
     components (prefixed `Spec` so that a spec model never collides with a response model of the same name)."""
+    import_spec_model()
     from sweep_service.spec import spec_json_schema
 
     schema = spec_json_schema(limits)

@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from api.errors import InvalidSpec, field_error
-from api.openapi import spec_schemas
+from api.openapi import import_spec_model, spec_schemas
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ def is_spec_media(content_type: str | None) -> bool:
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Body:
-    """The body as JSON data, read with bounded cost (`sweep_service.spec.document`)."""
+    """The body as JSON data, read with bounded cost (`sweep_service.spec.document`). Call from a worker thread:
+    the first call may wait for the spec model's import."""
+    import_spec_model()
     from sweep_service.spec import SpecError, read_json, read_yaml
 
     if not is_spec_media(content_type):
@@ -113,6 +115,7 @@ def check_spec(body: Body, settings: Settings) -> CheckedSpec:
         errors = schema_errors(data)
         if errors:
             raise InvalidSpec(errors)
+    import_spec_model()
     from sweep_service.budget import max_epochs
     from sweep_service.spec import SpecError, parse_spec
 

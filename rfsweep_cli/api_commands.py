@@ -4,6 +4,7 @@ quickstart, ui."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,11 @@ TokenOption = Annotated[
     typer.Option("--token", envvar="RFSWEEP_API_TOKEN", help="Bearer token (RFSWEEP_API_TOKEN).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
+# How long, after SIGTERM or Ctrl-C, the child of `serve` (uvicorn: the API stops its drivers, then its Ray
+# head) and of `ui` (mlflow ui) get to stop what they started before everything left under the command is
+# sent SIGTERM, then SIGKILL 5 s later (rfsweep_cli/process_tree.py).
+SERVE_STOP_GRACE_S = 30.0
+UI_STOP_GRACE_S = 10.0
 
 
 def _client(url: str | None, token: str | None) -> RfsweepClient:
@@ -54,21 +60,35 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="uvicorn worker processes (one of them dispatches).")] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
-        """Run the HTTP API (uvicorn). Settings come from the environment and .env (see README)."""
-        import uvicorn
+        """Run the HTTP API (uvicorn). Settings come from the environment and .env (see README).
+
+        uvicorn runs as this command's child; SIGTERM or Ctrl-C stops it gracefully (the API stops its sweep
+        drivers and its own Ray head; the next start resumes their sweeps), then whatever is left under it."""
+        import sys
 
         from api.app import ensure_schema
+        from rfsweep_cli.process_tree import owned_processes
 
         ensure_schema()
-        uvicorn.run(
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
             "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            access_log=log_level == "debug",
-        )
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            log_level,
+            "--access-log" if log_level == "debug" else "--no-access-log",
+        ]
+        with owned_processes(grace_s=SERVE_STOP_GRACE_S) as owner:
+            code = owner.popen(cmd, stdin=subprocess.DEVNULL).wait()
+        raise typer.Exit(code)
 
     @app.command()
     def submit(
@@ -210,11 +230,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         open_browser: Annotated[bool, typer.Option("--open", help="Also open it in a web browser.")] = False,
     ) -> None:
-        """Serve the MLflow UI on the local store (where sweep links point), until Ctrl-C."""
-        import subprocess
+        """Serve the MLflow UI on the local store (where sweep links point), until Ctrl-C or SIGTERM (which
+        stop `mlflow ui` and everything it started: its server, job runner and huey consumers)."""
         import sys
         import webbrowser
 
+        from rfsweep_cli.process_tree import owned_processes
         from sweep_service.tracking import resolve_tracking_uri
 
         uri = resolve_tracking_uri(tracking_uri)
@@ -228,10 +249,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"MLflow UI for {uri} at {address} (Ctrl-C stops it)", err=True)
         if open_browser:
             webbrowser.open(address)
-        try:
-            raise typer.Exit(subprocess.call([*cmd, "--port", str(port)]))
-        except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+        with owned_processes(grace_s=UI_STOP_GRACE_S) as owner:
+            code = owner.popen([*cmd, "--port", str(port)], stdin=subprocess.DEVNULL).wait()
+        raise typer.Exit(code)
 
     @app.command("list")
     def list_(

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from rfsweep_cli import api_commands, bench_commands, core_commands, reproduce_commands, rules_command, sweep_commands
+from rfsweep_cli.process_tree import Stopped
 
 # click's UsageError (Typer vendors click; BadParameter, which Typer exports, derives from it)
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -37,6 +38,9 @@ class OneLineErrors(TyperGroup):
         except (KeyboardInterrupt, typer.Abort):
             typer.echo("rfsweep: interrupted", err=True)
             sys.exit(130)
+        except Stopped as exc:  # `ui`, `serve`, `quickstart`: every process they started has been stopped
+            typer.echo(f"rfsweep: stopped by {exc}", err=True)
+            sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,12 @@ import time
 from pathlib import Path
 
 import typer
+
+from rfsweep_cli.process_tree import ProcessOwner, owned_processes
+
+# After SIGTERM, Ctrl-C or the end of the run: how long the API (its drivers, then its Ray head) and the MLflow
+# UI get to stop what they started before everything left under quickstart gets SIGTERM, then SIGKILL.
+STOP_GRACE_S = 30.0
 
 
 def _free_port(preferred: int | None = None) -> int:
@@ -37,19 +42,20 @@ def _default_spec() -> Path:
     raise typer.BadParameter("examples/digits_quick.yaml not found; pass --spec")
 
 
-def _stop(process: subprocess.Popen | None, name: str, timeout: float = 60) -> None:
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        typer.echo(f"{name} did not stop in {timeout:.0f} s; killing it", err=True)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_running: bool, start_ui: bool) -> int:
+    """Every process quickstart starts (the API and what it starts, the MLflow UI and what it starts) is
+    stopped when it ends — on success, failure, SIGTERM or Ctrl-C — unless it succeeded with --keep-running."""
+    with owned_processes(grace_s=STOP_GRACE_S) as owner:
+        code = _quickstart(owner, spec=spec, port=port, mlflow_port=mlflow_port, keep_running=keep_running,
+                           start_ui=start_ui)  # fmt: skip
+        if code == 0 and keep_running:
+            owner.keep_running()
+        return code
+
+
+def _quickstart(
+    owner: ProcessOwner, *, spec: Path | None, port: int, mlflow_port: int, keep_running: bool, start_ui: bool
+) -> int:
     from api.client import ApiError, RfsweepClient
     from api.settings import Settings
     from rfsweep_cli.display import follow, print_sweep_best
@@ -76,7 +82,7 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
     url = f"http://127.0.0.1:{api_port}"
     typer.echo(f"state: {home}\nstarting the API on {url} (local Ray head, SQLite stores) ...")
     with open(logs / "quickstart_api.log", "ab") as out:
-        api = subprocess.Popen(
+        api = owner.popen(
             [
                 sys.executable,
                 "-m",
@@ -127,7 +133,7 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
             time.sleep(0.5)
         if start_ui:
             with open(logs / "mlflow_ui.log", "ab") as out:
-                ui = subprocess.Popen(
+                ui = owner.popen(
                     ui_cmd,
                     env=env,
                     stdout=out,
@@ -160,15 +166,9 @@ def run_quickstart(*, spec: Path | None, port: int, mlflow_port: int, keep_runni
     except ApiError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         return 2
-    except KeyboardInterrupt:
-        keep_running = False
-        return 130
     finally:
-        if not keep_running:
-            if ui is not None:
-                typer.echo(
-                    f"stopping the MLflow UI; `rfsweep ui --port {ui_port}` serves it again for these links "
-                    "(or run quickstart with --keep-running)"
-                )
-            _stop(ui, "the MLflow UI", 20)
-            _stop(api, "the API")
+        if ui is not None and not keep_running:
+            typer.echo(
+                f"stopping the API and the MLflow UI; `rfsweep ui --port {ui_port}` serves it again for these "
+                "links (or run quickstart with --keep-running)"
+            )

@@ -26,7 +26,7 @@ from api.schemas import (
     Trial,
     TrialsResponse,
 )
-from api.validation import JSON_TYPES, YAML_TYPES, Body, UnsupportedMediaType, check_spec, parse_body
+from api.validation import JSON_TYPES, YAML_TYPES, UnsupportedMediaType, check_spec, parse_body
 from sweep_service import mlflow_ui
 from sweep_service.report import REPORT_FILE
 from sweep_service.status import ProgressCounts
@@ -65,11 +65,7 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
             raw += chunk
             if len(raw) > limit:
                 raise HTTPError(413, f"request body exceeds {limit} bytes")
-        try:
-            body = parse_body(raw, request.headers.get("content-type"))
-        except UnsupportedMediaType as exc:
-            raise HTTPError(415, f"unsupported Content-Type {exc}; send {JSON_TYPES[0]} or {YAML_TYPES[0]}") from None
-        return await in_thread(_submit, ctx, body, idempotency_key)
+        return await in_thread(_submit, ctx, raw, request.headers.get("content-type"), idempotency_key)
 
     @routes.get(
         "/sweeps",
@@ -156,7 +152,11 @@ def router(read_guard: list[DependsParam]) -> APIRouter:
 # ---- the work of each route, in the thread pool -----------------------------------------------------
 
 
-def _submit(ctx: Services, body: Body, idempotency_key: str | None) -> Response:
+def _submit(ctx: Services, raw: bytes, content_type: str | None, idempotency_key: str | None) -> Response:
+    try:
+        body = parse_body(raw, content_type)
+    except UnsupportedMediaType as exc:
+        raise HTTPError(415, f"unsupported Content-Type {exc}; send {JSON_TYPES[0]} or {YAML_TYPES[0]}") from None
     checked = check_spec(body, ctx.settings)
     with ctx.sessions() as session:
         try:

@@ -163,7 +163,7 @@ def test_a_sweep_submitted_to_the_native_stack_succeeds_with_its_runs_in_mlflow(
     with httpx.Client(base_url=api, trust_env=False, timeout=30) as client:
         assert client.post("/sweeps", json=SWEEP).status_code == 401
         created = client.post("/sweeps", json=SWEEP, headers={"Authorization": f"Bearer {token}"})
-        assert created.status_code == 201, created.text
+        assert created.status_code == 201, f"{created.text}\n--- api\n{services['api'].log_tail(80)}"
         sweep_id = created.json()["id"]
         assert created.json()["links"]["self"].endswith(sweep_id)
 

@@ -39,6 +39,7 @@ CLUSTER_ENV = {"RAY_NODE_IP": "10.1.2.3"}
 NOT_DEPLOYMENT_SETTINGS = {
     "XDG_CACHE_HOME": "rf_core's fallback data folder when RFSWEEP_DATA_DIR is unset; compose sets RFSWEEP_DATA_DIR",
     "RFSWEEP_INJECT_CRASH": "fault injection for the sweep layer's own tests",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "MLflow's own switch, turned off by load_best_model while it downloads",
 }
 # The port a service listens on when its command does not say (the image's default).
 IMAGE_DEFAULT_PORTS = {"postgres": {5432}}

@@ -1,85 +1,35 @@
 """The sweep page renders, in a real browser: inside MLflow's UI (a real `mlflow server`, SQLite store, loopback
 port) on the parent run's artifact page, and as the raw file with every network name unresolvable.
 
-Debian's Chromium and chromedriver, driven by Selenium. Skips, saying why, where they are missing (`.ci/run`
-installs them). Screenshots go to pytest's tmp folder, and to $RFSWEEP_SCREENSHOT_DIR when set (that is how
-docs/screenshots/ is made: see docs/SWEEPS.md).
+Debian's Chromium and chromedriver, driven by Selenium. Where they are missing the tests skip saying why, and
+under CI=true fail saying why (`tests/browser_helpers.py`; `.ci/run` installs them). Screenshots go to
+pytest's tmp folder, and to $RFSWEEP_SCREENSHOT_DIR when set (that is how docs/screenshots/ is made: see
+docs/SWEEPS.md).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from browser_helpers import ink, needs_chromium, offline_chromium, save_screenshot
+from browser_helpers import ink, needs_chromium, offline_chromium, require_browser, save_screenshot
 from report_trials import METRIC, digits_like_trials
+from sweep_helpers import running_mlflow_server
 
 from sweep_service import mlflow_ui
 from sweep_service.report import REPORT_FILE, SweepInfo, analyse, log_report_artifact, write_sweep_report
 
 pytestmark = [pytest.mark.slow, needs_chromium]
-pytest.importorskip("selenium.webdriver", reason="needs selenium (the test extra)")
 RULES = ("bp", "rf_two_phase", "fa")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server (SQLite store, artifacts served) on a free loopback port."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 (the server writes it while it runs)
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # uvicorn's graceful shutdown can take long; nothing is left to save
-        os.killpg(proc.pid, 9)
-        proc.wait(timeout=10)
-    log.close()
+    require_browser()  # before the server starts: a browser test that cannot run says so at once
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
