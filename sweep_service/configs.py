@@ -44,10 +44,14 @@ class FullConfig:
 
     values: dict[str, Any]
     notes: dict[str, str] = field(default_factory=dict)
+    description: dict[str, Any] | None = None  # `describe(values)`, when `full_config` made it (one TrainConfig)
 
     def params(self) -> dict[str, str]:
         """As MLflow params: one per field, lists as JSON, everything else as `str` gives it."""
         return {k: _param_text(v) for k, v in self.values.items()}
+
+    def rule_description(self) -> dict[str, Any]:
+        return self.description if self.description is not None else describe(self.values)
 
 
 def full_config(values: Mapping[str, Any]) -> FullConfig:
@@ -70,7 +74,7 @@ def full_config(values: Mapping[str, Any]) -> FullConfig:
             notes[name] = JOINT_STEP_REASON.format(update=update)
         else:
             raise ValueError(f"{name}: rf_core left it None after resolving; say why in sweep_service/configs.py")
-    return FullConfig(out, notes)
+    return FullConfig(out, notes, config.describe())
 
 
 def _param_text(value: Any) -> str:
@@ -109,7 +113,7 @@ def describe(values: Mapping[str, Any]) -> dict[str, Any]:
 def run_tags(full: FullConfig) -> dict[str, str]:
     """The tags every run of this configuration carries, trial or single training run: which rf_core trained it,
     the rule's update form, feedback source and locality ledger, and the fields left out of its params."""
-    rule = describe(full.values)
+    rule = full.rule_description()
     ledger = rule["ledger"]
     tags = {
         names.RF_CORE_VERSION: rf_core_version(),

@@ -24,7 +24,7 @@ from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
 from sweep_service.tracking import ExperimentPolicy
 from sweep_service.trainable import RESTORED_HISTORY
 from sweep_service.trial_runs import SweepRuns
-from sweep_service.trials import TrialRecord, best_of, best_record, short_number
+from sweep_service.trials import WORKER_DECIDES, TrialRecord, best_of, best_record, short_number
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +100,21 @@ class SweepMonitor:
     def _record(self, trial: Any) -> TrialRecord:
         rec = self.records.get(trial.trial_id)
         if rec is None:
+            # The same decoding the worker does (`trainable.run_trial`); the worker adds the device it trains on,
+            # which reaches the record with its first report (`trial_result` → `note_placement`).
             sampled = decode_trial(self.spaces, trial.config)
-            full = configs.full_config(self.trial_config(sampled.config))
-            rec = TrialRecord(trial.trial_id, sampled.rule, full.values, sampled.params, config_notes=full.notes)
+            full = configs.full_config(sampled.config)
+            values = {k: v for k, v in full.values.items() if k != WORKER_DECIDES}
+            rec = TrialRecord(
+                trial.trial_id,
+                sampled.rule,
+                values,
+                sampled.params,
+                config_notes=full.notes,
+                description=full.rule_description(),
+            )
             self.records[trial.trial_id] = rec
         return rec
-
-    def trial_config(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """What a trial trains with (`trainable.run_trial` sets the same): the sampled config, `epochs` = max_t,
-        `device` cuda when the spec asks for a GPU (the tag `rfsweep.device` says where it really ran)."""
-        return {**sampled, "epochs": self.spec.max_t, "device": "cuda" if self.spec.resources.gpu > 0 else "cpu"}
 
     def _ensure_run(self, rec: TrialRecord, tune_trials: list[Any] | None = None) -> None:
         if rec.mlflow_run_id or self.runs.find_trial_run(rec):
@@ -190,6 +195,7 @@ class SweepMonitor:
         if result.get("device") and rec.device is None:
             rec.device = str(result["device"])
             rec.node_id = str(result.get("node_id") or "")
+            rec.config[WORKER_DECIDES] = rec.device
             self.runs.note_placement(rec, result.get("rf_core_version"))
         resumed = int(result.get("resumed_from_epoch") or 0)
         if resumed and rec.resumed_from_epoch != resumed:
@@ -329,7 +335,7 @@ class SweepMonitor:
             "config": rec.config,
             "config_notes": rec.config_notes or None,
             "params": rec.params,
-            "rule": configs.describe(rec.config),
+            "rule": self._description(rec),
             "metric": self.spec.metric,
             "value": rec.last_metric,
             "trial_id": rec.trial_id,
@@ -341,6 +347,11 @@ class SweepMonitor:
             "epochs": rec.epochs,
         }
         return {k: v for k, v in entry.items() if v is not None}
+
+    def _description(self, rec: TrialRecord) -> dict[str, Any]:
+        if rec.description is None:  # a record reloaded from MLflow: described once, on first need
+            rec.description = configs.describe(rec.config)
+        return rec.description
 
     def best_record(self, algorithm: str | None = None) -> TrialRecord | None:
         pool = [r for r in self._candidates() if algorithm is None or r.algorithm == algorithm]

@@ -17,6 +17,7 @@ from typing import Any
 from sweep_service.checkpoints import STATE_FILE, WEIGHTS_FILE, load_resume_state
 from sweep_service.faults import CrashPlan, maybe_crash
 from sweep_service.space import RuleSpace, decode_trial
+from sweep_service.trials import WORKER_DECIDES
 
 # Each report is rf_core's epoch record (its metric names, `epoch`, `seconds`, `eval_seconds`) plus these:
 RESTORED_HISTORY = "restored_history_json"  # in a resumed trial's first report: the epochs its checkpoint holds
@@ -51,9 +52,11 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX, TrainConfig, train
     from sweep_service.configs import rf_core_version
 
+    # The driver decodes the same way (`monitor.SweepMonitor._record`); `epochs` (= max_t) is among the spec's
+    # constants. The device is this worker's to decide, and its reports say which it chose.
     values = decode_trial(settings.spaces, config).config
     device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
-    values.update(epochs=settings.max_t, device=device)
+    values[WORKER_DECIDES] = device
     if isinstance(values.get("hidden"), list):
         values["hidden"] = tuple(values["hidden"])
     train_config = TrainConfig.from_dict(values)

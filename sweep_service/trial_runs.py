@@ -41,7 +41,7 @@ from sweep_service.checkpoints import STATE_FILE, WEIGHTS_FILE
 from sweep_service.report import REPORT_FILE, ReportTrial, SweepInfo, log_report_artifact, write_sweep_report
 from sweep_service.spec import Distribution, SweepSpec
 from sweep_service.status import SweepStatus, TrialStatus
-from sweep_service.trials import TrialRecord, best_of, short_number
+from sweep_service.trials import WORKER_DECIDES, TrialRecord, best_of, short_number
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -195,7 +195,7 @@ class SweepRuns:
     def create_trial_run(self, rec: TrialRecord) -> str:
         """The trial's run: its full resolved training config as params (`rec.config`, from
         `configs.full_config`), the tags that find it again and say which rf_core trains it."""
-        full = configs.FullConfig(rec.config, rec.config_notes)
+        full = configs.FullConfig(rec.config, rec.config_notes, rec.description)
         tags = {
             names.PARENT_RUN: self.parent_run_id,
             names.ROLE: names.Role.TRIAL,
@@ -210,7 +210,7 @@ class SweepRuns:
         run_name = mlflow_ui.trial_run_name(rec.algorithm, rec.trial_id)
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         rec.mlflow_run_id = run.info.run_id
-        tracking.log_params(self.client, rec.mlflow_run_id, full.params())
+        tracking.log_params(self.client, rec.mlflow_run_id, full.params())  # `device` follows in note_placement
         return rec.mlflow_run_id
 
     def adopt(self, rec: TrialRecord, orphan: TrialRecord) -> str:
@@ -237,11 +237,24 @@ class SweepRuns:
         rec.logged_epochs.add(epoch)
 
     def note_placement(self, rec: TrialRecord, rf_core_version: str | None = None) -> None:
-        """Where the trial runs, and (when the worker says) which rf_core it trains with."""
-        tags = {names.DEVICE: rec.device, names.NODE_ID: rec.node_id}
+        """Where the trial runs, and (when the worker says) which rf_core it trains with. The `device` param is
+        logged here, from the worker's report, not at the run's creation: it is what really ran."""
+        tags = {names.DEVICE: rec.device, names.NODE_ID: rec.node_id, names.CONFIG: json.dumps(rec.config)}
         if rf_core_version:
             tags[names.RF_CORE_VERSION] = rf_core_version
         self._tag(rec, tags)
+        if rec.mlflow_run_id is not None and rec.device is not None:
+            self._log_device_param(rec.mlflow_run_id, rec.device)
+
+    def _log_device_param(self, run_id: str, device: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tracking.log_params(self.client, run_id, {WORKER_DECIDES: device})
+        except MlflowException:
+            # Already logged with another value: the run's first attempt trained elsewhere (a retry or a resumed
+            # driver on another node). Params cannot change; the `rfsweep.device` tag says where it is now.
+            log.warning("run %s: device param kept as first logged; now on %s (tag %s)", run_id, device, names.DEVICE)
 
     def note_resumed(self, rec: TrialRecord) -> None:
         self._tag(rec, {names.RESUMED_FROM_EPOCH: rec.resumed_from_epoch})

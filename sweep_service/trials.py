@@ -10,14 +10,22 @@ from typing import Any
 
 from sweep_service.status import TrialStatus
 
+# The one training-config field the worker decides, not the spec: the device it trains on (cuda only where the
+# spec asks for a GPU and the worker has one). The driver's record and the run's params get it from the
+# worker's first report.
+WORKER_DECIDES = "device"
+
 
 @dataclass
 class TrialRecord:
     trial_id: str
     algorithm: str
-    config: dict[str, Any]  # the trial's full resolved training config (`configs.full_config`: no None)
+    # The trial's full resolved training config (`configs.full_config`: no None). `device` is in it once the
+    # worker has said where it trains (a spec asking for a GPU may land on a worker without one).
+    config: dict[str, Any]
     params: dict[str, Any]  # the searched parameters' values
     config_notes: dict[str, str] = field(default_factory=dict)  # field -> why it is not in `config`
+    description: dict[str, Any] | None = None  # the rule in rf_core's words (`configs.describe`), made once
     status: TrialStatus = TrialStatus.PENDING
     epochs: int = 0
     last_metric: float | None = None

@@ -3,7 +3,8 @@
 Ray 2.60's `ray start --head` turns token authentication on; every process (both nodes and the driver)
 gets RAY_AUTH_MODE=token and the same RAY_AUTH_TOKEN, so the test leaves ~/.ray/auth_token alone.
 Each node is started with --block in a session of its own, and stopped by killing that process group.
-The head has no CPUs (it only coordinates), so every trial must run on the second node.
+The head has no CPUs (it only coordinates), so every trial must run on the second node, which also declares
+one GPU that torch cannot see.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def wait_for_nodes(env: dict, count: int, timeout: float = 120) -> dict:
     pytest.fail(f"the Ray cluster did not reach {count} nodes")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_node_cluster():
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rfr-", dir="/tmp")  # short: Ray's socket paths have a length limit
@@ -106,7 +107,8 @@ def two_node_cluster():
         wait_for_nodes({**env, "RAY_ADDRESS": address}, 1)
         nodes.append(
             subprocess.Popen(
-                [RAY, "start", f"--address={address}", "--num-cpus=2", *common],
+                # One logical GPU and no CUDA device: what a trial asking for a GPU meets on a mislabelled node.
+                [RAY, "start", f"--address={address}", "--num-cpus=2", "--num-gpus=1", *common],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -171,3 +173,42 @@ def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_p
         len(runs) == 5
         and sum(r.data.tags.get("mlflow.parentRunId") == result["mlflow"]["parent_run_id"] for r in runs) == 4
     )
+
+
+def test_a_trial_that_asked_for_a_gpu_and_trained_on_the_cpu_says_cpu(two_node_cluster, tmp_path, unique_name):
+    """Ray placed it for its GPU; torch found no CUDA device, so it trained on the CPU: its `device` param, its
+    config and its tag say cpu (they said cuda, from the spec, before the worker decided)."""
+    spec = {
+        "name": unique_name,
+        "dataset": {"name": "synthetic", "train_subset": 200},
+        "model": {"hidden": [16]},
+        "algorithm": "bp",
+        "parameters": {"lr": 0.05},
+        "search": {"method": "random", "num_samples": 1, "metric": "test_accuracy", "seed": 0},
+        "scheduler": {"type": "fifo", "max_t": 1},
+        "resources": {"cpu": 1, "gpu": 1},
+    }
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    cluster_env, _ = two_node_cluster
+    env = {**cluster_env, "RFSWEEP_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    (trial,) = result["trials"]
+    assert trial["status"] == "finished" and trial["device"] == "cpu"
+    assert trial["config"]["device"] == "cpu" and result["best"]["config"]["device"] == "cpu"
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}").get_run(trial["mlflow_run_id"])
+    assert run.data.params["device"] == "cpu"
+    assert run.data.tags["rfsweep.device"] == "cpu"
+    assert json.loads(run.data.tags["rfsweep.config"])["device"] == "cpu"
