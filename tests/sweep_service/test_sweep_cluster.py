@@ -122,6 +122,24 @@ def two_node_cluster():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _cli_sweep(spec: dict, cluster_env: dict, tmp_path: Path) -> dict:
+    """`rfsweep sweep SPEC --json` against the cluster, the default local store under tmp_path/home: its result."""
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    env = {**cluster_env, "RFSWEEP_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_path, unique_name):
     spec = {
         "name": unique_name,
@@ -139,21 +157,8 @@ def test_cli_sweep_on_a_two_node_cluster_via_ray_address(two_node_cluster, tmp_p
         "scheduler": {"type": "fifo", "max_t": 3},
         "resources": {"cpu": 1, "gpu": 0},
     }
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
-    cluster_env, worker_nodes = two_node_cluster
-    env = {**cluster_env, "RFSWEEP_HOME": str(tmp_path / "home")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    worker_nodes = two_node_cluster[1]
+    result = _cli_sweep(spec, two_node_cluster[0], tmp_path)
     assert result["status"] == "succeeded"
     assert {t["algorithm"] for t in result["trials"]} == {"bp", "fa"} and len(result["trials"]) == 4
     assert all(t["status"] == "finished" and t["epochs"] == 3 for t in result["trials"])
@@ -188,21 +193,7 @@ def test_a_trial_that_asked_for_a_gpu_and_trained_on_the_cpu_says_cpu(two_node_c
         "scheduler": {"type": "fifo", "max_t": 1},
         "resources": {"cpu": 1, "gpu": 1},
     }
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
-    cluster_env, _ = two_node_cluster
-    env = {**cluster_env, "RFSWEEP_HOME": str(tmp_path / "home")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "rfsweep_cli.main", "sweep", str(spec_file), "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = _cli_sweep(spec, two_node_cluster[0], tmp_path)
     (trial,) = result["trials"]
     assert trial["status"] == "finished" and trial["device"] == "cpu"
     assert trial["config"]["device"] == "cpu" and result["best"]["config"]["device"] == "cpu"
