@@ -6,7 +6,7 @@ from rf_core.metrics import epochs_to_90
 from rf_core.params import Ledger, RuleParams
 from rf_core.rules import available_rules, get_rule
 from rf_core.rules.base import RULE_METRIC_PREFIX
-from rf_core.train import METRIC_NAMES, TrainResult, train, untrained_test_accuracy
+from rf_core.train import METRIC_NAMES, ResultStatus, TrainResult, train, untrained_test_accuracy
 
 __all__ = [
     "ALL_FIELDS",
@@ -14,6 +14,7 @@ __all__ = [
     "RULE_METRIC_PREFIX",
     "ConfigError",
     "Ledger",
+    "ResultStatus",
     "RuleParams",
     "TrainConfig",
     "TrainResult",

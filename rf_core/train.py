@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from rf_core.config import TrainConfig
 from rf_core.data import DatasetSplits, load_dataset
 from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
 from rf_core.model import MLP
-from rf_core.rules import get_rule
+from rf_core.rules import LearningRule, get_rule
 
 ProgressCallback = Callable[[int, int, int], None]  # (epoch, steps done in it, steps per epoch)
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], "bool | None"]
@@ -25,9 +26,18 @@ DIVERGENCE_CHECK_EVERY = 50
 PROGRESS_EVERY = 25  # steps between on_progress calls  # steps; a .item() per step would sync for nothing
 
 
+class ResultStatus(StrEnum):
+    """How a training run ended. Each member equals its string value ("completed" == ResultStatus.COMPLETED), so
+    code that compares against the plain strings, and JSON, see no change."""
+
+    COMPLETED = "completed"  # every epoch of the config ran
+    DIVERGED = "diverged"  # the loss became NaN/inf: a result, never an exception
+    STOPPED = "stopped"  # `on_epoch` returned False
+
+
 @dataclass
 class TrainResult:
-    status: str  # completed | diverged | stopped
+    status: ResultStatus
     rule: dict[str, Any]  # what ran: algorithm, update form, feedback source, locality ledger (TrainConfig.describe)
     rule_report: dict[str, Any]  # the rule's run totals (RF: sleeps, feedback_fallbacks, ...)
     history: list[dict[str, Any]]
@@ -70,7 +80,7 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "status": self.status,
+            "status": self.status.value,  # a plain str: yaml.safe_dump refuses str subclasses such as the enum
             "algorithm": self.config["algorithm"],
             "rule": self.rule,
             **self.rule_report,
@@ -100,18 +110,17 @@ def train(
     After every epoch `on_epoch(record, get_state)` receives the epoch's metrics (names in METRIC_NAMES,
     accuracies as fractions, plus `epoch` and `seconds`) and a function returning a checkpoint; passing that
     checkpoint back as `resume_state` continues from the next epoch with identical results. Returning
-    False from `on_epoch` stops the run. A NaN/inf loss ends the run with status "diverged" and the last
-    good metrics, never an exception. `on_progress(epoch, steps_done, steps_per_epoch)` is called every
-    PROGRESS_EVERY steps within an epoch and at its end (for a progress bar; it reads nothing from the device).
+    False from `on_epoch` stops the run (ResultStatus.STOPPED). A NaN/inf loss ends the run with status
+    ResultStatus.DIVERGED and the last good metrics, never an exception. `on_progress(epoch, steps_done,
+    steps_per_epoch)` is called every PROGRESS_EVERY steps within an epoch and at its end (for a progress bar;
+    it reads nothing from the device).
     """
     config, data, generator, net = _untrained(config)
     rule = get_rule(config.algorithm)(net, config.params, generator).to(config.device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume_state is not None:
-        net.load_state_dict(resume_state["model"])
-        rule.load_state_dict(resume_state["rule"])
-        generator.set_state(resume_state["generator"])
+        load_training_state(resume_state, net, rule, generator)
         history = list(resume_state["history"])
         start_epoch = resume_state["epoch"]
         initial_test_accuracy = resume_state["initial_test_accuracy"]
@@ -121,15 +130,13 @@ def train(
     def get_state() -> dict[str, Any]:
         return {
             "epoch": len(history),
-            "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
-            "rule": {k: v.detach().clone() for k, v in rule.state_dict().items()},
-            "generator": generator.get_state(),
+            **training_state(net, rule, generator),
             "history": list(history),
             "initial_test_accuracy": initial_test_accuracy,
             "config": config.to_dict(),
         }
 
-    status = "completed"
+    status = ResultStatus.COMPLETED
     started = time.perf_counter()
     n_train, batch = len(data.y_train), config.batch_size
     steps_per_epoch = math.ceil(n_train / batch)
@@ -161,7 +168,7 @@ def train(
             or not all(math.isfinite(v) for v in (train_loss, test_loss))
             or (data.x_val.numel() and not math.isfinite(val_loss))
         ):
-            status = "diverged"
+            status = ResultStatus.DIVERGED
             last_good = dict(history[-1]) if history else _untrained_record(initial_test_accuracy)
             last_good.update(epoch=epoch, seconds=seconds, diverged=True)
             if on_epoch is not None:
@@ -181,11 +188,11 @@ def train(
         record.update(rule.epoch_report(config.diagnostics))
         history.append(record)
         if on_epoch is not None and on_epoch(dict(record), get_state) is False:
-            status = "stopped"
+            status = ResultStatus.STOPPED
             break
 
     diagnostics: dict[str, float] = {}
-    if config.diagnostics and status != "diverged":
+    if config.diagnostics and status != ResultStatus.DIVERGED:
         diagnostics = rule_diagnostics(rule, data.x_train[:DIAGNOSTIC_BATCH], data.y_train[:DIAGNOSTIC_BATCH])
     return TrainResult(
         status=status,
@@ -198,6 +205,24 @@ def train(
         diagnostics=diagnostics,
         model_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
     )
+
+
+def training_state(net: MLP, rule: LearningRule, generator: torch.Generator) -> dict[str, Any]:
+    """What a checkpoint holds of the state training steps change: the network's and the rule's state_dicts
+    (weights; feedback buffers and counters) and the generator's state, copied. `load_training_state` puts it
+    back into a freshly built network and rule, after which the next steps are the ones the saved run takes."""
+    return {
+        "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "rule": {k: v.detach().clone() for k, v in rule.state_dict().items()},
+        "generator": generator.get_state(),
+    }
+
+
+def load_training_state(state: dict[str, Any], net: MLP, rule: LearningRule, generator: torch.Generator) -> None:
+    """Put a `training_state` (or a whole checkpoint of `train`'s, which contains one) back in place."""
+    net.load_state_dict(state["model"])
+    rule.load_state_dict(state["rule"])
+    generator.set_state(state["generator"])
 
 
 def _lr_schedule(config: TrainConfig, total_steps: int) -> Callable[[int], float]:

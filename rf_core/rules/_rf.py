@@ -204,7 +204,7 @@ def _joint_step_weights(
     if info.any():  # only non-finite activations make a ridge-regularised Gram indefinite
         return {
             l: torch.full_like(g, float("nan")) for l, g in zip(layers, grams, strict=True)
-        }  # the loop reports "diverged"
+        }  # NaN directions: the loop ends the run as ResultStatus.DIVERGED
     return dict(zip(layers, torch.cholesky_inverse(chol).unbind(0), strict=True))
 
 

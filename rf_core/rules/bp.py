@@ -16,6 +16,7 @@ class Backprop(LearningRule[RuleParams]):
 
     name = "bp"
     summary = "backpropagation: the exact gradient (weight transport)"
+    Params = RuleParams  # bp reads no field beyond the common ones
     default_lr = 0.1  # chosen on validation accuracy (docs/RF_CORE.md)
 
     @classmethod

@@ -4,14 +4,14 @@ import math
 
 import pytest
 
-from rf_core import ConfigError, TrainConfig, available_rules, train
+from rf_core import ConfigError, ResultStatus, TrainConfig, available_rules, train
 from rf_core.metrics import epochs_to_90
 
 
 @pytest.mark.parametrize("rule", available_rules())
 def test_every_rule_learns_digits_with_its_defaults(rule):
     result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=8))
-    assert result.status == "completed"
+    assert result.status is ResultStatus.COMPLETED
     assert result.test_accuracy > 0.8, result.summary()
     assert result.test_accuracy > result.initial_test_accuracy + 0.5
 
@@ -32,7 +32,7 @@ def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics
     result = train(
         TrainConfig(algorithm=rule, dataset="digits", epochs=5, lr=lr), on_epoch=lambda r, s: records.append(r)
     )
-    assert result.status == "diverged"
+    assert result.status is ResultStatus.DIVERGED
     assert records[-1]["diverged"] is True
     assert all(math.isfinite(r["test_accuracy"]) for r in records)
     assert result.summary()["status"] == "diverged"
@@ -53,7 +53,22 @@ def test_resuming_from_a_checkpoint_gives_identical_results(rule):
 
 def test_returning_false_from_on_epoch_stops_the_run():
     result = train(TrainConfig(dataset="synthetic", epochs=5, train_subset=300), on_epoch=lambda r, s: r["epoch"] < 2)
-    assert result.status == "stopped" and result.epochs == 2
+    assert result.status is ResultStatus.STOPPED and result.epochs == 2
+
+
+def test_the_result_status_is_an_enum_equal_to_the_plain_strings_other_layers_compare_against():
+    """sweep_service, api and paper_experiments compare statuses with "completed" / "diverged" / "stopped" and
+    look them up in dicts keyed by those strings; the summary (JSON, YAML) carries the plain string."""
+    result = train(TrainConfig(dataset="synthetic", epochs=1, train_subset=200))
+    assert result.status is ResultStatus.COMPLETED
+    assert {status: status.value for status in ResultStatus} == {
+        "completed": "completed",
+        "diverged": "diverged",
+        "stopped": "stopped",
+    }
+    assert {"completed": "finished"}[result.status] == "finished" and f"{result.status}" == "completed"
+    status = result.summary()["status"]
+    assert type(status) is str and status == "completed"
 
 
 def test_epochs_to_90_is_the_first_epoch_within_90_percent_of_the_total_fall():
