@@ -189,7 +189,7 @@ class Dispatcher(threading.Thread):
 def _end_mlflow_runs(settings: Settings, sweep: Sweep, status: SweepStatus) -> None:
     """No orphan RUNNING runs: end what a dead driver left open."""
     try:
-        from sweep_service.trial_runs import end_open_runs
+        from sweep_service.parent_run import end_open_runs
 
         end_open_runs(settings.resolved_tracking_uri, sweep.id, sweep.experiment_id, status)
     except Exception:

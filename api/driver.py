@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
@@ -23,36 +22,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import store
 from api.db import make_engine, make_sessionmaker
 from api.settings import Settings
+from sweep_service.numbers import json_safe
 from sweep_service.status import SweepStatus
 
 if TYPE_CHECKING:
-    from sweep_service.monitor import SweepProgress
+    from sweep_service.progress import SweepProgress
 
 log = logging.getLogger("rfsweep.driver")
 HEARTBEAT_S = 1.0
 PROGRESS_MIN_INTERVAL_S = 0.5
 
 
-def clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null (PostgreSQL's json type rejects them), tuples lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return clean(value.item())
-    return str(value)
-
-
 def progress_values(progress: SweepProgress) -> dict[str, Any]:
     """What the store keeps of a running sweep's progress (its columns)."""
-    values: dict[str, Any] = {"progress": progress.counts.to_dict(), "trials": clean(progress.trials)}
+    trials = json_safe([t.to_json() for t in progress.trials])
+    values: dict[str, Any] = {"progress": progress.counts.to_dict(), "trials": trials}
     if progress.best:
-        values["best"] = clean(progress.best)
+        values["best"] = json_safe(progress.best.to_json())
     if progress.experiment_id:
         values["experiment_id"] = str(progress.experiment_id)
     if progress.parent_run_id:
@@ -198,17 +184,19 @@ def main(argv: list[str] | None = None) -> int:
                 store.finish(session, args.sweep_id, SweepStatus.FAILED, error=reason[:2000])
         return 1
     link.close()
-    payload = clean(result.to_json())
+    payload = json_safe(result.to_json())
+    # Stored once: the trials and best entries in their own columns, the rest of the result beside them.
     final: dict[str, Any] = {
-        "result": payload,
-        "best_per_algorithm": payload["best_per_algorithm"],
-        "trials": payload["trials"],
+        "best_per_algorithm": payload.pop("best_per_algorithm"),
+        "trials": payload.pop("trials"),
         "progress": result.progress.to_dict(),
         "experiment_id": str(result.experiment_id),
         "parent_run_id": str(result.parent_run_id),
     }
-    if payload["best"]:
-        final["best"] = payload["best"]
+    best = payload.pop("best")
+    if best:
+        final["best"] = best
+    final["result"] = payload
     with sessions() as session:
         if result.status is SweepStatus.PAUSED:
             final.pop("result")

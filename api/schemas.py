@@ -1,15 +1,15 @@
-"""Response bodies of the HTTP API (they are also its OpenAPI schemas)."""
+"""Response bodies of the HTTP API (they are also its OpenAPI schemas). A best entry and a trial row are
+sweep_service's records (`sweep_service.records`), served as the runner makes them."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from sweep_service.status import SWEEP_STATUS_NAMES, ProgressCounts
-
-SweepStatus = Literal[SWEEP_STATUS_NAMES]  # type: ignore[valid-type]
+from sweep_service.records import BestEntry, TrialSummary
+from sweep_service.status import ProgressCounts, SweepStatus
 
 
 class ErrorResponse(BaseModel):
@@ -36,31 +36,6 @@ class SweepCreated(BaseModel):
     links: Links
 
 
-class BestTrial(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    algorithm: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    metric: str | None = None
-    value: float | None = None
-    trial_id: str | None = None
-    mlflow_run_id: str | None = None
-    weights_uri: str | None = None
-    model_uri: str | None = Field(
-        None,
-        description="The network as an MLflow model taking the dataset's raw features (`mlflow.pyfunc.load_model`); "
-        "set on each rule's best trial when the sweep has succeeded.",
-    )
-    config_notes: dict[str, str] = Field(
-        default_factory=dict, description="Fields left out of `config` (None by design), with the reason."
-    )
-    rule: dict[str, Any] | None = Field(
-        None,
-        description="What ran (rf_core's label): algorithm, update form, feedback source and the locality ledger "
-        "(weight transport, feedback read from W, closed-form inverses, batch-global operations).",
-    )
-
-
 class MlflowInfo(BaseModel):
     experiment_id: str | None = None
     parent_run_id: str | None = None
@@ -79,7 +54,7 @@ class SweepSummary(BaseModel):
     finished_at: dt.datetime | None = None
     error: str | None = Field(None, description="Why the sweep failed.")
     progress: ProgressCounts
-    best: BestTrial | None = Field(None, description="Best trial so far.")
+    best: BestEntry | None = Field(None, description="Best trial so far.")
     mlflow: MlflowInfo
     links: Links
 
@@ -95,32 +70,17 @@ class SweepPage(BaseModel):
 
 
 class BestResponse(BaseModel):
-    best: BestTrial
-    best_per_algorithm: dict[str, BestTrial] = Field(default_factory=dict)
+    best: BestEntry
+    best_per_algorithm: dict[str, BestEntry] = Field(default_factory=dict)
     rules_without_result: dict[str, str] = Field(
         default_factory=dict, description="Once the sweep has ended: each rule with no usable trial, and why."
     )
 
 
-class Trial(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    trial_id: str
-    algorithm: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    status: str
-    epochs: int = 0
-    last_metric: float | None = None
-    best_metric: float | None = None
-    mlflow_run_id: str | None = None
-    started_at: dt.datetime | None = Field(None, description="When the trial first started (ISO 8601, UTC).")
-    ended_at: dt.datetime | None = Field(None, description="When it reached its final status (ISO 8601, UTC).")
-
-
 class TrialsResponse(BaseModel):
     sweep_id: str
     status: SweepStatus
-    trials: list[Trial]
+    trials: list[TrialSummary]
 
 
 class Health(BaseModel):

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.db import LIST_COLUMNS, Sweep, utcnow
-from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus, TrialStatus
-
-TRIAL_STATUS_NAMES = frozenset(s.value for s in TrialStatus)
+from sweep_service.records import TrialSummary
+from sweep_service.status import TERMINAL_SWEEP_STATUSES, ProgressCounts, SweepStatus
 
 QUEUED, RUNNING, CANCELLED = SweepStatus.QUEUED.value, SweepStatus.RUNNING.value, SweepStatus.CANCELLED.value
 PAUSED = SweepStatus.PAUSED.value
@@ -269,12 +269,14 @@ def _closed(sweep: Sweep, status: SweepStatus) -> dict[str, Any]:
         if sweep.progress
         else ProgressCounts.queued(sweep.total_trials, sweep.max_epochs)
     )
-    trials = [
-        {**t, "status": TrialStatus(t["status"]).closed_by(status).value}
-        if isinstance(t, dict) and t.get("status") in TRIAL_STATUS_NAMES
-        else t
-        for t in sweep.trials or []
-    ]
+    trials = []
+    for stored in sweep.trials or []:
+        try:
+            trial = TrialSummary.model_validate(stored)
+        except ValidationError:  # not a row this rfsweep wrote: kept as it is, never lost
+            trials.append(stored)
+            continue
+        trials.append(trial.model_copy(update={"status": trial.status.closed_by(status)}).to_json())
     return {"progress": progress.closed(status).to_dict(), "trials": trials}
 
 

@@ -83,6 +83,8 @@ def _mean_sd(values: list[float]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     marks = ("weight_transport", "feedback_from_weights", "closed_form_inverse", "batch_global")
+    from rf_core import ResultStatus
+
     lines = [
         "| row | update | feedback | reads Wᵀ | feedback from W | closed-form inverse | batch-global | "
         "test % at best val (mean ± sd) | best val % | final train % | seeds | feedback failures |",
@@ -95,7 +97,7 @@ def table(results: list[dict[str, Any]]) -> str:
         rule = rows[0]["rule"]
         ok = [r for r in rows if r["test_at_best_val"] is not None]
         failures = sum(r["report"].get("feedback_fallbacks", 0) for r in rows)
-        diverged = sum(r["status"] == "diverged" for r in rows)
+        diverged = sum(r["status"] == ResultStatus.DIVERGED for r in rows)
         lines.append(
             f"| {label} | {rule['update']} | {rule['feedback']} | "
             + " | ".join("✔" if rule["ledger"][m] else "·" for m in marks)

@@ -15,6 +15,7 @@ from paper_experiments.protocols import PAPER_TABLE1, PROTOCOLS, Budget, Protoco
 from rf_core import METRIC_NAMES, TrainConfig, epochs_to_90, untrained_test_accuracy
 from sweep_service import mlflow_names as names
 from sweep_service import tracking
+from sweep_service.records import BestEntry
 from sweep_service.runner import SweepResult
 from sweep_service.status import TrialStatus
 
@@ -65,7 +66,7 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None, i
 class RuleOutcome:
     rule: str
     search_value: float | None  # the protocol's metric for the best search trial
-    search_trial: dict[str, Any]
+    search_trial: BestEntry
     config: dict[str, Any]
     seeds: list[SeedRun] = field(default_factory=list)
 
@@ -81,7 +82,7 @@ class RuleOutcome:
             "final_test_accuracy_std": final[1],
             "epochs_to_90_mean": e90[0],
             "epochs_to_90_std": e90[1],
-            "diverged": sum(s.status == TrialStatus.DIVERGED for s in self.seeds),
+            "diverged_runs": sum(s.status == TrialStatus.DIVERGED for s in self.seeds),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -105,15 +106,15 @@ def collect_seed_runs(result: SweepResult, tracking_uri: str) -> dict[str, list[
     client = tracking.make_client(tracking_uri)
     out: dict[str, list[SeedRun]] = {}
     for trial in result.trials:
-        config = trial["config"]
-        history = _histories(client, trial["mlflow_run_id"]) if trial.get("mlflow_run_id") else []
+        config = trial.config
+        history = _histories(client, trial.mlflow_run_id) if trial.mlflow_run_id else []
         train_config = TrainConfig.from_dict({k: (tuple(v) if k == "hidden" and v else v) for k, v in config.items()})
-        out.setdefault(trial["algorithm"], []).append(
+        out.setdefault(trial.algorithm, []).append(
             SeedRun(
                 seed=int(config.get("seed", 0)),
-                trial_id=trial["trial_id"],
-                mlflow_run_id=trial.get("mlflow_run_id"),
-                status=trial["status"],
+                trial_id=trial.trial_id,
+                mlflow_run_id=trial.mlflow_run_id,
+                status=trial.status.value,
                 history=history,
                 initial_test_accuracy=untrained_test_accuracy(train_config),
             )
@@ -167,8 +168,8 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             e90 = (
                 "–" if s["epochs_to_90_mean"] is None else f"{s['epochs_to_90_mean']:.1f} ± {s['epochs_to_90_std']:.1f}"
             )
-            runs = f"{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
-            chosen = ", ".join(f"{k} {_sig(v)}" for k, v in sorted((out.search_trial.get("params") or {}).items()))
+            runs = f"{s['runs']}" + (f" ({s['diverged_runs']} diverged)" if s["diverged_runs"] else "")
+            chosen = ", ".join(f"{k} {_sig(v)}" for k, v in sorted(out.search_trial.params.items()))
             what = out.describe()
             nonlocal_parts = ", ".join(k.replace("_", " ") for k, used in what["ledger"].items() if used) or "none"
             row = (
@@ -286,11 +287,11 @@ def write_outputs(
         key: {
             rule: {
                 "config": o.config,
-                "config_notes": o.search_trial.get("config_notes") or {},
+                "config_notes": o.search_trial.config_notes,
                 "rule": o.describe(),
                 "search_value": o.search_value,
-                "search_trial_id": o.search_trial.get("trial_id"),
-                "search_run_id": o.search_trial.get("mlflow_run_id"),
+                "search_trial_id": o.search_trial.trial_id,
+                "search_run_id": o.search_trial.mlflow_run_id,
                 **o.stats(next(p for p in PROTOCOLS if p.key == key)),
                 "seeds": [
                     {
@@ -366,4 +367,4 @@ def log_report_run(
     for name in files:
         if (out / name).exists():
             client.log_artifact(run_id, str(out / name))
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, names.RunStatus.FINISHED)

@@ -27,7 +27,7 @@ from typing import Any
 from paper_experiments.protocols import DATASETS, PROTOCOLS, Budget, retrain_spec, search_spec
 from paper_experiments.report import RuleOutcome, collect_seed_runs, log_report_run, write_outputs
 from sweep_service import tracking
-from sweep_service.monitor import SweepProgress
+from sweep_service.progress import SweepProgress
 from sweep_service.status import SweepStatus
 
 
@@ -155,7 +155,7 @@ def run_reproduce(
                 should_stop=should_stop,
                 best_models=False,  # Table 1 and the figures read the numbers; the weights stay in every run
             )
-            done_before += sum(t["epochs"] for t in result.trials)
+            done_before += sum(t.epochs for t in result.trials)
             sweeps[kind] = {
                 "sweep_id": result.sweep_id,
                 "parent_run_id": result.parent_run_id,
@@ -168,7 +168,7 @@ def run_reproduce(
             if kind == "search":
                 for rule, best_trial in result.best_per_algorithm.items():
                     label = group.label(rule)
-                    rows[label] = RuleOutcome(label, best_trial["value"], best_trial, dict(best_trial["config"]))
+                    rows[label] = RuleOutcome(label, best_trial.value, best_trial, dict(best_trial.config))
                 missing = [group.label(r) for r in group.rules if group.label(r) not in rows]
                 if missing:  # every trial of a rule diverged or failed: nothing to retrain, and the table says so
                     sweeps["no_usable_trial"] = missing

@@ -13,8 +13,9 @@ import typer
 if TYPE_CHECKING:
     from api.client import RfsweepClient
 
-from rfsweep_cli.display import follow, print_sweep_best, progress_line, short_params
+from rfsweep_cli.display import best_entry, follow, print_sweep_best, progress_line, short_params
 from sweep_service.paths import LOCAL_MLFLOW_UI_PORT
+from sweep_service.records import TrialSummary
 from sweep_service.status import ProgressCounts, SweepStatus
 
 UrlOption = Annotated[str | None, typer.Option("--url", envvar="RFSWEEP_URL", help="API base URL.")]
@@ -170,25 +171,25 @@ def register(app: typer.Typer) -> None:
         with _client(url, token) as client:
             try:
                 rows = client.trials(sweep_id)
-                metric = ((client.get(sweep_id).get("best") or {}).get("metric")) or "metric"
+                best = best_entry(client.get(sweep_id).get("best"))
             except Exception as exc:
                 _fail(exc)
         if as_json:
             typer.echo(json.dumps(rows))
             return
+        metric = best.metric if best else "metric"
         table = Table(box=None, pad_edge=False)
         for column in ("trial", "rule", "status", "epochs", f"last {metric}", "started (UTC)", "searched parameters"):
             table.add_column(column, overflow="fold")
-        for t in rows:
-            value = t.get("last_metric")
+        for t in map(TrialSummary.model_validate, rows):
             table.add_row(
-                str(t["trial_id"]),
-                str(t.get("algorithm")),
-                str(t["status"]),
-                str(t.get("epochs", 0)),
-                f"{value:.4f}" if isinstance(value, float) else "–",
-                (t.get("started_at") or "")[:19].replace("T", " "),
-                short_params(t.get("params") or {}),
+                t.trial_id,
+                t.algorithm,
+                t.status.value,
+                str(t.epochs),
+                "–" if t.last_metric is None else f"{t.last_metric:.4f}",
+                t.started_at.strftime("%Y-%m-%d %H:%M:%S") if t.started_at else "",
+                short_params(t.params),
             )
         Console().print(table)
 
@@ -200,7 +201,9 @@ def register(app: typer.Typer) -> None:
                 sweep = client.cancel(sweep_id)
             except Exception as exc:
                 _fail(exc)
-        typer.echo(f"{sweep['id']}: {sweep['status']}" + (" (cancelling)" if sweep["status"] == "running" else ""))
+        typer.echo(
+            f"{sweep['id']}: {sweep['status']}" + (" (cancelling)" if sweep["status"] == SweepStatus.RUNNING else "")
+        )
 
     @app.command()
     def pause(sweep_id: str, url: UrlOption = None, token: TokenOption = None) -> None:
@@ -279,12 +282,12 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, no_wrap=True, min_width=width, justify="right" if column == "trials" else "left")
         table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
         for s in page["items"]:
-            p, b = ProgressCounts.from_dict(s["progress"]), s.get("best") or {}
+            p, b = ProgressCounts.from_dict(s["progress"]), best_entry(s.get("best"))
             table.add_row(
                 s["id"],
                 s["status"],
                 f"{p.done}/{p.total}",
-                f"{b.get('value'):.4f}" if isinstance(b.get("value"), float) else "–",
+                f"{b.value:.4f}" if b is not None else "–",
                 s["created_at"][5:16].replace("T", " "),
                 s.get("name") or "",
             )

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sweep_service.ranking import default_mode
+from sweep_service.records import BestEntry, TrialSummary
 from sweep_service.status import ProgressCounts, SweepStatus
 
 if TYPE_CHECKING:
@@ -16,9 +18,8 @@ if TYPE_CHECKING:
 
 def progress_line(sweep: dict[str, Any]) -> str:
     p = ProgressCounts.from_dict(sweep.get("progress") or {})
-    best = sweep.get("best") or {}
-    value = best.get("value")
-    best_text = f" best {best.get('metric')}={value:.4f}" if isinstance(value, float) else ""
+    best = best_entry(sweep.get("best"))
+    best_text = f" best {best.metric}={best.value:.4f}" if best is not None else ""
     paused = f"{p.paused} paused, " if p.paused else ""
     return (
         f"{sweep['status']}: trials {p.finished} finished, {p.stopped_early} stopped early, "
@@ -70,9 +71,9 @@ def print_best_table(
     metric: str,
     mode: str,
     rules: Sequence[str],
-    best_per_rule: dict[str, dict[str, Any]],
-    trials: Sequence[dict[str, Any]],
-    overall: dict[str, Any] | None,
+    best_per_rule: dict[str, BestEntry],
+    trials: Sequence[TrialSummary],
+    overall: BestEntry | None,
     rules_without_result: dict[str, str] | None = None,
     error: str | None = None,
     file: Any = None,
@@ -85,14 +86,14 @@ def print_best_table(
     from rich.table import Table
     from rich.text import Text
 
+    from sweep_service.best import TIE_BREAK
     from sweep_service.report import ReportTrial, SweepInfo, analyse
-    from sweep_service.trials import TIE_BREAK
 
     info = SweepInfo(
         metric=metric,
         mode=mode,
         rules=tuple(rules),
-        best_trial_ids={rule: str(entry.get("trial_id")) for rule, entry in best_per_rule.items()},
+        best_trial_ids={rule: entry.trial_id for rule, entry in best_per_rule.items()},
     )
     analysis = analyse([ReportTrial.from_summary(t) for t in trials], info, importance=False)
     without = rules_without_result or {}
@@ -103,14 +104,13 @@ def print_best_table(
     for rule in dict.fromkeys([*rules, *best_per_rule, *without, *analysis.rules]):
         entry = best_per_rule.get(rule)
         if entry:
-            value = entry.get("value")
             table.add_row(
                 rule,
-                f"{value:.4f}" if isinstance(value, float) else str(value),
-                str(entry.get("trial_id")),
-                str(entry.get("epochs", "")),
-                short_params(entry.get("params") or {}),
-                str(entry.get("mlflow_run_id") or "–"),
+                f"{entry.value:.4f}",
+                entry.trial_id,
+                str(entry.epochs),
+                short_params(entry.params),
+                entry.mlflow_run_id or "–",
             )
         else:
             summary = analysis.rules.get(rule)
@@ -128,17 +128,20 @@ def print_best_table(
         console.print(Text(f"failed: {error}", style="bold red"), soft_wrap=True)
     if overall:
         console.print(
-            f"[bold green]best[/]: {overall.get('algorithm')} {metric}={overall.get('value'):.4f} "
-            f"(trial {overall.get('trial_id')}; {TIE_BREAK})",
+            f"[bold green]best[/]: {overall.algorithm} {metric}={overall.value:.4f} "
+            f"(trial {overall.trial_id}; {TIE_BREAK})",
             highlight=False,
         )
-        if overall.get("model_uri"):
-            console.print(
-                f"  model: {overall['model_uri']}  (mlflow.pyfunc.load_model; raw features in)", soft_wrap=True
-            )
-        elif overall.get("weights_uri"):
-            console.print(f"  weights: {overall['weights_uri']}", soft_wrap=True)
-        console.print(f"  config: {json.dumps(overall.get('config'), sort_keys=True)}", soft_wrap=True, highlight=False)
+        if overall.model_uri:
+            console.print(f"  model: {overall.model_uri}  (mlflow.pyfunc.load_model; raw features in)", soft_wrap=True)
+        elif overall.weights_uri:
+            console.print(f"  weights: {overall.weights_uri}", soft_wrap=True)
+        console.print(f"  config: {json.dumps(overall.config, sort_keys=True)}", soft_wrap=True, highlight=False)
+
+
+def best_entry(data: dict[str, Any] | None) -> BestEntry | None:
+    """A best entry from an API body (`best` of a sweep, of GET /best), or None."""
+    return BestEntry.model_validate(data) if data else None
 
 
 def short_params(params: dict[str, Any]) -> str:
@@ -153,14 +156,15 @@ def print_sweep_best(client: RfsweepClient, sweep_id: str, sweep: dict[str, Any]
     spec = sweep.get("spec") or {}
     rules = spec.get("algorithm") or []
     rules = [rules] if isinstance(rules, str) else list(rules)
-    overall = best.get("best") or {}
-    metric = str(overall.get("metric") or (spec.get("search") or {}).get("metric") or "val_accuracy")
+    overall = best_entry(best.get("best"))
+    search = spec.get("search") or {}
+    metric = overall.metric if overall else str(search.get("metric") or "val_accuracy")
     print_best_table(
         metric=metric,
-        mode=str((spec.get("search") or {}).get("mode") or ("min" if metric.endswith("loss") else "max")),
+        mode=str(search.get("mode") or default_mode(metric)),
         rules=rules,
-        best_per_rule=best.get("best_per_algorithm") or {},
-        trials=client.trials(sweep_id),
+        best_per_rule={rule: BestEntry.model_validate(e) for rule, e in (best.get("best_per_algorithm") or {}).items()},
+        trials=[TrialSummary.model_validate(t) for t in client.trials(sweep_id)],
         overall=overall,
         rules_without_result=best.get("rules_without_result") or {},
         error=sweep.get("error") if sweep.get("status") == SweepStatus.FAILED else None,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from sweep_service.status import TrialStatus
+from sweep_service.status import SweepStatus, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -35,20 +35,20 @@ def _progress_view(progress: ReproduceProgress, budget_text: str) -> Group:
     ]
     sweep = progress.sweep
     if sweep is not None:
-        running = sorted({t["algorithm"] for t in sweep.trials if t["status"] == TrialStatus.RUNNING})
+        running = sorted({t.algorithm for t in sweep.trials if t.status is TrialStatus.RUNNING})
         lines.append(
             Text(f"  trials {sweep.counts.done}/{sweep.counts.total} done, running: {', '.join(running) or '–'}")
         )
         per_rule: dict[str, dict] = {}
         for t in sweep.trials:
-            rule = per_rule.setdefault(t["algorithm"], {"done": 0, "total": 0, "best": None})
+            rule = per_rule.setdefault(t.algorithm, {"done": 0, "total": 0, "best": None})
             rule["total"] += 1
-            if TrialStatus(t["status"]).terminal:
+            if t.status.terminal:
                 rule["done"] += 1
-            value = t.get("last_metric")
+            value = t.last_metric
             if (
                 value is not None
-                and t["status"] not in (TrialStatus.DIVERGED, TrialStatus.FAILED)
+                and t.status not in (TrialStatus.DIVERGED, TrialStatus.FAILED)
                 and (rule["best"] is None or value > rule["best"])
             ):
                 rule["best"] = value
@@ -158,7 +158,7 @@ def reproduce(
     except KeyboardInterrupt as exc:
         if live is not None:
             live.stop()
-        console.print(f"[yellow]{exc or 'cancelled'}[/]; the finished sweeps stay in MLflow")
+        console.print(f"[yellow]{exc or SweepStatus.CANCELLED.value}[/]; the finished sweeps stay in MLflow")
         raise typer.Exit(code=130) from None
     if live is not None:
         live.stop()

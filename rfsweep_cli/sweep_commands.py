@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from sweep_service.status import TrialStatus
+from sweep_service.status import SweepStatus, TrialStatus
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
 
     from sweep_service.limits import CostLimits
-    from sweep_service.monitor import SweepProgress
+    from sweep_service.progress import SweepProgress
     from sweep_service.runner import SweepResult
     from sweep_service.spec import SweepSpec
 
@@ -104,20 +104,17 @@ def _progress_view(progress: SweepProgress, spec_name: str) -> Group:
     )
     best = progress.best
     best_line = Text(
-        f"best so far: {best['algorithm']} {progress.metric}={best['value']:.4f} {_short(best['params'])} "
-        f"({best['trial_id']})"
+        f"best so far: {best.algorithm} {progress.metric}={best.value:.4f} {_short(best.params)} ({best.trial_id})"
         if best
         else "best so far: –"
     )
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("trial", "algorithm", "status", "epochs", f"last {progress.metric}", "params"):
         table.add_column(column)
-    order = {TrialStatus.RUNNING.value: 0, TrialStatus.PENDING.value: 1}
-    trials = sorted(progress.trials, key=lambda t: (order.get(t["status"], 2), t["trial_id"]))
+    order = {TrialStatus.RUNNING: 0, TrialStatus.PENDING: 1}
+    trials = sorted(progress.trials, key=lambda t: (order.get(t.status, 2), t.trial_id))
     for t in trials[:14]:
-        table.add_row(
-            t["trial_id"], t["algorithm"], t["status"], str(t["epochs"]), _fmt(t["last_metric"]), _short(t["params"])
-        )
+        table.add_row(t.trial_id, t.algorithm, t.status.value, str(t.epochs), _fmt(t.last_metric), _short(t.params))
     if len(trials) > 14:
         table.add_row("…", f"{len(trials) - 14} more", "", "", "", "")
     return Group(head, counts, best_line, table)
@@ -201,21 +198,21 @@ def sweep(
     if json_output:
         sys.stdout.flush()
         print(json.dumps(result.to_json(), default=str), flush=True)
-    if result.status == "cancelled":
+    if result.status is SweepStatus.CANCELLED:
         raise typer.Exit(code=130)
-    if result.status == "failed":
+    if result.status is SweepStatus.FAILED:
         raise typer.Exit(code=1)
 
 
 def _print_summary(console: Console, spec: SweepSpec, result: SweepResult, seconds: float) -> None:
     from rfsweep_cli.display import print_best_table
 
-    counts = result.counts
-    status = f"[bold red]{result.status}[/]" if result.status == "failed" else str(result.status)
+    counts = result.progress
+    status = f"[bold red]{result.status}[/]" if result.status is SweepStatus.FAILED else str(result.status)
     console.print(
         f"[bold]sweep {result.sweep_id}[/] {status} in {seconds:.1f}s — "
-        f"{counts['finished']} finished, {counts['stopped_early']} stopped early, {counts['failed']} failed, "
-        f"{counts['diverged']} diverged, {counts['cancelled']} cancelled"
+        f"{counts.finished} finished, {counts.stopped_early} stopped early, {counts.failed} failed, "
+        f"{counts.diverged} diverged, {counts.cancelled} cancelled"
     )
     print_best_table(
         metric=result.metric,

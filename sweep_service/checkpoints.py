@@ -17,8 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sweep_service import mlflow_names as names
+
 STATE_FILE = "state.pt"  # the whole training state (rf_core's resume state)
-WEIGHTS_FILE = "state_dict.pt"  # the model's weights alone, written where a trial may end (the driver copies it)
+WEIGHTS_FILE = names.WEIGHTS_FILE  # the model's weights alone, written where a trial may end (the driver copies it)
 STAND_IN_MARKER = ".rfsweep-stand-in"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint_(\d+)$")
 # How far behind the newest checkpoint a snapshot can point: Tune forces a snapshot every
@@ -91,3 +93,14 @@ def load_resume_state(checkpoint_dir: str | Path, map_location: Any = "cpu") -> 
             log.warning("checkpoint %s is unusable (%s); resuming from %s", given, "; ".join(problems), folder.name)
         return state
     raise FileNotFoundError(f"no readable training state in {given} or beside it: {'; '.join(problems)}")
+
+
+def checkpoint_history(checkpoint: Any, trial_id: str) -> list[dict[str, Any]]:
+    """The epoch records a Tune checkpoint holds (rf_core's history), or [] when it cannot be read (a missing
+    checkpoint only means nothing can be refilled: a warning says so)."""
+    try:
+        with checkpoint.as_directory() as folder:
+            return list(load_resume_state(folder).get("history", []))
+    except Exception as exc:
+        log.warning("trial %s: could not read its checkpoint to refill MLflow: %s", trial_id, exc)
+        return []

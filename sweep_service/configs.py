@@ -25,9 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep_service import mlflow_names as names
+
+if TYPE_CHECKING:
+    from rf_core import TrainConfig
 
 # Why a field is None by design (anything else left None is a bug: `full_config` refuses it).
 UNSET_REASONS: dict[str, str] = {
@@ -53,13 +56,25 @@ class FullConfig:
     def rule_description(self) -> dict[str, Any]:
         return self.description if self.description is not None else describe(self.values)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"values": self.values, "notes": self.notes, "description": self.rule_description()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FullConfig:
+        return cls(dict(data["values"]), dict(data.get("notes") or {}), data.get("description"))
+
 
 def full_config(values: Mapping[str, Any]) -> FullConfig:
     """The complete, resolved form of a flat training config (see the module docstring)."""
     from rf_core import TrainConfig
 
     given = {k: (tuple(v) if k == "hidden" and isinstance(v, list) else v) for k, v in values.items()}
-    config = TrainConfig.from_dict(given).resolved()
+    return full_config_of(TrainConfig.from_dict(given))
+
+
+def full_config_of(train_config: TrainConfig) -> FullConfig:
+    """`full_config` of a `TrainConfig` already built (the trial's worker builds one, and only one)."""
+    config = train_config.resolved()
     resolved = config.to_dict()
     resolved["hidden"] = list(config.hidden_sizes)
     out: dict[str, Any] = {}

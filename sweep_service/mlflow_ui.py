@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sweep_service import mlflow_names as names
+from sweep_service.status import TrialStatus
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND_TAG = names.EXPERIMENT_KIND
 MODEL_TRAINING_KIND = "custom_model_development"
 WORKFLOW_QUERY = "workflowType=machine_learning"
 RUN_NAME_MAX = 60  # the runs table cuts longer names; the short id must stay visible
@@ -156,7 +157,7 @@ def trial_run_name(rule: str, trial_id: str, status: str | None = None, *, best:
     name=trial_run_name(rule, trial_id, status))` when the status becomes terminal.
     """
     name = f"{rule} #{short_id(trial_id)}"
-    if status and status not in ("finished", "running", "pending"):
+    if status and status not in (TrialStatus.FINISHED, TrialStatus.RUNNING, TrialStatus.PENDING):
         name += f" · {status}"
     if best:  # the best trial of its rule, once the sweep ended: first, so a narrow column still shows it
         name = f"{BEST_MARK} · {name}"

@@ -42,12 +42,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweep_service import mlflow_names as names
+
 if TYPE_CHECKING:
     import torch
     from mlflow.tracking import MlflowClient
 
-MODEL_ARTIFACT = "model"
-MODEL_CARD = "model_card.md"
+MODEL_ARTIFACT, MODEL_CARD = names.MODEL_ARTIFACT, names.MODEL_CARD
 # MLflow's switch for the tqdm bar it draws while downloading artifacts (a line per file where stderr is no
 # terminal): 31 lines for this model's folder. `load_best_model` turns it off for the download.
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -239,12 +240,12 @@ def log_best_model(
         model_class = _python_model_class()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        torch.save(state, tmp_path / "state_dict.pt")
+        torch.save(state, tmp_path / names.WEIGHTS_FILE)
         (tmp_path / "meta.json").write_text(json.dumps(meta, indent=1))
         example = _raw_example(prep)
         probe = model_class()  # a loaded copy, only to see the output's shape for the signature
         probe.load_context(
-            _Context({"state_dict": str(tmp_path / "state_dict.pt"), "meta": str(tmp_path / "meta.json")})
+            _Context({"state_dict": str(tmp_path / names.WEIGHTS_FILE), "meta": str(tmp_path / "meta.json")})
         )
         output = probe.predict(None, example)
         out_dir = tmp_path / artifact_path
@@ -257,7 +258,7 @@ def log_best_model(
             mlflow.pyfunc.save_model(
                 path=str(out_dir),
                 python_model=model_class(),
-                artifacts={"state_dict": str(tmp_path / "state_dict.pt"), "meta": str(tmp_path / "meta.json")},
+                artifacts={"state_dict": str(tmp_path / names.WEIGHTS_FILE), "meta": str(tmp_path / "meta.json")},
                 code_paths=[str(Path(rf_core.__file__).parent)],
                 signature=signature,
                 input_example=example,

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep_service import budget, paths, tracking
-from sweep_service.monitor import SweepMonitor, SweepProgress
+from sweep_service.monitor import SweepMonitor
+from sweep_service.progress import SweepHooks, SweepProgress
+from sweep_service.records import BestEntry, TrialSummary
 from sweep_service.space import RuleSpace
 from sweep_service.spec import SweepSpec
 from sweep_service.status import ProgressCounts, SweepStatus
@@ -36,10 +38,10 @@ class SweepResult:
     # (A sweep that breaks raises instead.)
     status: SweepStatus
     error: str | None
-    best: dict[str, Any] | None
-    best_per_algorithm: dict[str, dict[str, Any]]
+    best: BestEntry | None
+    best_per_algorithm: dict[str, BestEntry]
     rules_without_result: dict[str, str]  # rule -> why none of its trials is in best_per_algorithm
-    trials: list[dict[str, Any]]
+    trials: list[TrialSummary]
     experiment_id: str
     parent_run_id: str
     tracking_uri: str
@@ -63,10 +65,10 @@ class SweepResult:
             "error": self.error,
             "metric": self.metric,
             "mode": self.mode,
-            "best": self.best,
-            "best_per_algorithm": self.best_per_algorithm,
+            "best": None if self.best is None else self.best.to_json(),
+            "best_per_algorithm": {rule: entry.to_json() for rule, entry in self.best_per_algorithm.items()},
             "rules_without_result": self.rules_without_result,
-            "trials": self.trials,
+            "trials": [t.to_json() for t in self.trials],
             "counts": self.counts,
             "mlflow": {
                 "experiment_id": self.experiment_id,
@@ -172,13 +174,15 @@ def run_sweep(
     experiment_path = f"{storage.rstrip('/')}/{sweep_id}"
     local_storage = "://" not in storage  # checkpoint stand-ins work on a local or shared folder, not on S3
     uri = tracking.resolve_tracking_uri(tracking_uri, spec.tracking.uri)
+    target = tracking.TrackingTarget(uri, experiments or tracking.ExperimentPolicy(), mlflow_ui_url)
+    hooks = SweepHooks(on_progress, should_stop, should_pause)
 
     spaces = build_spaces(spec)
     # MLflow's import and store set-up overlap Ray's start-up (seconds each on a small machine).
     opened: dict[str, Any] = {}
     opener = threading.Thread(
         target=_open_monitor,
-        args=(opened, spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments),
+        args=(opened, spec, sweep_id, spaces, target, hooks),
         daemon=True,
     )
     opener.start()
@@ -317,17 +321,11 @@ def _open_monitor(
     spec: SweepSpec,
     sweep_id: str,
     spaces: dict[str, RuleSpace],
-    uri: str,
-    on_progress: Callable[[SweepProgress], None] | None,
-    should_stop: Callable[[], bool] | None,
-    mlflow_ui_url: str | None,
-    should_pause: Callable[[], bool] | None,
-    experiments: tracking.ExperimentPolicy | None,
+    target: tracking.TrackingTarget,
+    hooks: SweepHooks,
 ) -> None:
     try:
-        monitor = SweepMonitor(
-            spec, sweep_id, spaces, uri, on_progress, should_stop, mlflow_ui_url, should_pause, experiments
-        )
+        monitor = SweepMonitor(spec, sweep_id, spaces, target, hooks)
         monitor.open()
         out["monitor"] = monitor
         import matplotlib  # noqa: F401  (the end-of-sweep plot; importing it here overlaps Ray's start-up)

@@ -1,7 +1,8 @@
 """The status vocabulary of sweeps and trials, and the shape of a sweep's progress counts.
 
 Every layer speaks these names: the runner and MLflow tags (trials), the API's store and bodies (sweeps),
-the CLI's displays (both). They are defined here and nowhere else.
+the CLI's displays (both). They are defined here and nowhere else (tests/sweep_service/test_vocabulary.py fails
+on a status value written as a literal elsewhere); rf_core's own result statuses are `rf_core.ResultStatus`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field
+
+from sweep_service.mlflow_names import RunStatus
 
 
 class TrialStatus(StrEnum):
@@ -37,17 +40,17 @@ class TrialStatus(StrEnum):
         return TrialStatus.CANCELLED
 
     @property
-    def mlflow_run_status(self) -> str:
+    def mlflow_run_status(self) -> RunStatus:
         """How a run ends in MLflow: honest about failures and cancellations."""
         return {
-            TrialStatus.PENDING: "SCHEDULED",
-            TrialStatus.RUNNING: "RUNNING",
-            TrialStatus.PAUSED: "SCHEDULED",  # MLflow has no "paused"; resumed, the same run goes on
-            TrialStatus.FINISHED: "FINISHED",
-            TrialStatus.STOPPED_EARLY: "FINISHED",
-            TrialStatus.FAILED: "FAILED",
-            TrialStatus.DIVERGED: "FAILED",
-            TrialStatus.CANCELLED: "KILLED",
+            TrialStatus.PENDING: RunStatus.SCHEDULED,
+            TrialStatus.RUNNING: RunStatus.RUNNING,
+            TrialStatus.PAUSED: RunStatus.SCHEDULED,  # MLflow has no "paused"; resumed, the same run goes on
+            TrialStatus.FINISHED: RunStatus.FINISHED,
+            TrialStatus.STOPPED_EARLY: RunStatus.FINISHED,
+            TrialStatus.FAILED: RunStatus.FAILED,
+            TrialStatus.DIVERGED: RunStatus.FAILED,
+            TrialStatus.CANCELLED: RunStatus.KILLED,
         }[self]
 
 
@@ -64,13 +67,16 @@ class SweepStatus(StrEnum):
         return self not in (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.PAUSED)
 
     @property
-    def mlflow_run_status(self) -> str:
+    def mlflow_run_status(self) -> RunStatus:
         """How the sweep's parent run ends (or waits, paused) in MLflow."""
-        statuses = {SweepStatus.SUCCEEDED: "FINISHED", SweepStatus.CANCELLED: "KILLED", SweepStatus.PAUSED: "SCHEDULED"}
-        return statuses.get(self, "FAILED")
+        statuses = {
+            SweepStatus.SUCCEEDED: RunStatus.FINISHED,
+            SweepStatus.CANCELLED: RunStatus.KILLED,
+            SweepStatus.PAUSED: RunStatus.SCHEDULED,
+        }
+        return statuses.get(self, RunStatus.FAILED)
 
 
-SWEEP_STATUS_NAMES: tuple[str, ...] = tuple(s.value for s in SweepStatus)  # for pydantic Literals
 TERMINAL_SWEEP_STATUSES: tuple[str, ...] = tuple(s.value for s in SweepStatus if s.terminal)
 
 

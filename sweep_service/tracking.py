@@ -10,19 +10,19 @@ import csv
 import fcntl
 import io
 import json
-import math
 import os
 import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX
+from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX, ResultStatus
 from sweep_service import configs, paths
 from sweep_service import mlflow_names as names
+from sweep_service.numbers import finite
 from sweep_service.status import TrialStatus
 
 if TYPE_CHECKING:
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from rf_core import TrainResult
-
-WEIGHTS_ARTIFACT = "weights/state_dict.pt"
+    from sweep_service.records import TrialSummary
 
 
 def resolve_tracking_uri(*candidates: str | None) -> str:
@@ -85,6 +84,16 @@ class ExperimentPolicy:
 
     def name(self, spec_experiment: str | None, sweep_name: str) -> str:
         return f"{self.prefix}{spec_experiment or sweep_name}"
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where a sweep's runs go: the store's URI, which experiment (`experiments`), and the MLflow UI's address
+    for the links on the sweep page (None: links relative to the server's root)."""
+
+    uri: str
+    experiments: ExperimentPolicy = field(default_factory=ExperimentPolicy)
+    ui_url: str | None = None
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str, *, adopt_foreign: bool = True) -> str:
@@ -174,7 +183,7 @@ def log_epoch(
     if record.get("eval_seconds") is not None:
         metrics.append(Metric(names.EVAL_SECONDS, float(record["eval_seconds"]), now, step))
     for key, value in record.items():  # what the rule reports about itself (RF: feedback round trip, failures)
-        if key.startswith(RULE_METRIC_PREFIX) and value is not None and math.isfinite(float(value)):
+        if key.startswith(RULE_METRIC_PREFIX) and finite(value) is not None:
             metrics.append(Metric(key, float(value), now, step))
     for key, value in (extra or {}).items():
         metrics.append(Metric(key, float(value), now, step))
@@ -186,14 +195,14 @@ def log_weights(client: MlflowClient, run_id: str, state: Mapping[str, Any]) -> 
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "state_dict.pt"
+        path = Path(tmp) / names.WEIGHTS_FILE
         torch.save(dict(state), path)
-        client.log_artifact(run_id, str(path), artifact_path="weights")
+        client.log_artifact(run_id, str(path), artifact_path=names.WEIGHTS_DIR)
     return weights_uri(run_id)
 
 
 def weights_uri(run_id: str) -> str:
-    return f"runs:/{run_id}/{WEIGHTS_ARTIFACT}"
+    return f"runs:/{run_id}/{names.WEIGHTS_ARTIFACT}"
 
 
 def log_text(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
@@ -211,14 +220,17 @@ def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[in
 # ---- sweep summaries on the parent run -------------------------------------------------------------
 
 
-def trials_csv(trials: Iterable[Mapping[str, Any]], parameter_names: list[str]) -> str:
+TRIALS_CSV_COLUMNS = ("trial_id", "algorithm", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id")
+
+
+def trials_csv(trials: Iterable[TrialSummary], parameter_names: list[str]) -> str:
+    """trials.csv: one row per trial, the TRIALS_CSV_COLUMNS of its summary then its searched parameters."""
     out = io.StringIO()
-    columns = ["trial_id", "algorithm", "status", "epochs", "last_metric", "best_metric", "mlflow_run_id"]
     writer = csv.writer(out)
-    writer.writerow(columns + parameter_names)
+    writer.writerow([*TRIALS_CSV_COLUMNS, *parameter_names])
     for t in trials:
-        params = t.get("params") or {}
-        writer.writerow([_cell(t.get(c)) for c in columns] + [_cell(params.get(p)) for p in parameter_names])
+        row = [getattr(t, c) for c in TRIALS_CSV_COLUMNS]
+        writer.writerow([_cell(v) for v in row] + [_cell(t.params.get(p)) for p in parameter_names])
     return out.getvalue()
 
 
@@ -275,13 +287,6 @@ def plot_learning_curves(
     return path
 
 
-def finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 # ---- a single training run (`rfsweep train --tracking-uri`) ----------------------------------------
 
 
@@ -301,7 +306,11 @@ def log_single_run(
     experiment_id = ensure_experiment(client, experiment, uri)
     config = result.config
     # rf_core's outcome in the trial vocabulary: a run stopped by its callback still finished its training
-    outcome = {"completed": TrialStatus.FINISHED, "stopped": TrialStatus.FINISHED, "diverged": TrialStatus.DIVERGED}
+    outcome = {
+        ResultStatus.COMPLETED: TrialStatus.FINISHED,
+        ResultStatus.STOPPED: TrialStatus.FINISHED,
+        ResultStatus.DIVERGED: TrialStatus.DIVERGED,
+    }
     status = outcome[result.status].value if result.status in outcome else result.status
     full = configs.full_config(config)
     run_tags = {
@@ -322,19 +331,17 @@ def log_single_run(
             log_epoch(client, run_id, record)
         summary = {k: v for k, v in result.summary().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         finals = {
-            f"{names.FINAL_PREFIX}{k}": float(v)
-            for k, v in summary.items()
-            if math.isfinite(float(v)) and k != "epochs"
+            f"{names.FINAL_PREFIX}{k}": float(v) for k, v in summary.items() if finite(v) is not None and k != "epochs"
         }
         if finals:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(k, v, now, result.epochs) for k, v in finals.items()])
-        diagnostics = {k: v for k, v in (result.diagnostics or {}).items() if finite_or_none(v) is not None}
+        diagnostics = {k: v for k, v in (result.diagnostics or {}).items() if finite(v) is not None}
         if diagnostics:
             log_tags(client, run_id, {f"{names.DIAGNOSTICS_PREFIX}{k}": f"{v:.6g}" for k, v in diagnostics.items()})
-        log_text(client, run_id, json.dumps(result.summary(), indent=2, default=str), "summary.json")
+        log_text(client, run_id, json.dumps(result.summary(), indent=2, default=str), names.SUMMARY_ARTIFACT)
         with tempfile.TemporaryDirectory() as tmp:
             png = Path(tmp) / "learning_curve.png"
             points = {
@@ -349,10 +356,12 @@ def log_single_run(
             )
             client.log_artifact(run_id, str(png))
         weights = log_weights(client, run_id, result.model_state)
-        if result.status == "diverged":
+        if result.status == ResultStatus.DIVERGED:
             log_tags(client, run_id, {names.FAILURE_REASON: "loss became NaN/inf"})
-        client.set_terminated(run_id, "FAILED" if result.status == "diverged" else "FINISHED")
+        client.set_terminated(
+            run_id, names.RunStatus.FAILED if result.status == ResultStatus.DIVERGED else names.RunStatus.FINISHED
+        )
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        client.set_terminated(run_id, names.RunStatus.FAILED)
         raise
     return {"experiment_id": experiment_id, "run_id": run_id, "weights_uri": weights, "tracking_uri": uri}

@@ -6,7 +6,7 @@ rf_core and the dataset (rf_core caches it per process) are loaded once per work
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import tempfile
 from collections.abc import Callable
@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from sweep_service.checkpoints import STATE_FILE, WEIGHTS_FILE, load_resume_state
+from sweep_service.epoch_report import EpochReport
 from sweep_service.faults import CrashPlan, maybe_crash
+from sweep_service.ranking import worst_value
 from sweep_service.space import RuleSpace, decode_trial
 from sweep_service.trials import WORKER_DECIDES
-
-# Each report is rf_core's epoch record (its metric names, `epoch`, `seconds`, `eval_seconds`) plus these:
-RESTORED_HISTORY = "restored_history_json"  # in a resumed trial's first report: the epochs its checkpoint holds
 
 
 @dataclass(frozen=True)
@@ -38,28 +37,23 @@ class TrialSettings:
     crash_plan: CrashPlan | None = None
 
 
-def worst_value(metric: str, mode: str) -> float:
-    """What a diverged trial reports: the worst its metric can be (finite, HyperOpt sorts by it)."""
-    if metric.endswith("accuracy"):
-        return 0.0 if mode == "max" else 1.0
-    return -1e30 if mode == "max" else 1e30
-
-
 def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
     from ray import tune
 
     from rf_core import METRIC_NAMES, RULE_METRIC_PREFIX, TrainConfig, train
-    from sweep_service.configs import rf_core_version
+    from sweep_service.configs import full_config_of, rf_core_version
 
     # The driver decodes the same way (`monitor.SweepMonitor._record`); `epochs` (= max_t) is among the spec's
-    # constants. The device is this worker's to decide, and its reports say which it chose.
+    # constants. The device is this worker's to decide. The trial's TrainConfig is built here, once per attempt,
+    # and its full form goes to the driver in the attempt's first report (the driver builds none).
     values = decode_trial(settings.spaces, config).config
     device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
     values[WORKER_DECIDES] = device
     if isinstance(values.get("hidden"), list):
         values["hidden"] = tuple(values["hidden"])
     train_config = TrainConfig.from_dict(values)
+    trial_config: dict[str, Any] | None = full_config_of(train_config).to_json()  # sent once, then None
     torch.set_num_threads(max(1, int(settings.cpus)))
 
     import ray
@@ -75,33 +69,39 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     pending_history = list(resume_state["history"]) if resume_state else []
     worst = worst_value(settings.metric, settings.mode)
 
-    def report_of(record: dict[str, Any]) -> dict[str, Any]:
+    def report_of(record: dict[str, Any]) -> EpochReport:
         """rf_core's epoch record as the trial reports it to Tune (a diverged epoch reports the worst value)."""
+        nonlocal trial_config
         diverged = bool(record.get("diverged"))
-        report: dict[str, Any] = {k: float(record[k]) for k in METRIC_NAMES if record.get(k) is not None}
-        report.update({k: float(v) for k, v in record.items() if k.startswith(RULE_METRIC_PREFIX)})
-        value = report.get(settings.metric, float("nan"))
+        kept: dict[str, Any] = {k: float(record[k]) for k in METRIC_NAMES if record.get(k) is not None}
+        kept.update({k: float(v) for k, v in record.items() if k.startswith(RULE_METRIC_PREFIX)})
+        value = kept.get(settings.metric, float("nan"))
         if diverged or not math.isfinite(value):
-            report[settings.metric] = worst
-        report.update(
+            kept[settings.metric] = worst
+        kept.update(
             epoch=int(record["epoch"]),
             seconds=float(record["seconds"]),
             eval_seconds=float(record.get("eval_seconds") or 0.0),
+        )
+        report = EpochReport(
+            kept,
             diverged=diverged,
             device=device,
             node_id=node_id,
             rf_core_version=rf_core_version(),
             resumed_from_epoch=resumed_from,
+            trial_config=trial_config,
         )
+        trial_config = None
         return report
 
     def on_epoch(record: dict[str, Any], get_state: Callable[[], dict[str, Any]]) -> bool | None:
         epoch = int(record["epoch"])
         maybe_crash(settings.crash_plan, trial_id, epoch)
         report = report_of(record)
-        diverged = report["diverged"]
+        diverged = report.diverged
         if pending_history:  # the driver may have died before logging these epochs: it fills what MLflow lacks
-            report[RESTORED_HISTORY] = json.dumps(pending_history)
+            report = dataclasses.replace(report, restored_history=list(pending_history))
             pending_history.clear()
         keep = not diverged and (
             epoch % settings.checkpoint_every == 0 or epoch in settings.checkpoint_epochs or epoch >= settings.max_t
@@ -112,9 +112,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                 torch.save(state, Path(folder) / STATE_FILE)
                 if epoch in settings.checkpoint_epochs or epoch >= settings.max_t:
                     torch.save({k: v.detach().cpu() for k, v in state["model"].items()}, Path(folder) / WEIGHTS_FILE)
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+                tune.report(report.to_tune(), checkpoint=tune.Checkpoint.from_directory(folder))
         else:
-            tune.report(report)
+            tune.report(report.to_tune())
         return False if diverged else None
 
     train(train_config, on_epoch=on_epoch, resume_state=resume_state)
@@ -122,4 +122,5 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         # Restored from a checkpoint that already holds every epoch (the driver died after the trial's last
         # checkpoint, before Tune saved the trial as finished): no epoch ran, so no report carried the history,
         # and the epochs MLflow lacks would be lost. Hand it over in one report of the last epoch.
-        tune.report({**report_of(pending_history[-1]), RESTORED_HISTORY: json.dumps(pending_history)})
+        last = dataclasses.replace(report_of(pending_history[-1]), restored_history=pending_history)
+        tune.report(last.to_tune())

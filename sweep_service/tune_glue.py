@@ -10,7 +10,9 @@ for a stop.
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 from typing import Any, Protocol
 
 from ray.tune import Callback, Stopper
@@ -29,12 +31,28 @@ class SweepEvents(Protocol):
     def trial_started(self, trial: Any, tune_trials: list[Any] | None = None) -> None: ...
     def trial_result(self, trial: Any, result: dict[str, Any]) -> None: ...
     def trial_completed(self, trial: Any) -> None: ...
-    def trial_recovering(self, trial: Any) -> None: ...
-    def trial_errored(self, trial: Any) -> None: ...
+    def trial_recovering(self, trial: Any, error: str) -> None: ...
+    def trial_errored(self, trial: Any, error: str) -> None: ...
     def note_early_stop(self, trial_id: str, rung: float | None, cutoff: float | None, value: Any) -> None: ...
 
 
 _LIVE: dict[str, SweepEvents] = {}
+
+
+def error_text(trial: Any) -> str:
+    """The last line of a Tune trial's error (its exception, else its error file), at most 1000 characters."""
+    try:
+        error = trial.get_error()
+        if error is not None:
+            text = str(error)
+            return text.strip().splitlines()[-1][:1000] if text.strip() else type(error).__name__
+    except Exception:
+        pass
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
+        return (lines[-1] if lines else "error")[:1000]
+    return "error"
 
 
 def register_monitor(sweep_id: str, monitor: SweepEvents) -> None:
@@ -303,12 +321,12 @@ class MonitorCallback(Callback):
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
-            monitor.trial_recovering(trial)
+            monitor.trial_recovering(trial, error_text(trial))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         monitor = self._monitor()
         if monitor is not None:
-            monitor.trial_errored(trial)
+            monitor.trial_errored(trial, error_text(trial))
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         monitor = self._monitor()

@@ -15,22 +15,19 @@ from api.errors import HTTPError, documented
 from api.openapi import SPEC_BODY
 from api.schemas import (
     BestResponse,
-    BestTrial,
     Links,
     MlflowInfo,
     SweepCreated,
     SweepDetail,
     SweepPage,
-    SweepStatus,
     SweepSummary,
-    Trial,
     TrialsResponse,
 )
 from api.validation import JSON_TYPES, YAML_TYPES, UnsupportedMediaType, check_spec, parse_body
 from sweep_service import mlflow_ui
+from sweep_service.records import BestEntry, TrialSummary
 from sweep_service.report import REPORT_FILE
-from sweep_service.status import ProgressCounts
-from sweep_service.status import SweepStatus as SweepState
+from sweep_service.status import ProgressCounts, SweepStatus
 
 CURSOR_PATTERN = r"^[0-9a-z]{1,13}$"
 SweepId = Annotated[str, Path(description="The sweep's id (opaque string).")]
@@ -195,11 +192,11 @@ def _detail(ctx: Services, sweep_id: str, action: str | None = None) -> Response
         if action == "cancel":
             sweep = store.request_cancel(session, sweep_id) or sweep
         elif action == "pause":
-            if sweep.status not in (SweepState.QUEUED, SweepState.RUNNING, SweepState.PAUSED):
+            if sweep.status not in (SweepStatus.QUEUED, SweepStatus.RUNNING, SweepStatus.PAUSED):
                 raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; only a queued or running sweep pauses")
             sweep = store.request_pause(session, sweep_id) or sweep
         elif action == "resume":
-            if sweep.status not in (SweepState.PAUSED, SweepState.QUEUED, SweepState.RUNNING):
+            if sweep.status not in (SweepStatus.PAUSED, SweepStatus.QUEUED, SweepStatus.RUNNING):
                 raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; only a paused sweep resumes")
             sweep = store.request_resume(session, sweep_id) or sweep
         return json_response(SweepDetail(**_summary_fields(ctx, sweep), spec=sweep.spec, attempts=sweep.attempts))
@@ -209,14 +206,16 @@ def _best(ctx: Services, sweep_id: str) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
     if not sweep.best:
-        why = sweep.error if sweep.status == SweepState.FAILED and sweep.error else "no trial has reported a metric yet"
+        why = (
+            sweep.error if sweep.status == SweepStatus.FAILED and sweep.error else "no trial has reported a metric yet"
+        )
         raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; {why}")
-    per_algorithm = {k: BestTrial.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
+    per_algorithm = {k: BestEntry.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
     # best_per_algorithm is written as trials report; the end of a succeeded sweep adds each rule's model_uri
     without = (sweep.result or {}).get("rules_without_result") or {}
     return json_response(
         BestResponse(
-            best=BestTrial.model_validate(sweep.best), best_per_algorithm=per_algorithm, rules_without_result=without
+            best=BestEntry.model_validate(sweep.best), best_per_algorithm=per_algorithm, rules_without_result=without
         )
     )
 
@@ -224,7 +223,7 @@ def _best(ctx: Services, sweep_id: str) -> Response:
 def _trials(ctx: Services, sweep_id: str) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
-    trials = [Trial.model_validate(t) for t in (sweep.trials or []) if isinstance(t, dict)]
+    trials = [TrialSummary.model_validate(t) for t in (sweep.trials or []) if isinstance(t, dict)]
     return json_response(TrialsResponse(sweep_id=sweep.id, status=sweep.status, trials=trials))
 
 
@@ -254,7 +253,7 @@ def _summary_fields(ctx: Services, row: Any) -> dict[str, Any]:
         finished_at=store.as_utc(row.finished_at),
         error=row.error,
         progress=progress,
-        best=BestTrial.model_validate(row.best) if row.best else None,
+        best=BestEntry.model_validate(row.best) if row.best else None,
         mlflow=MlflowInfo(
             experiment_id=row.experiment_id,
             parent_run_id=row.parent_run_id,

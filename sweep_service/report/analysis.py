@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from sweep_service import ranking
 from sweep_service.report.importance import _importance
-from sweep_service.report.model import ReportTrial, RuleSummary, SweepAnalysis, SweepInfo, _sign
+from sweep_service.report.model import ReportTrial, RuleSummary, SweepAnalysis, SweepInfo
 from sweep_service.status import TrialStatus
 
 
@@ -31,7 +32,7 @@ def analyse(trials: Iterable[ReportTrial], info: SweepInfo, *, importance: bool 
     """Group trials by rule (the spec's rules first, even those with no trial), find each rule's best trial
     (or why it has none) and, per rule, fANOVA importance of the searched parameters for the sweep's metric."""
     metric, mode = info.metric, info.mode
-    sign = _sign(mode)
+    sign = ranking.sign(mode)
     trials = list(trials)
     order = list(dict.fromkeys([*info.rules, *(t.rule for t in trials)]))
     by_rule: dict[str, RuleSummary] = {}

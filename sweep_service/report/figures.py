@@ -8,8 +8,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sweep_service import ranking
+from sweep_service.numbers import finite
 from sweep_service.report.axes import _axes, _param_label, _sample
-from sweep_service.report.model import RuleSummary, SweepAnalysis, _finite, _sign
+from sweep_service.report.model import RuleSummary, SweepAnalysis
 from sweep_service.status import TrialStatus
 
 # Caps that bound the file's size and the time to build it, whatever the sweep's size.
@@ -41,7 +43,7 @@ def _parcoords_figure(
 ) -> tuple[dict | None, str]:
     import plotly.graph_objects as go
 
-    sign = _sign(analysis.mode)
+    sign = ranking.sign(analysis.mode)
     usable = summary.usable
     if len(usable) < 2:
         return None, f"needs at least 2 trials with a finite {analysis.metric} ({len(usable)} here)"
@@ -149,11 +151,11 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
         horizontal_spacing=0.08,
         vertical_spacing=min(0.12, 0.3 / rows),
     )
-    sign = _sign(analysis.mode)
+    sign = ranking.sign(analysis.mode)
     legend_shown: set[str] = set()
     for i, summary in enumerate(rules):
         row, col = i // cols + 1, i % cols + 1
-        drawable = [t for t in summary.trials if any(_finite(v) is not None for v in t.curve.values())]
+        drawable = [t for t in summary.trials if any(finite(v) is not None for v in t.curve.values())]
         no_points = [t for t in summary.trials if t not in drawable]
         if no_points:
             notes.append(
@@ -169,7 +171,7 @@ def _curves_figure(analysis: SweepAnalysis) -> tuple[dict | None, list[str]]:
             )
         ordered = [t for t in shown if t is not summary.best] + ([summary.best] if summary.best in shown else [])
         for t in ordered:
-            points = _downsample(sorted((int(e), _finite(v)) for e, v in t.curve.items()))
+            points = _downsample(sorted((int(e), finite(v)) for e, v in t.curve.items()))
             style = STATUS_STYLE.get(t.status, STATUS_STYLE[TrialStatus.FINISHED.value])
             best = t is summary.best
             label = "best" if best else t.status

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sweep_service import ranking
 from sweep_service.report.axes import _axes, _param_label, _sample
-from sweep_service.report.model import ReportTrial, _sign
+from sweep_service.report.model import ReportTrial
 
 # Caps that bound the time to compute it, whatever the sweep's size.
 MAX_IMPORTANCE_TRIALS = 200  # fANOVA's cost grows faster than linearly: 200 trials ≈ 1 s on a small CPU
@@ -23,7 +24,7 @@ def _importance(usable: Sequence[ReportTrial], metric: str, mode: str) -> tuple[
             None,
             f"needs at least {MIN_IMPORTANCE_TRIALS} trials with a finite {metric}; this rule has {len(usable)}",
         )
-    sample = _sample(usable, MAX_IMPORTANCE_TRIALS, _sign(mode), None)
+    sample = _sample(usable, MAX_IMPORTANCE_TRIALS, ranking.sign(mode), None)
     axes, _ = _axes(sample)
     if not axes:
         return None, "no searched parameter varies across these trials"

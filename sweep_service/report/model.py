@@ -7,11 +7,12 @@ at its last reported epoch; diverged and failed trials, and trials whose value i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweep_service.numbers import finite
+from sweep_service.records import TrialSummary
 from sweep_service.status import TrialStatus
 
 NO_VALUE_STATUSES = frozenset({TrialStatus.DIVERGED.value, TrialStatus.FAILED.value})
@@ -37,20 +38,19 @@ class ReportTrial:
     value: float | None = None
 
     @classmethod
-    def from_summary(cls, summary: Mapping[str, Any], curve: Mapping[int, float] | None = None) -> ReportTrial:
-        """From a trial row as `rfsweep sweep --json` and the API give it (`TrialRecord.summary()`), with the
-        per-epoch curve of the sweep's metric (`TrialRecord.curve`)."""
+    def from_summary(cls, summary: TrialSummary, curve: Mapping[int, float] | None = None) -> ReportTrial:
+        """From a trial's summary row (`TrialRecord.summary()`, the API's /trials), with the per-epoch curve of
+        the sweep's metric (`TrialRecord.curve`)."""
         return cls(
-            trial_id=str(summary["trial_id"]),
-            rule=str(summary.get("algorithm", "?")),
-            status=str(summary.get("status", "pending")),
-            params=dict(summary.get("params") or {}),
-            config=dict(summary.get("config") or {}),
+            trial_id=summary.trial_id,
+            rule=summary.algorithm,
+            status=summary.status.value,
+            params=dict(summary.params),
+            config=dict(summary.config),
             curve=dict(curve or {}),
-            reason=summary.get("reason"),
-            mlflow_run_id=summary.get("mlflow_run_id"),
-            run_name=summary.get("run_name"),
-            value=summary.get("last_metric"),
+            reason=summary.reason,
+            mlflow_run_id=summary.mlflow_run_id,
+            value=summary.last_metric,
         )
 
     @property
@@ -64,7 +64,7 @@ class ReportTrial:
         value = self.value
         if value is None and self.curve:
             value = self.curve[max(self.curve, key=int)]
-        return _finite(value)
+        return finite(value)
 
 
 @dataclass(frozen=True)
@@ -106,17 +106,3 @@ class SweepAnalysis:
     rules: dict[str, RuleSummary]
     counts: dict[str, int]
     notes: list[str] = field(default_factory=list)  # what the caps left out, said on the page
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _sign(mode: str) -> float:
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode: must be 'max' or 'min', not {mode!r}")
-    return 1.0 if mode == "max" else -1.0

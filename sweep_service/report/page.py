@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sweep_service import mlflow_ui
+from sweep_service import mlflow_names as names
+from sweep_service import mlflow_ui, ranking
+from sweep_service.best import TIE_BREAK
+from sweep_service.numbers import json_safe
 from sweep_service.report.analysis import analyse
 from sweep_service.report.axes import _param_label
 from sweep_service.report.figures import _curves_figure, _importance_figure, _parcoords_figure
-from sweep_service.report.model import ReportTrial, SweepAnalysis, SweepInfo, _sign
-from sweep_service.trials import TIE_BREAK
+from sweep_service.report.model import ReportTrial, SweepAnalysis, SweepInfo
 
-REPORT_FILE = "sweep_report.html"
+REPORT_FILE = names.REPORT_ARTIFACT
 # A cap that bounds the file's size and the time to build it, whatever the sweep's size.
 MAX_TABLE_ROWS = 1000
 
@@ -27,7 +28,7 @@ MAX_TABLE_ROWS = 1000
 def _json_for_script(obj: Any) -> str:
     """JSON safe inside <script>: no NaN/inf (JSON has none; they become null), and no '<', '>' or '&'
     that could close the script element whatever a trial id or parameter name holds."""
-    text = json.dumps(_nulls_for_nonfinite(obj), allow_nan=False, default=_json_default, separators=(",", ":"))
+    text = json.dumps(json_safe(obj), allow_nan=False, separators=(",", ":"))
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -35,24 +36,6 @@ def _json_for_script(obj: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def _nulls_for_nonfinite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _nulls_for_nonfinite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nulls_for_nonfinite(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _nulls_for_nonfinite(obj.tolist())
-    return obj
 
 
 def _esc(value: Any) -> str:
@@ -238,7 +221,7 @@ def _curves_section(page: _Page, analysis: SweepAnalysis) -> None:
 
 def _trials_section(page: _Page, analysis: SweepAnalysis, trials: list[ReportTrial]) -> None:
     page.add("<h2>All trials</h2>")
-    sign = _sign(analysis.mode)
+    sign = ranking.sign(analysis.mode)
     ordered = sorted(trials, key=lambda t: (t.rule, t.score() is None, -sign * (t.score() or 0.0)))
     if len(ordered) > MAX_TABLE_ROWS:
         analysis.notes.append(

@@ -34,6 +34,11 @@ def spec(name: str, **changes) -> dict:
     return data
 
 
+# Every test here runs real sweeps through a live API and drivers (20-40 s each): the full suite's, not the fast
+# lane's.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
     """One MLflow store for the session (creating one costs seconds); runs are found by sweep id."""

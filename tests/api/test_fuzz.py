@@ -9,12 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from api_helpers import TOKEN, ApiServer
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_TIME_S = os.environ.get("RFSWEEP_FUZZ_SECONDS", "15")  # docs/API.md has the long run
 
 
+@pytest.mark.slow  # tens of seconds of real runs: the full suite's, not the fast lane's
 def test_schemathesis_finds_nothing(tmp_path):
     server = ApiServer(tmp_path, {"RFSWEEP_MAX_RUNNING_SWEEPS": "0"}).start()
     try:

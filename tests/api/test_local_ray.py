@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from api.local_ray import LocalRayHead
 from api.settings import Settings
 
@@ -79,6 +81,7 @@ def is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
+@pytest.mark.slow  # tens of seconds of real runs: the full suite's, not the fast lane's
 def test_the_local_ray_head_and_its_drivers_listen_on_loopback_only(tmp_path):
     head = LocalRayHead(Settings(rfsweep_home=str(tmp_path / "home"), ray_num_cpus=1))
     driver = None

@@ -7,12 +7,30 @@ from __future__ import annotations
 import io
 
 from rfsweep_cli.display import print_best_table
+from sweep_service.records import BestEntry, TrialSummary
 
 TRIALS = [
-    {"trial_id": "bp000001", "algorithm": "bp", "status": "diverged", "reason": "the loss became NaN/inf in epoch 1"},
-    {"trial_id": "fa000001", "algorithm": "fa", "status": "finished", "last_metric": 0.5, "params": {"lr": 0.1}},
+    TrialSummary.model_validate(t)
+    for t in [
+        {
+            "trial_id": "bp000001",
+            "algorithm": "bp",
+            "status": "diverged",
+            "reason": "the loss became NaN/inf in epoch 1",
+        },
+        {"trial_id": "fa000001", "algorithm": "fa", "status": "finished", "last_metric": 0.5, "params": {"lr": 0.1}},
+    ]
 ]
-FA_BEST = {"trial_id": "fa000001", "value": 0.5, "epochs": 2, "params": {"lr": 0.1}, "mlflow_run_id": "r1"}
+FA_BEST = BestEntry(
+    algorithm="fa",
+    metric="val_accuracy",
+    trial_id="fa000001",
+    value=0.5,
+    epochs=2,
+    params={"lr": 0.1},
+    mlflow_run_id="r1",
+    status="finished",
+)
 
 
 def table(**kwargs) -> str:

@@ -122,6 +122,7 @@ def test_selected_accuracy_is_best_test_for_protocol_a_and_test_at_best_validati
     assert run.epochs_to_90 == 1
 
 
+@pytest.mark.slow  # tens of seconds of real runs: the full suite's, not the fast lane's
 def test_reproduce_digits_writes_every_output_and_traces_each_number_to_mlflow(
     ray_session, tracking_uri, storage_path, tmp_path, unique_name, mlflow_client
 ):

@@ -84,3 +84,35 @@ def running_mlflow_server(folder: Path) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+def stand_in_tune_session(monkeypatch, checkpoint_dir: Path | None = None) -> list[dict]:
+    """Run a trainable in this process: Tune's session calls stood in for (the trial `t0` on node `n0`, restored
+    from `checkpoint_dir` if given); returns the list its reports land in."""
+    import ray
+    from ray import tune
+
+    reports: list[dict] = []
+    checkpoint = None if checkpoint_dir is None else tune.Checkpoint.from_directory(str(checkpoint_dir))
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: checkpoint)
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
+    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_id": lambda self: "t0"})())
+    monkeypatch.setattr(ray, "get_runtime_context", lambda: type("R", (), {"get_node_id": lambda self: "n0"})())
+    return reports
+
+
+def in_process_trial_settings(spec, *, checkpoint_every: int, gpus: float = 0):
+    """The TrialSettings the runner would give `spec`'s trials (one CPU, no rungs)."""
+    from sweep_service.space import build_spaces
+    from sweep_service.trainable import TrialSettings
+
+    return TrialSettings(
+        spaces=build_spaces(spec),
+        metric=spec.metric,
+        mode=spec.mode,
+        max_t=spec.max_t,
+        checkpoint_every=checkpoint_every,
+        checkpoint_epochs=frozenset(),
+        cpus=1,
+        gpus=gpus,
+    )

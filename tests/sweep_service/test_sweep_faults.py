@@ -39,7 +39,7 @@ def test_a_trial_crashing_once_resumes_from_its_checkpoint_in_the_same_run(
     result = run_sweep(tiny_spec(unique_name), tracking_uri=tracking_uri, storage_path=storage_path)
     assert result.status == "succeeded"
     (trial,) = result.trials
-    assert trial["status"] == "finished" and trial["epochs"] == 6 and trial["retries"] == 1
+    assert trial.status == "finished" and trial.epochs == 6 and trial.retries == 1
     _, children = children_and_parent(mlflow_client, result.experiment_id)
     assert len(children) == 1, "a retried trial keeps its one MLflow run"
     run = children[0]
@@ -63,12 +63,12 @@ def test_a_trial_crashing_past_its_retries_fails_and_the_sweep_goes_on(
     )
     result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=storage_path)
     assert result.status == "succeeded"
-    assert sorted(t["status"] for t in result.trials) == ["failed", "finished"]
-    failed = next(t for t in result.trials if t["status"] == "failed")
-    assert "injected crash" in failed["reason"]
-    run = mlflow_client.get_run(failed["mlflow_run_id"])
+    assert sorted(t.status for t in result.trials) == ["failed", "finished"]
+    failed = next(t for t in result.trials if t.status == "failed")
+    assert "injected crash" in failed.reason
+    run = mlflow_client.get_run(failed.mlflow_run_id)
     assert run.info.status == "FAILED" and "injected crash" in run.data.tags["rfsweep.failure_reason"]
-    assert result.best["trial_id"] != failed["trial_id"]
+    assert result.best.trial_id != failed.trial_id
 
 
 def test_a_diverging_trial_ends_failed_diverged_and_the_sweep_succeeds(
@@ -88,13 +88,13 @@ def test_a_diverging_trial_ends_failed_diverged_and_the_sweep_succeeds(
     )
     result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=storage_path)
     assert result.status == "succeeded"
-    by_status = {t["status"]: t for t in result.trials}
+    by_status = {t.status: t for t in result.trials}
     assert set(by_status) == {"diverged", "finished"}
     diverged = by_status["diverged"]
-    assert diverged["config"]["lr"] == pytest.approx(1.0e6) and diverged["retries"] == 0  # never retried
-    run = mlflow_client.get_run(diverged["mlflow_run_id"])
+    assert diverged.config["lr"] == pytest.approx(1.0e6) and diverged.retries == 0  # never retried
+    run = mlflow_client.get_run(diverged.mlflow_run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["rfsweep.status"] == "diverged"
     assert "NaN/inf" in run.data.tags["rfsweep.failure_reason"]
-    assert result.best["trial_id"] == by_status["finished"]["trial_id"]
+    assert result.best.trial_id == by_status["finished"].trial_id
     assert result.counts["diverged"] == 1 and result.counts["failed"] == 0

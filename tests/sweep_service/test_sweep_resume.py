@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from sweep_helpers import ROOT, children_and_parent, steps_of
+from sweep_helpers import ROOT, children_and_parent, in_process_trial_settings, stand_in_tune_session, steps_of
 
 from sweep_service.checkpoints import STATE_FILE
 from sweep_service.runner import run_sweep
@@ -121,7 +121,7 @@ def test_killed_driver_is_resumed_without_duplicate_runs(
     assert all(c.info.status == "FINISHED" for c in children)
     for child in children:
         assert steps_of(mlflow_client, child.info.run_id, "test_accuracy") == list(range(1, 13))
-    assert sorted(t["trial_id"] for t in result.trials) == sorted(trial_ids)
+    assert sorted(t.trial_id for t in result.trials) == sorted(trial_ids)
     assert result.counts["finished"] == 4
     assert not list((Path(storage) / sweep_id).glob("*/checkpoint_*/.rfsweep-stand-in")), "stand-ins are cleaned up"
 
@@ -137,6 +137,7 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
     from rf_core import TrainConfig, train
     from sweep_service.monitor import SweepMonitor
     from sweep_service.status import TrialStatus
+    from sweep_service.tracking import TrackingTarget
     from sweep_service.trials import TrialRecord
 
     spec = parse_spec(
@@ -154,7 +155,7 @@ def test_a_trial_tune_saved_as_finished_gets_its_unlogged_last_epochs_from_its_c
         TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, diagnostics=False),
         on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE),
     ).history
-    monitor = SweepMonitor(spec, "refill-test", {}, tracking_uri, None, None)
+    monitor = SweepMonitor(spec, "refill-test", {}, TrackingTarget(tracking_uri))
     run_id = mlflow_client.create_run(monitor.experiment_id).info.run_id
     rec = TrialRecord(
         trial_id="t0", algorithm="bp", config={}, params={}, status=TrialStatus.RUNNING, mlflow_run_id=run_id
@@ -179,13 +180,10 @@ def test_a_trial_restored_with_every_epoch_done_hands_its_history_over(tmp_path,
     it must still report the checkpoint's history, or the epochs its MLflow run lacks stay lost (the run ended
     with epochs 1–11 of 12). Tune cannot be steered into that state on purpose, so its three session calls are
     stood in for; the trainable, rf_core's training and the checkpoint are real."""
-    import json
-
-    from ray import tune
 
     from rf_core import TrainConfig, train
-    from sweep_service.space import build_spaces
-    from sweep_service.trainable import RESTORED_HISTORY, TrialSettings, run_trial
+    from sweep_service.epoch_report import EpochReport
+    from sweep_service.trainable import run_trial
 
     spec = parse_spec(
         {
@@ -203,30 +201,14 @@ def test_a_trial_restored_with_every_epoch_done_hands_its_history_over(tmp_path,
         TrainConfig(algorithm="bp", dataset="synthetic", train_subset=300, epochs=3, lr=0.05),
         on_epoch=lambda record, get_state: torch.save(get_state(), checkpoint_dir / STATE_FILE),
     ).history
-    reports: list[dict] = []
-    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(checkpoint_dir)))
-    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
-    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_id": lambda self: "t0"})())
-    import ray
-
-    monkeypatch.setattr(ray, "get_runtime_context", lambda: type("R", (), {"get_node_id": lambda self: "n0"})())
-    spaces = build_spaces(spec)
-    settings = TrialSettings(
-        spaces=spaces,
-        metric=spec.metric,
-        mode=spec.mode,
-        max_t=3,
-        checkpoint_every=1,
-        checkpoint_epochs=frozenset(),
-        cpus=1,
-        gpus=0,
-    )
+    reports = stand_in_tune_session(monkeypatch, checkpoint_dir)
+    settings = in_process_trial_settings(spec, checkpoint_every=1)
 
     run_trial({"algorithm": "bp"}, settings)
 
     assert len(reports) == 1, "restored with every epoch done, the trial reports once, training nothing"
-    (report,) = reports
-    assert report["epoch"] == 3 and report["resumed_from_epoch"] == 3
-    restored = json.loads(report[RESTORED_HISTORY])
+    report = EpochReport.from_tune(reports[0])
+    assert report is not None and report.epoch == 3 and report.resumed_from_epoch == 3
+    restored = report.restored_history or []
     assert [r["epoch"] for r in restored] == [1, 2, 3]
     assert restored[-1]["test_accuracy"] == pytest.approx(history[-1]["test_accuracy"])

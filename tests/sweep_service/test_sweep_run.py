@@ -36,7 +36,7 @@ def test_one_parent_and_one_linked_child_per_trial(digits_sweep, mlflow_client):
     assert len(parents) == 1 and parents[0].info.run_id == result.parent_run_id
     assert len(children) == 6 == len(result.trials)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {result.parent_run_id}
-    assert {c.data.tags["rfsweep.trial_id"] for c in children} == {t["trial_id"] for t in result.trials}
+    assert {c.data.tags["rfsweep.trial_id"] for c in children} == {t.trial_id for t in result.trials}
     assert all(c.data.tags["rfsweep.sweep_id"] == result.sweep_id for c in children)
     assert parents[0].info.status == "FINISHED" and parents[0].data.tags["rfsweep.algorithms"] == "bp"
     assert parents[0].data.params["metric"] == "test_accuracy"
@@ -45,11 +45,11 @@ def test_one_parent_and_one_linked_child_per_trial(digits_sweep, mlflow_client):
 def test_each_child_has_one_metric_entry_per_epoch_it_ran(digits_sweep, mlflow_client):
     _, result, _ = digits_sweep
     _, children = children_and_parent(mlflow_client, result.experiment_id)
-    by_trial = {t["trial_id"]: t for t in result.trials}
+    by_trial = {t.trial_id: t for t in result.trials}
     for child in children:
         trial = by_trial[child.data.tags["rfsweep.trial_id"]]
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"):
-            assert steps_of(mlflow_client, child.info.run_id, key) == list(range(1, trial["epochs"] + 1))
+            assert steps_of(mlflow_client, child.info.run_id, key) == list(range(1, trial.epochs + 1))
         assert child.data.params["algorithm"] == "bp" and child.data.params["batch_size"] == "32"
         assert child.data.tags["rfsweep.device"] == "cpu"
 
@@ -84,14 +84,14 @@ def test_reported_best_is_the_best_child_and_its_weights_load(digits_sweep, mlfl
     top = max(c.data.metrics["test_accuracy"] for c in healthy)
     best = result.best
     tied = {c.info.run_id: c for c in healthy if c.data.metrics["test_accuracy"] == top}  # 360 test images: ties happen
-    assert best["mlflow_run_id"] in tied
-    best_child = tied[best["mlflow_run_id"]]
-    assert best["value"] == pytest.approx(best_child.data.metrics["test_accuracy"])
-    assert best["algorithm"] == "bp" and result.best_per_algorithm["bp"] == best
-    assert best["config"]["lr"] == pytest.approx(float(best_child.data.params["lr"]))
+    assert best.mlflow_run_id in tied
+    best_child = tied[best.mlflow_run_id]
+    assert best.value == pytest.approx(best_child.data.metrics["test_accuracy"])
+    assert best.algorithm == "bp" and result.best_per_algorithm["bp"] == best
+    assert best.config["lr"] == pytest.approx(float(best_child.data.params["lr"]))
     import mlflow.artifacts
 
-    path = mlflow.artifacts.download_artifacts(best["weights_uri"], tracking_uri=result.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(best.weights_uri, tracking_uri=result.tracking_uri)
     state = torch.load(path, weights_only=True)
     assert {tuple(v.shape) for v in state.values()} >= {(64, 64), (32, 64), (10, 32)}
 
@@ -103,14 +103,14 @@ def test_parent_run_has_the_summary_artifacts(digits_sweep, mlflow_client, tmp_p
     assert {"spec.yaml", "best_config.json", "trials.csv", "learning_curves.png"} <= names
     folder = Path(mlflow_client.download_artifacts(result.parent_run_id, "", dst_path=str(tmp_path)))
     best_json = json.loads((folder / "best_config.json").read_text())
-    assert best_json["best"]["trial_id"] == result.best["trial_id"]
+    assert best_json["best"]["trial_id"] == result.best.trial_id
     assert (folder / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     spec, _, _ = digits_sweep
     assert yaml.safe_load((folder / "spec.yaml").read_text())["name"] == spec.name
     csv_text = (folder / "trials.csv").read_text()
     assert len(csv_text.strip().splitlines()) == 1 + 6 and "lr" in csv_text.splitlines()[0]
-    assert parent.data.metrics["best_test_accuracy"] == pytest.approx(result.best["value"])
-    assert parent.data.tags["rfsweep.best.trial_id"] == result.best["trial_id"]
+    assert parent.data.metrics["best_test_accuracy"] == pytest.approx(result.best.value)
+    assert parent.data.tags["rfsweep.best.trial_id"] == result.best.trial_id
 
 
 def test_progress_and_json_result(digits_sweep):
@@ -153,7 +153,7 @@ def test_cancel_stops_trials_and_kills_their_runs(ray_session, tracking_uri, sto
         tracking_uri=tracking_uri,
         storage_path=storage_path,
         should_stop=should_stop,
-        on_progress=lambda p: seen_epochs.append(max([t["epochs"] for t in p.trials] or [0])),
+        on_progress=lambda p: seen_epochs.append(max([t.epochs for t in p.trials] or [0])),
     )
     assert result.status == "cancelled"
     assert result.counts["running"] == 0 and result.counts["pending"] == 0
@@ -162,7 +162,7 @@ def test_cancel_stops_trials_and_kills_their_runs(ray_session, tracking_uri, sto
     assert children and all(c.info.status == "KILLED" for c in children)
     assert all(c.data.tags["rfsweep.status"] == "cancelled" for c in children)
     assert mlflow_client.get_run(result.parent_run_id).info.status == "KILLED"
-    assert all(t["status"] == "cancelled" and t["epochs"] < 400 for t in result.trials)
+    assert all(t.status == "cancelled" and t.epochs < 400 for t in result.trials)
 
 
 def _has_null(value) -> bool:
@@ -217,7 +217,7 @@ def test_runs_are_named_and_the_best_trial_is_marked(digits_sweep, mlflow_client
     assert experiment.tags[mlflow_ui.EXPERIMENT_KIND_TAG] == mlflow_ui.MODEL_TRAINING_KIND
     view = json.loads(experiment.tags[mlflow_ui.VIEW_TAG_PREFIX + mlflow_ui.sweep_view_key(result.sweep_id)])
     assert "params.`lr`" in json.loads(view["state"])["selectedColumns"]
-    best_id = result.best["trial_id"]
+    best_id = result.best.trial_id
     for child in children:
         tags, trial_id = child.data.tags, child.data.tags["rfsweep.trial_id"]
         status = tags["rfsweep.status"]
@@ -240,13 +240,13 @@ def test_best_config_and_the_best_model_are_complete(digits_sweep, mlflow_client
     best_json = json.loads((folder / "best_config.json").read_text())
     assert not _has_null(best_json), best_json
     best = result.best
-    assert best_json["best"]["config"] == best["config"] and best["config"]["hidden"] == [64, 32]
-    assert best["model_uri"] == f"runs:/{best['mlflow_run_id']}/model"
+    assert best_json["best"]["config"] == best.config and best.config["hidden"] == [64, 32]
+    assert best.model_uri == f"runs:/{best.mlflow_run_id}/model"
     assert "sweep_report.html" in {a.path for a in mlflow_client.list_artifacts(result.parent_run_id)}
     mlflow.set_tracking_uri(result.tracking_uri)
-    model = mlflow.pyfunc.load_model(best["model_uri"])
+    model = mlflow.pyfunc.load_model(best.model_uri)
     x, y = raw_digits_test_split()
-    logged = mlflow_client.get_run(best["mlflow_run_id"]).data.metrics["test_accuracy"]
+    logged = mlflow_client.get_run(best.mlflow_run_id).data.metrics["test_accuracy"]
     for rows in (1, 5, len(x)):
         labels = model.predict(x[:rows])["label"].to_numpy()
         assert len(labels) == rows

@@ -15,6 +15,7 @@ from sweep_service.spec import parse_spec
 from sweep_service.tracking import (
     ExperimentPolicy,
     ExperimentUnavailable,
+    TrackingTarget,
     ensure_experiment,
     log_single_run,
     resolve_tracking_uri,
@@ -130,11 +131,10 @@ def test_an_experiment_rfsweep_did_not_create_is_written_only_when_allowed(track
 
 def test_a_sweep_names_its_experiment_under_the_servers_prefix(tracking_uri, mlflow_client, unique_name):
     spec = parse_spec({"name": unique_name, "tracking": {"experiment": "Default"}})
-    runs = SweepRuns(
-        spec, f"{unique_name}-id", tracking_uri, experiments=ExperimentPolicy(prefix="api/", adopt_foreign=False)
-    )
+    policy = ExperimentPolicy(prefix="api/", adopt_foreign=False)
+    runs = SweepRuns(spec, f"{unique_name}-id", TrackingTarget(tracking_uri, policy))
     assert mlflow_client.get_experiment(runs.experiment_id).name == "api/Default"
-    plain = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id2", tracking_uri)
+    plain = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id2", TrackingTarget(tracking_uri))
     assert mlflow_client.get_experiment(plain.experiment_id).name == unique_name
 
 
@@ -165,12 +165,12 @@ def test_a_trial_is_tagged_ended_only_once_every_epoch_is_in_mlflow(
 
     monkeypatch.setattr(tracking, "log_epoch", slow_log_epoch)
     monkeypatch.setattr(tracking, "log_tags", watching_log_tags)
-    runs = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id", tracking_uri)
+    runs = SweepRuns(parse_spec({"name": unique_name}), f"{unique_name}-id", TrackingTarget(tracking_uri))
     runs.open()
     rec = TrialRecord(trial_id="t1", algorithm="bp", config={"algorithm": "bp"}, params={})
     runs.create_trial_run(rec)
     for epoch in (1, 2, 3):
         runs.log_epoch(rec, {"epoch": epoch, "val_accuracy": 0.5 + epoch / 10})
-    rec.epochs = 3
-    runs.set_status(rec, TrialStatus.FINISHED)
+    rec.epochs, rec.status = 3, TrialStatus.FINISHED
+    runs.trial_ended(rec)
     assert epochs_in_mlflow_when_ended == [3]
