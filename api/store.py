@@ -273,7 +273,7 @@ def _closed(sweep: Sweep, status: SweepStatus) -> dict[str, Any]:
     for stored in sweep.trials or []:
         try:
             trial = TrialSummary.model_validate(stored)
-        except ValidationError:  # not a row this rfsweep wrote: kept as it is, never lost
+        except ValidationError:  # not a row any rfsweep wrote: kept in the store as it is (GET /trials skips it)
             trials.append(stored)
             continue
         trials.append(trial.model_copy(update={"status": trial.status.closed_by(status)}).to_json())

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_load import Server, _drop_database, _fresh_database, machine, percentile
 
+from sweep_service.records import BestEntry
 from sweep_service.status import ProgressCounts, SweepStatus, TrialStatus
 
 STATUSES = [SweepStatus.SUCCEEDED] * 6 + [
@@ -62,15 +63,15 @@ def fill(database_url: str, n: int, seed: int = 0) -> list[str]:
             ids.append(sweep_id)
             done = status.terminal
             best = (
-                {
-                    "algorithm": "bp",
-                    "config": {"lr": rng.random()},
-                    "metric": "test_accuracy",
-                    "value": rng.random(),
-                    "trial_id": uuid.uuid4().hex[:8],
-                    "mlflow_run_id": uuid.uuid4().hex,
-                    "weights_uri": None,
-                }
+                BestEntry(
+                    algorithm="bp",
+                    config={"lr": rng.random()},
+                    metric="test_accuracy",
+                    value=rng.random(),
+                    trial_id=uuid.uuid4().hex[:8],
+                    mlflow_run_id=uuid.uuid4().hex,
+                    status=TrialStatus.FINISHED,
+                ).to_json()
                 if status is SweepStatus.SUCCEEDED
                 else None
             )

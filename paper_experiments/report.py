@@ -22,6 +22,10 @@ from sweep_service.status import TrialStatus
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+# A column of Table 1's statistics (best_configs.json, `reproduce --json`): how many seeds diverged. A count named
+# after the status, not the status itself (tests/sweep_service/test_vocabulary.py lets it be).
+DIVERGED_SEEDS = "diverged"
+
 
 @dataclass
 class SeedRun:
@@ -82,7 +86,7 @@ class RuleOutcome:
             "final_test_accuracy_std": final[1],
             "epochs_to_90_mean": e90[0],
             "epochs_to_90_std": e90[1],
-            "diverged_runs": sum(s.status == TrialStatus.DIVERGED for s in self.seeds),
+            DIVERGED_SEEDS: sum(s.status == TrialStatus.DIVERGED for s in self.seeds),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -168,7 +172,7 @@ def table1_markdown(dataset: str, budget: Budget, outcomes: dict[str, dict[str, 
             e90 = (
                 "–" if s["epochs_to_90_mean"] is None else f"{s['epochs_to_90_mean']:.1f} ± {s['epochs_to_90_std']:.1f}"
             )
-            runs = f"{s['runs']}" + (f" ({s['diverged_runs']} diverged)" if s["diverged_runs"] else "")
+            runs = f"{s['runs']}" + (f" ({s[DIVERGED_SEEDS]} diverged)" if s[DIVERGED_SEEDS] else "")
             chosen = ", ".join(f"{k} {_sig(v)}" for k, v in sorted(out.search_trial.params.items()))
             what = out.describe()
             nonlocal_parts = ", ".join(k.replace("_", " ") for k, used in what["ledger"].items() if used) or "none"

@@ -72,6 +72,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
 
+    # when a run has diverged: its loss NaN/inf, or its training loss above divergence_factor × max(the first
+    # epoch's, ln(classes)) — an explosion that stays finite (rf_core.train.divergence_limit)
+    divergence_factor: float = 100.0
+
     # reporting
     diagnostics: bool = True  # per-epoch feedback round trip; end-of-run pinv distance, residuals, angles, fidelity
 
@@ -117,6 +121,8 @@ class TrainConfig:
                 bad(name, "must be > 0")
         if not 0 <= self.weight_decay < 1:
             bad("weight_decay", "must be in [0, 1)")
+        if not (math.isfinite(self.divergence_factor) and self.divergence_factor > 1):
+            bad("divergence_factor", "must be a finite number > 1")
         if not 0 <= self.activation_slope < 1:
             bad("activation_slope", "must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:

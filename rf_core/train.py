@@ -31,8 +31,32 @@ class ResultStatus(StrEnum):
     code that compares against the plain strings, and JSON, see no change."""
 
     COMPLETED = "completed"  # every epoch of the config ran
-    DIVERGED = "diverged"  # the loss became NaN/inf: a result, never an exception
+    DIVERGED = "diverged"  # the loss became NaN/inf or exploded (`divergence_limit`): a result, never an exception
     STOPPED = "stopped"  # `on_epoch` returned False
+
+
+def divergence_limit(factor: float, num_classes: int, first_epoch_loss: float | None) -> float:
+    """The training loss above which a run has diverged although its loss is finite: `factor` × max(the first
+    epoch's training loss, ln(classes)). ln(classes) is the loss of a network that guesses uniformly; during the
+    first epoch it is the only reference, so a run that explodes within its first epoch cannot set its own."""
+    reference = math.log(max(num_classes, 2))
+    if first_epoch_loss is not None and math.isfinite(first_epoch_loss):
+        reference = max(reference, first_epoch_loss)
+    return factor * reference
+
+
+def _divergence(
+    epoch: int, loss: float, factor: float, num_classes: int, first: float | None, *, so_far: bool = False
+) -> str | None:
+    """Why epoch `epoch`'s mean training loss (`so_far`: over its steps so far) says the run diverged, or None."""
+    if not math.isfinite(loss):
+        return f"the loss became NaN/inf in epoch {epoch}"
+    limit = divergence_limit(factor, num_classes, first)
+    if loss > limit:
+        reference = f"max(first-epoch loss {first:.4g}, ln {num_classes})" if first is not None else f"ln {num_classes}"
+        what = "the training loss (the epoch's mean so far)" if so_far else "the training loss"
+        return f"{what} {loss:.4g} exceeded {factor:g} × {reference} = {limit:.4g} in epoch {epoch}"
+    return None
 
 
 @dataclass
@@ -46,6 +70,7 @@ class TrainResult:
     seconds: float
     diagnostics: dict[str, float] = field(default_factory=dict)
     model_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    divergence: str | None = None  # why the run diverged (with the value), when it did
 
     @property
     def epochs(self) -> int:
@@ -81,6 +106,7 @@ class TrainResult:
     def summary(self) -> dict[str, Any]:
         return {
             "status": self.status.value,  # a plain str: yaml.safe_dump refuses str subclasses such as the enum
+            "divergence": self.divergence,
             "algorithm": self.config["algorithm"],
             "rule": self.rule,
             **self.rule_report,
@@ -110,8 +136,10 @@ def train(
     After every epoch `on_epoch(record, get_state)` receives the epoch's metrics (names in METRIC_NAMES,
     accuracies as fractions, plus `epoch` and `seconds`) and a function returning a checkpoint; passing that
     checkpoint back as `resume_state` continues from the next epoch with identical results. Returning
-    False from `on_epoch` stops the run (ResultStatus.STOPPED). A NaN/inf loss ends the run with status
-    ResultStatus.DIVERGED and the last good metrics, never an exception. `on_progress(epoch, steps_done,
+    False from `on_epoch` stops the run (ResultStatus.STOPPED). A NaN/inf loss, or a training loss above
+    `divergence_limit` (checked every DIVERGENCE_CHECK_EVERY steps on the epoch's mean so far, and at its end),
+    ends the run with status ResultStatus.DIVERGED, `divergence` saying why, and the last good metrics (the
+    record `on_epoch` gets then has `diverged` and `divergence`), never an exception. `on_progress(epoch, steps_done,
     steps_per_epoch)` is called every PROGRESS_EVERY steps within an epoch and at its end (for a progress bar;
     it reads nothing from the device).
     """
@@ -137,6 +165,7 @@ def train(
         }
 
     status = ResultStatus.COMPLETED
+    divergence: str | None = None
     started = time.perf_counter()
     n_train, batch = len(data.y_train), config.batch_size
     steps_per_epoch = math.ceil(n_train / batch)
@@ -147,15 +176,20 @@ def train(
         x_epoch, y_epoch = data.x_train[order], data.y_train[order]
         loss_sum = torch.zeros((), device=config.device)
         correct = torch.zeros((), dtype=torch.long, device=config.device)
-        diverged = False
+        first_loss = float(history[0]["train_loss"]) if history else None
+        why: str | None = None
         for step, begin in enumerate(range(0, n_train, batch), start=1):
             xb, yb = x_epoch[begin : begin + batch], y_epoch[begin : begin + batch]
             logits, loss = rule.step(xb, yb, lr_at((epoch - 1) * steps_per_epoch + step - 1), config.weight_decay)
             loss_sum += loss.sum()
             correct += (logits.argmax(1) == yb).sum()
-            if step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                diverged = True
-                break
+            if step % DIVERGENCE_CHECK_EVERY == 0:
+                mean_so_far = float(loss_sum) / min(step * batch, n_train)
+                why = _divergence(
+                    epoch, mean_so_far, config.divergence_factor, data.num_classes, first_loss, so_far=True
+                )
+                if why is not None:
+                    break
             if on_progress is not None and (step % PROGRESS_EVERY == 0 or step == steps_per_epoch):
                 on_progress(epoch, step, steps_per_epoch)
         seconds = time.perf_counter() - epoch_start
@@ -163,14 +197,14 @@ def train(
         test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
         eval_seconds = time.perf_counter() - epoch_start - seconds
         train_loss = float(loss_sum) / n_train
-        if (
-            diverged
-            or not all(math.isfinite(v) for v in (train_loss, test_loss))
-            or (data.x_val.numel() and not math.isfinite(val_loss))
-        ):
-            status = ResultStatus.DIVERGED
+        if why is None:
+            why = _divergence(epoch, train_loss, config.divergence_factor, data.num_classes, first_loss)
+        if why is None and not (math.isfinite(test_loss) and (not data.x_val.numel() or math.isfinite(val_loss))):
+            why = f"the evaluation loss became NaN/inf in epoch {epoch}"
+        if why is not None:
+            status, divergence = ResultStatus.DIVERGED, why
             last_good = dict(history[-1]) if history else _untrained_record(initial_test_accuracy)
-            last_good.update(epoch=epoch, seconds=seconds, diverged=True)
+            last_good.update(epoch=epoch, seconds=seconds, diverged=True, divergence=why)
             if on_epoch is not None:
                 on_epoch(last_good, get_state)
             break
@@ -204,6 +238,7 @@ def train(
         seconds=time.perf_counter() - started,
         diagnostics=diagnostics,
         model_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        divergence=divergence,
     )
 
 

@@ -1,8 +1,9 @@
 """A training configuration as it ran, complete: every field its rule reads, each run-time default decided,
 and the tags every run of it carries (which rf_core trained it).
 
-`full_config(values)` is what a trial's MLflow params, `best_config.json`, `GET /sweeps/ID/best` and
-`best_configs.json` hold: `TrainConfig.from_dict(values).resolved().to_dict()`, with the network's widths
+`full_config_of(train_config)` is what a trial's MLflow params, `best_config.json`, `GET /sweeps/ID/best` and
+`best_configs.json` hold (the trial's worker makes it from the TrainConfig it trains; `full_config(values)`
+builds that TrainConfig first, for a single run): `train_config.resolved().to_dict()`, with the network's widths
 written out (`hidden: None` means "the dataset's default"). A field whose value is None *by design* is left
 out of `values`, and `notes` says why, so no consumer meets a null it has to guess about:
 
@@ -47,7 +48,7 @@ class FullConfig:
 
     values: dict[str, Any]
     notes: dict[str, str] = field(default_factory=dict)
-    description: dict[str, Any] | None = None  # `describe(values)`, when `full_config` made it (one TrainConfig)
+    description: dict[str, Any] | None = None  # `describe(values)`, made with the values (no second TrainConfig)
 
     def params(self) -> dict[str, str]:
         """As MLflow params: one per field, lists as JSON, everything else as `str` gives it."""

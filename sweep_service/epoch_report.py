@@ -19,14 +19,13 @@ from typing import Any
 EPOCH, SECONDS, EVAL_SECONDS = "epoch", "seconds", "eval_seconds"
 
 DIVERGED = "diverged"
+DIVERGENCE = "divergence"  # why a diverged epoch diverged (rf_core's words, with the value)
 DEVICE = "device"
 NODE_ID = "node_id"
 RF_CORE_VERSION = "rf_core_version"
 RESUMED_FROM_EPOCH = "resumed_from_epoch"
 TRIAL_CONFIG = "trial_config_json"  # JSON: {"values", "notes", "description"} (`configs.FullConfig`)
 RESTORED_HISTORY = "restored_history_json"  # JSON: the rf_core epoch records a resumed trial's checkpoint holds
-
-_OWN_KEYS = (DIVERGED, DEVICE, NODE_ID, RF_CORE_VERSION, RESUMED_FROM_EPOCH, TRIAL_CONFIG, RESTORED_HISTORY)
 
 
 def _is_record_key(key: str) -> bool:
@@ -43,6 +42,7 @@ class EpochReport:
     node_id: str
     rf_core_version: str
     resumed_from_epoch: int = 0
+    divergence: str | None = None
     trial_config: dict[str, Any] | None = None
     restored_history: list[dict[str, Any]] | None = None
 
@@ -60,6 +60,8 @@ class EpochReport:
             RF_CORE_VERSION: self.rf_core_version,
             RESUMED_FROM_EPOCH: self.resumed_from_epoch,
         }
+        if self.divergence is not None:
+            report[DIVERGENCE] = self.divergence
         if self.trial_config is not None:
             report[TRIAL_CONFIG] = json.dumps(self.trial_config)
         if self.restored_history is not None:
@@ -74,12 +76,13 @@ class EpochReport:
             return None
         config, history = result.get(TRIAL_CONFIG), result.get(RESTORED_HISTORY)
         return cls(
-            record={k: v for k, v in result.items() if _is_record_key(k) and k not in _OWN_KEYS},
+            record={k: v for k, v in result.items() if _is_record_key(k)},
             diverged=bool(result.get(DIVERGED)),
             device=str(result.get(DEVICE) or ""),
             node_id=str(result.get(NODE_ID) or ""),
             rf_core_version=str(result.get(RF_CORE_VERSION) or ""),
             resumed_from_epoch=int(result.get(RESUMED_FROM_EPOCH) or 0),
+            divergence=str(result[DIVERGENCE]) if result.get(DIVERGENCE) else None,
             trial_config=json.loads(config) if config else None,
             restored_history=json.loads(history) if history else None,
         )

@@ -161,6 +161,7 @@ class SweepMonitor:
             self._note_epoch(rec, record)
         if report.diverged:
             rec.diverged_at = report.epoch
+            rec.reason = f"diverged: {report.divergence or f'the loss became NaN/inf in epoch {report.epoch}'}"
             return
         self._note_epoch(rec, report.record)
         self._refresh_report()
@@ -183,7 +184,7 @@ class SweepMonitor:
         self._ensure_run(rec)
         if rec.diverged_at is not None:
             status = TrialStatus.DIVERGED
-            rec.reason = f"diverged: the loss became NaN/inf in epoch {rec.diverged_at}"
+            rec.reason = rec.reason or f"diverged: the loss became NaN/inf in epoch {rec.diverged_at}"
             rec.last_metric = None
         elif self.cancel_requested:
             status = TrialStatus.CANCELLED

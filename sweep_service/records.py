@@ -1,23 +1,41 @@
 """The records a sweep's trials cross layers as: a trial's summary row (`TrialSummary`) and a rule's best trial
 (`BestEntry`). The runner makes them (`trials.TrialRecord.summary` and `.best_entry`), `SweepResult` and the
 progress carry them, the API's store keeps them once and its bodies are these models, and the CLI, the sweep
-page, MLflow's trials.csv and the paper experiments read them by attribute. A row an older rfsweep stored reads
-back with `model_validate` (the fields it lacked take their defaults; keys it had that these lack are dropped)."""
+page, MLflow's trials.csv and the paper experiments read them by attribute. `from_stored` reads back a row the
+API's store holds: an older rfsweep's (the fields it lacked take their defaults; keys these lack are dropped),
+or None, with a warning, for one no rfsweep wrote — one bad row never fails a page of others.
+
+Times are ISO 8601 in UTC to the millisecond (`2026-12-01T10:59:00.123+00:00`); non-finite numbers are the
+caller's to clear (`numbers.json_safe`: PostgreSQL's json type refuses them)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import logging
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from sweep_service.status import TrialStatus
 
+log = logging.getLogger(__name__)
 
-class TrialSummary(BaseModel):
-    """One trial as `rfsweep sweep --json`, `GET /sweeps/ID/trials`, trials.csv and the sweep page show it."""
 
+class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def from_stored(cls, data: Any) -> Self | None:
+        """A stored row as this record, or None (and a warning saying why) when it is not one."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            log.warning("a stored %s that no rfsweep wrote is left out: %s", cls.__name__, exc.errors()[:3])
+            return None
+
+
+class TrialSummary(_Record):
+    """One trial as `rfsweep sweep --json`, `GET /sweeps/ID/trials`, trials.csv and the sweep page show it."""
 
     trial_id: str
     algorithm: str
@@ -47,15 +65,17 @@ class TrialSummary(BaseModel):
     node_id: str | None = None
     reason: str | None = Field(None, description="Why it stopped early, diverged, failed or was cancelled.")
 
+    @field_serializer("started_at", "ended_at", when_used="json")
+    def _iso_milliseconds(self, when: dt.datetime | None) -> str | None:
+        return None if when is None else when.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
-class BestEntry(BaseModel):
+class BestEntry(_Record):
     """A rule's (or the sweep's) best trial as `best_config.json`, `rfsweep sweep --json` and `GET /best` give it:
     its full resolved config and, once the sweep has succeeded, its MLflow model."""
-
-    model_config = ConfigDict(extra="ignore")
 
     algorithm: str
     config: dict[str, Any] = Field(default_factory=dict)
@@ -79,9 +99,12 @@ class BestEntry(BaseModel):
         "set on each rule's best trial when the sweep has succeeded.",
     )
     model_error: str | None = Field(None, description="Why a best trial has no `model_uri`.")
-    status: TrialStatus
+    status: TrialStatus | None = Field(None, description="The trial's status (absent from entries stored before 0.2).")
     epochs: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """As JSON, absent values left out (not null)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """As JSON, absent values left out (not null), and `config_notes` when there are none."""
+        out = self.model_dump(mode="json", exclude_none=True)
+        if not out.get("config_notes"):
+            out.pop("config_notes", None)
+        return out

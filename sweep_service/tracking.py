@@ -1,7 +1,8 @@
 """MLflow plumbing shared by every run rfsweep writes: the tracking URI, the client and experiment, runs
 found by tags, batched params/tags/metrics, weights and plots; and `log_single_run` for `rfsweep train`.
 
-A sweep's runs are `trial_runs`' job; every tag key and extra metric name is in `mlflow_names`.
+A sweep's runs are `trial_runs`' and `parent_run`'s job; every tag key, artifact and extra metric name is in
+`mlflow_names`.
 """
 
 from __future__ import annotations
@@ -357,7 +358,7 @@ def log_single_run(
             client.log_artifact(run_id, str(png))
         weights = log_weights(client, run_id, result.model_state)
         if result.status == ResultStatus.DIVERGED:
-            log_tags(client, run_id, {names.FAILURE_REASON: "loss became NaN/inf"})
+            log_tags(client, run_id, {names.FAILURE_REASON: result.divergence or "the loss became NaN/inf"})
         client.set_terminated(
             run_id, names.RunStatus.FAILED if result.status == ResultStatus.DIVERGED else names.RunStatus.FINISHED
         )

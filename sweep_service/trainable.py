@@ -90,6 +90,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             node_id=node_id,
             rf_core_version=rf_core_version(),
             resumed_from_epoch=resumed_from,
+            divergence=record.get("divergence"),
             trial_config=trial_config,
         )
         trial_config = None

@@ -42,7 +42,7 @@ class SweepRuns:
     """The MLflow side of one sweep (driver process only): its trials' runs here, its parent run in `parent`."""
 
     def __init__(self, spec: SweepSpec, sweep_id: str, target: tracking.TrackingTarget):
-        self.spec, self.sweep_id, self.tracking_uri = spec, sweep_id, target.uri
+        self.spec, self.sweep_id = spec, sweep_id
         self.client = tracking.make_client(target.uri)
         self.experiment_id = tracking.ensure_experiment(
             self.client,
@@ -81,7 +81,7 @@ class SweepRuns:
             config=json.loads(tags.get(names.CONFIG, "{}")),
             params=json.loads(tags.get(names.PARAMS, "{}")),
             config_notes=json.loads(tags.get(names.CONFIG_NOTES, "{}")),
-            description=json.loads(tags[names.RULE_DESCRIPTION]) if names.RULE_DESCRIPTION in tags else None,
+            description=_logged_description(tags),
             mlflow_run_id=run.info.run_id,
             status=TrialStatus(tags.get(names.STATUS, TrialStatus.RUNNING)),
             retries=int(tags.get(names.RETRIES, 0)),
@@ -156,6 +156,11 @@ class SweepRuns:
         first report). Its params (`first`: the run has none yet) are that config, `device` what really ran."""
         if rec.mlflow_run_id is None:
             return
+        if first:  # before the tags: `rfsweep.rule` on a reloaded run says its params are there
+            params = {k: v for k, v in full.params().items() if k != WORKER_DECIDES}
+            self._log_params_once(rec.mlflow_run_id, params, "config")
+        if rec.device:
+            self._log_params_once(rec.mlflow_run_id, {WORKER_DECIDES: rec.device}, f"device (now {rec.device})")
         tags = {
             **configs.run_tags(full),
             names.RF_CORE_VERSION: rf_core_version,
@@ -165,11 +170,6 @@ class SweepRuns:
             names.RULE_DESCRIPTION: json.dumps(rec.description),
         }
         self._tag(rec, tags)
-        if first:
-            params = {k: v for k, v in full.params().items() if k != WORKER_DECIDES}
-            self._log_params_once(rec.mlflow_run_id, params, "config")
-        if rec.device:
-            self._log_params_once(rec.mlflow_run_id, {WORKER_DECIDES: rec.device}, f"device (now {rec.device})")
 
     def _log_params_once(self, run_id: str, params: Mapping[str, str], what: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -221,7 +221,7 @@ class SweepRuns:
         tags: dict[str, Any] = {names.STATUS: status.value}
         if status in (TrialStatus.FAILED, TrialStatus.DIVERGED):
             tags[names.FAILURE_REASON] = rec.reason
-        if status is TrialStatus.FAILED and rec.retries:
+        if status is TrialStatus.FAILED:
             tags[names.RETRIES] = rec.retries
         if status is TrialStatus.STOPPED_EARLY and rec.early_stop is not None:
             stop = rec.early_stop
@@ -276,3 +276,14 @@ class SweepRuns:
 
     def pause(self) -> None:
         self.parent.pause()
+
+
+def _logged_description(tags: Mapping[str, str]) -> dict[str, Any] | None:
+    """The rule in rf_core's words, from a logged run's `rfsweep.rule` tag; a run an older rfsweep logged has none,
+    and is described from its `rfsweep.config` (a TrainConfig built in the driver, for such runs only)."""
+    if names.RULE_DESCRIPTION in tags:
+        return json.loads(tags[names.RULE_DESCRIPTION])
+    try:
+        return configs.describe(json.loads(tags[names.CONFIG])) if names.CONFIG in tags else None
+    except (ValueError, TypeError):  # not a config rf_core reads today: the entry goes without its rule
+        return None

@@ -23,12 +23,12 @@ WORKER_DECIDES = "device"
 class TrialRecord:
     trial_id: str
     algorithm: str
-    # The trial's full resolved training config (`configs.full_config`: no None). `device` is in it once the
-    # worker has said where it trains (a spec asking for a GPU may land on a worker without one).
+    # The trial's training config: the spec's and the sampled values until the worker's first report, then the full
+    # resolved config the worker built (`configs.full_config_of`: no None), with the device it trains on.
     config: dict[str, Any]
     params: dict[str, Any]  # the searched parameters' values
     config_notes: dict[str, str] = field(default_factory=dict)  # field -> why it is not in `config`
-    description: dict[str, Any] | None = None  # the rule in rf_core's words (`configs.describe`), made once
+    description: dict[str, Any] | None = None  # the rule in rf_core's words, from the worker's first report
     status: TrialStatus = TrialStatus.PENDING
     epochs: int = 0
     last_metric: float | None = None

@@ -210,20 +210,20 @@ def _best(ctx: Services, sweep_id: str) -> Response:
             sweep.error if sweep.status == SweepStatus.FAILED and sweep.error else "no trial has reported a metric yet"
         )
         raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; {why}")
-    per_algorithm = {k: BestEntry.model_validate(v) for k, v in (sweep.best_per_algorithm or {}).items() if v}
-    # best_per_algorithm is written as trials report; the end of a succeeded sweep adds each rule's model_uri
+    best = BestEntry.from_stored(sweep.best)
+    if best is None:
+        raise HTTPError(409, f"sweep {sweep_id} is {sweep.status}; its stored best entry is unreadable")
+    stored = (sweep.best_per_algorithm or {}).items()
+    per_algorithm = {rule: entry for rule, data in stored if (entry := BestEntry.from_stored(data)) is not None}
+    # best_per_algorithm is written when the sweep ends (or pauses), with each rule's model_uri once it succeeded
     without = (sweep.result or {}).get("rules_without_result") or {}
-    return json_response(
-        BestResponse(
-            best=BestEntry.model_validate(sweep.best), best_per_algorithm=per_algorithm, rules_without_result=without
-        )
-    )
+    return json_response(BestResponse(best=best, best_per_algorithm=per_algorithm, rules_without_result=without))
 
 
 def _trials(ctx: Services, sweep_id: str) -> Response:
     with ctx.sessions() as session:
         sweep = _found(session, sweep_id)
-    trials = [TrialSummary.model_validate(t) for t in (sweep.trials or []) if isinstance(t, dict)]
+    trials = [trial for t in sweep.trials or [] if (trial := TrialSummary.from_stored(t)) is not None]
     return json_response(TrialsResponse(sweep_id=sweep.id, status=sweep.status, trials=trials))
 
 
@@ -253,7 +253,7 @@ def _summary_fields(ctx: Services, row: Any) -> dict[str, Any]:
         finished_at=store.as_utc(row.finished_at),
         error=row.error,
         progress=progress,
-        best=BestEntry.model_validate(row.best) if row.best else None,
+        best=BestEntry.from_stored(row.best) if row.best else None,
         mlflow=MlflowInfo(
             experiment_id=row.experiment_id,
             parent_run_id=row.parent_run_id,

@@ -15,7 +15,9 @@ from rf_core.rules.base import LayerUpdate, LearningRule, backprop_through, regi
 
 @dataclass(frozen=True)
 class FeedbackScaleParams(RuleParams):
-    feedback_scale: float = 1.0  # scale of the fixed random feedback matrices (1: like W's own init)
+    # B ~ U(±feedback_scale/√fan_in); W's own init is U(±init_gain/√fan_in), init_gain 2.45: at 1, B's entries are
+    # 2.45× smaller than W's initial ones
+    feedback_scale: float = 1.0
 
     def problems(self) -> list[Problem]:
         return super().problems() + positive(self, "feedback_scale")
@@ -23,8 +25,8 @@ class FeedbackScaleParams(RuleParams):
 
 @register
 class FeedbackAlignment(LearningRule[FeedbackScaleParams]):
-    """As backprop with W_l replaced by a fixed random B_l of W_l's shape, drawn like W_l's initialisation
-    and scaled by `feedback_scale`: δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})."""
+    """As backprop with W_l replaced by a fixed random B_l of W_l's shape, uniform on ±feedback_scale/√fan_in
+    (2.45× smaller than W_l's initialisation at the default scale 1): δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})."""
 
     name = "fa"
     summary = "feedback alignment: fixed random feedback in place of Wᵀ"

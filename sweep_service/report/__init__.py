@@ -24,7 +24,7 @@ The modules, one job each:
 - `page`: the HTML and its sections; `build_report_html`, `write_sweep_report`, `REPORT_FILE`.
 - `upload`: `log_report_artifact`.
 
-How a trial's value is read, as the runner ranks trials (`SweepMonitor.best`): its metric at its last
+How a trial's value is read, as the runner ranks trials (`best.best_record`): its metric at its last
 reported epoch; diverged and failed trials, and trials whose value is NaN/inf, have none. The best trial
 of a rule is the one the caller names in `best_trial_ids` (the runner's choice is the one home); without
 it, the trial with the best value, ties going to the trial listed first.

@@ -1,7 +1,7 @@
 """What the sweep page is made of: a trial as the page needs it (`ReportTrial`), what it says about the sweep
 (`SweepInfo`), and the analysis it shows (`RuleSummary` per rule, `SweepAnalysis`).
 
-How a trial's value is read (`ReportTrial.score`), as the runner ranks trials (`SweepMonitor.best`): its metric
+How a trial's value is read (`ReportTrial.score`), as the runner ranks trials (`best.best_record`): its metric
 at its last reported epoch; diverged and failed trials, and trials whose value is NaN/inf, have none.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweep_service import mlflow_ui
 from sweep_service.numbers import finite
 from sweep_service.records import TrialSummary
 from sweep_service.status import TrialStatus
@@ -50,6 +51,7 @@ class ReportTrial:
             curve=dict(curve or {}),
             reason=summary.reason,
             mlflow_run_id=summary.mlflow_run_id,
+            run_name=mlflow_ui.trial_run_name(summary.algorithm, summary.trial_id, summary.status.value),
             value=summary.last_metric,
         )
 

@@ -82,6 +82,68 @@ def test_fa_with_transposed_weights_as_feedback_equals_bp():
         torch.testing.assert_close(a, b)
 
 
+class _FeedbackLinear(torch.autograd.Function):
+    """h ↦ h Wᵀ whose backward sends the error down through a given B instead of W (autograd does the rest)."""
+
+    @staticmethod
+    def forward(ctx, h, w, feedback):
+        ctx.save_for_backward(h, feedback)
+        return h @ w.T
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, feedback = ctx.saved_tensors
+        return grad @ feedback, grad.T @ h, None
+
+
+def _rule_directions(name, activation):
+    """A small float64 net, a batch, the rule's directions on it, and fresh leaf copies of W for a reference."""
+    net, g = _net([8, 6, 5, 3], activation=activation)
+    x, y = _batch(7, 8, 3)
+    rule = _rule(name, net, g)
+    cache = net.forward_cached(x)
+    ours = rule.directions(cache, output_error(cache.logits, y))
+    return net, rule, x, y, ours, [w.detach().clone().requires_grad_(True) for w in net.weights]
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_fa_directions_equal_autograd_through_a_backward_that_uses_its_feedback(activation):
+    """An independent reference: autograd through layers whose backward uses B_l in place of W_l (Lillicrap et
+    al. 2014), with the cross-entropy's own gradient at the top."""
+    net, fa, x, y, ours, weights = _rule_directions("fa", activation)
+    h = x
+    for l, w in enumerate(weights):
+        h = _FeedbackLinear.apply(h, w, getattr(fa, f"feedback_{l}"))
+        if l < len(weights) - 1:
+            h = net.activation.forward(h)
+    torch.nn.functional.cross_entropy(h, y).backward()
+    for (dw, _), w in zip(ours, weights, strict=True):
+        torch.testing.assert_close(dw, w.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_dfa_directions_equal_autograd_on_the_error_each_layer_is_sent(activation):
+    """An independent reference (Nøkland 2016): each hidden layer alone, its input held fixed, takes the gradient
+    of ⟨σ(a_l), (∂L/∂logits) D_l⟩ — the output error sent to it by its fixed D_l; the top layer the cross-entropy's
+    gradient. No error travels through any W."""
+    net, dfa, x, y, ours, weights = _rule_directions("dfa", activation)
+    logits = net(x).detach().requires_grad_(True)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    sent = logits.grad  # ∂L/∂logits = e / batch
+    total = torch.zeros((), dtype=torch.float64)
+    h = x
+    for l, w in enumerate(weights):
+        a = h.detach() @ w.T
+        if l < len(weights) - 1:
+            h = net.activation.forward(a)
+            total = total + (h * (sent @ getattr(dfa, f"direct_{l}"))).sum()
+        else:
+            total = total + torch.nn.functional.cross_entropy(a, y)
+    total.backward()
+    for (dw, _), w in zip(ours, weights, strict=True):
+        torch.testing.assert_close(dw, w.grad, rtol=1e-10, atol=1e-12)
+
+
 def test_feedback_matrices_are_buffers_not_parameters():
     net, g = _net([8, 6, 4, 3])
     for name in ("fa", "dfa", "rf_two_phase", "rf_parallel"):

@@ -6,6 +6,7 @@ import pytest
 
 from rf_core import ConfigError, ResultStatus, TrainConfig, available_rules, train
 from rf_core.metrics import epochs_to_90
+from rf_core.train import divergence_limit
 
 
 @pytest.mark.parametrize("rule", available_rules())
@@ -36,6 +37,32 @@ def test_diverging_configuration_ends_with_status_diverged_and_last_good_metrics
     assert records[-1]["diverged"] is True
     assert all(math.isfinite(r["test_accuracy"]) for r in records)
     assert result.summary()["status"] == "diverged"
+
+
+def test_an_explosion_that_stays_finite_ends_the_run_diverged_with_the_value():
+    """fa at λ 2 with leaky ReLU on digits: its training loss reaches 2.8e3 in epoch 1 and stays finite (shown with
+    the limit lifted). At the default divergence_factor (100 × ln 10 = 230 in epoch 1) the run ends `diverged`,
+    saying why, with the value."""
+    config = TrainConfig(algorithm="fa", dataset="digits", lr=2.0, activation="leaky_relu", epochs=3, diagnostics=False)
+    unlimited = train(config.replace(divergence_factor=1e30))
+    assert unlimited.status is ResultStatus.COMPLETED
+    assert all(math.isfinite(r["train_loss"]) and r["train_loss"] > 1e3 for r in unlimited.history)
+    records = []
+    result = train(config, on_epoch=lambda r, s: records.append(r))
+    assert result.status is ResultStatus.DIVERGED and result.history == []
+    assert result.divergence is not None and "exceeded 100 × ln 10 = 230.3 in epoch 1" in result.divergence
+    assert records[-1]["diverged"] is True and records[-1]["divergence"] == result.divergence
+    assert result.summary()["divergence"] == result.divergence
+
+
+def test_the_divergence_limit_is_a_multiple_of_the_first_epochs_loss_or_of_ln_classes():
+    ln10 = math.log(10)
+    assert divergence_limit(100, 10, None) == pytest.approx(100 * ln10)  # epoch 1: nothing of its own counts
+    assert divergence_limit(100, 10, 5.0) == pytest.approx(500)
+    assert divergence_limit(100, 10, 0.5) == pytest.approx(100 * ln10)  # a good first epoch lowers nothing
+    assert divergence_limit(10, 2, float("nan")) == pytest.approx(10 * math.log(2))
+    with pytest.raises(ConfigError, match="divergence_factor"):
+        TrainConfig(divergence_factor=1.0)
 
 
 @pytest.mark.parametrize("rule", ["bp", "rf_two_phase", "rf_parallel"])

@@ -98,3 +98,31 @@ def test_a_diverging_trial_ends_failed_diverged_and_the_sweep_succeeds(
     assert "NaN/inf" in run.data.tags["rfsweep.failure_reason"]
     assert result.best.trial_id == by_status["finished"].trial_id
     assert result.counts["diverged"] == 1 and result.counts["failed"] == 0
+
+
+def test_a_trial_whose_loss_explodes_but_stays_finite_ends_diverged_with_the_value(
+    ray_session, tracking_uri, storage_path, unique_name, mlflow_client
+):
+    """fa at λ 2 with leaky ReLU on digits: a training loss in the thousands, never NaN. It ends `diverged` with
+    rf_core's reason (the value and the limit) on the trial's row and its MLflow run; the other trial finishes."""
+    spec = tiny_spec(
+        unique_name,
+        dataset={"name": "digits"},
+        model={"hidden": [64, 32], "activation": "leaky_relu"},
+        algorithm="fa",
+        parameters={"lr": {"distribution": "loguniform", "low": 0.01, "high": 2.0}},
+        search={
+            "method": "random",
+            "num_samples": 2,
+            "metric": "val_accuracy",
+            "points_to_evaluate": [{"lr": 2.0}, {"lr": 0.05}],
+        },
+        scheduler={"type": "fifo", "max_t": 2},
+    )
+    result = run_sweep(spec, tracking_uri=tracking_uri, storage_path=storage_path)
+    by_status = {t.status: t for t in result.trials}
+    assert result.status == "succeeded" and set(by_status) == {"diverged", "finished"}
+    diverged = by_status["diverged"]
+    assert diverged.reason is not None and "exceeded 100 × ln 10 = 230.3 in epoch 1" in diverged.reason
+    run = mlflow_client.get_run(diverged.mlflow_run_id)
+    assert run.info.status == "FAILED" and run.data.tags["rfsweep.failure_reason"] == diverged.reason
