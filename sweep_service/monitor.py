@@ -108,8 +108,9 @@ class SweepMonitor:
         """The trial's full config as the worker built it (each attempt's first report), and where it trains."""
         assert report.trial_config is not None
         full = FullConfig.from_json(report.trial_config)
-        first = rec.description is None
+        first = not rec.config_from_worker
         rec.config, rec.config_notes, rec.description = full.values, full.notes, full.rule_description()
+        rec.config_from_worker = True
         rec.device, rec.node_id = report.device, report.node_id
         self.runs.note_config(rec, full, report.rf_core_version, first=first)
 

@@ -81,7 +81,8 @@ class SweepRuns:
             config=json.loads(tags.get(names.CONFIG, "{}")),
             params=json.loads(tags.get(names.PARAMS, "{}")),
             config_notes=json.loads(tags.get(names.CONFIG_NOTES, "{}")),
-            description=_logged_description(tags),
+            description=_logged_description(run),
+            config_from_worker=names.RULE_DESCRIPTION in tags,
             mlflow_run_id=run.info.run_id,
             status=TrialStatus(tags.get(names.STATUS, TrialStatus.RUNNING)),
             retries=int(tags.get(names.RETRIES, 0)),
@@ -134,6 +135,7 @@ class SweepRuns:
         assert orphan.mlflow_run_id is not None
         rec.mlflow_run_id = orphan.mlflow_run_id
         rec.logged_epochs = set(orphan.logged_epochs)
+        rec.config_from_worker = orphan.config_from_worker  # the run's params are the orphan's (the same config)
         tags = {
             names.TRIAL_ID: rec.trial_id,
             names.PREVIOUS_TRIAL_ID: orphan.trial_id,
@@ -278,12 +280,16 @@ class SweepRuns:
         self.parent.pause()
 
 
-def _logged_description(tags: Mapping[str, str]) -> dict[str, Any] | None:
-    """The rule in rf_core's words, from a logged run's `rfsweep.rule` tag; a run an older rfsweep logged has none,
-    and is described from its `rfsweep.config` (a TrainConfig built in the driver, for such runs only)."""
+def _logged_description(run: Run) -> dict[str, Any] | None:
+    """The rule in rf_core's words, from a logged run's `rfsweep.rule` tag. A run an older rfsweep logged has params
+    but no such tag: it is described from its `rfsweep.config` (a TrainConfig built in the driver, for such runs
+    only). A run of this rfsweep whose worker has not reported yet has neither: its first report describes it."""
+    tags = run.data.tags
     if names.RULE_DESCRIPTION in tags:
         return json.loads(tags[names.RULE_DESCRIPTION])
+    if not run.data.params or names.CONFIG not in tags:
+        return None
     try:
-        return configs.describe(json.loads(tags[names.CONFIG])) if names.CONFIG in tags else None
+        return configs.describe(json.loads(tags[names.CONFIG]))
     except (ValueError, TypeError):  # not a config rf_core reads today: the entry goes without its rule
         return None

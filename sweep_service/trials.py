@@ -29,6 +29,7 @@ class TrialRecord:
     params: dict[str, Any]  # the searched parameters' values
     config_notes: dict[str, str] = field(default_factory=dict)  # field -> why it is not in `config`
     description: dict[str, Any] | None = None  # the rule in rf_core's words, from the worker's first report
+    config_from_worker: bool = False  # the worker's config has reached the record and the run's params
     status: TrialStatus = TrialStatus.PENDING
     epochs: int = 0
     last_metric: float | None = None

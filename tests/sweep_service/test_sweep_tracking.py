@@ -174,3 +174,28 @@ def test_a_trial_is_tagged_ended_only_once_every_epoch_is_in_mlflow(
     rec.epochs, rec.status = 3, TrialStatus.FINISHED
     runs.trial_ended(rec)
     assert epochs_in_mlflow_when_ended == [3]
+
+
+def test_a_reloaded_trial_knows_whether_its_workers_config_reached_its_run(tracking_uri, mlflow_client, unique_name):
+    """A driver that died before a trial's first report leaves a run without params; the next driver must log
+    them when the report comes (not take the run's spec values for the worker's config), and must not log them
+    twice once they are there."""
+    from rf_core import TrainConfig
+    from sweep_service.configs import full_config_of
+    from sweep_service.trials import TrialRecord
+
+    spec, sweep_id = parse_spec({"name": unique_name}), f"{unique_name}-id"
+    runs = SweepRuns(spec, sweep_id, TrackingTarget(tracking_uri))
+    runs.open()
+    rec = TrialRecord(trial_id="t1", algorithm="bp", config={"algorithm": "bp", "lr": 0.05}, params={"lr": 0.05})
+    runs.create_trial_run(rec)
+    (before,) = SweepRuns(spec, sweep_id, TrackingTarget(tracking_uri)).open()
+    assert before.config_from_worker is False and before.description is None
+
+    full = full_config_of(TrainConfig(algorithm="bp", lr=0.05))
+    rec.device, rec.node_id, rec.config, rec.description = "cpu", "n0", full.values, full.rule_description()
+    runs.note_config(rec, full, "test-version", first=True)
+    (after,) = SweepRuns(spec, sweep_id, TrackingTarget(tracking_uri)).open()
+    assert after.config_from_worker is True and after.description == full.rule_description()
+    params = mlflow_client.get_run(rec.mlflow_run_id).data.params
+    assert params["lr"] == "0.05" and params["device"] == "cpu" and len(params) == len(full.values)
