@@ -63,6 +63,7 @@ class MLP(nn.Module):
         super().__init__()
         self.sizes = list(sizes)
         self.activation = activation
+        self.init_gain = init_gain  # W_l ~ U(±init_gain/√fan_in): rules that size feedback like W's start read it
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList() if bias else None
         for fan_in, fan_out in itertools.pairwise(sizes):

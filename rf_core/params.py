@@ -67,6 +67,8 @@ class Ledger:
     closed_form_inverse: bool  # a matrix inverse or solve computed numerically (Cholesky, SVD), not learned
     batch_global: bool  # one sample's update depends on the other samples of the batch (e.g. a joint solve)
     output_error_broadcast: bool = False  # every layer receives the output error directly (DFA)
+    # the backward pass reads the sign of each W entry (not its magnitude) to carry the error down (sign-symmetry)
+    sign_transport: bool = False
 
     def to_dict(self) -> dict[str, bool]:
         return dataclasses.asdict(self)

@@ -167,12 +167,13 @@ def train(
     status = ResultStatus.COMPLETED
     divergence: str | None = None
     started = time.perf_counter()
-    n_train, batch = len(data.y_train), config.batch_size
+    batch = config.batch_size
+    n_train = epoch_samples(len(data.y_train), batch, config.drop_last)
     steps_per_epoch = math.ceil(n_train / batch)
     lr_at = _lr_schedule(config, steps_per_epoch * config.epochs)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         epoch_start = time.perf_counter()
-        order = torch.randperm(n_train, generator=generator).to(config.device)
+        order = torch.randperm(len(data.y_train), generator=generator)[:n_train].to(config.device)
         x_epoch, y_epoch = data.x_train[order], data.y_train[order]
         loss_sum = torch.zeros((), device=config.device)
         correct = torch.zeros((), dtype=torch.long, device=config.device)
@@ -240,6 +241,14 @@ def train(
         model_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         divergence=divergence,
     )
+
+
+def epoch_samples(n_train: int, batch_size: int, drop_last: bool) -> int:
+    """How many training samples an epoch steps through: all, or (`drop_last`) whole batches only — never
+    fewer than one batch."""
+    if not drop_last or n_train <= batch_size:
+        return n_train
+    return n_train - n_train % batch_size
 
 
 def training_state(net: MLP, rule: LearningRule, generator: torch.Generator) -> dict[str, Any]:

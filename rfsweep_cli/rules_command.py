@@ -13,6 +13,7 @@ LEDGER_COLUMNS = {  # short headers, so the table reads at 80 columns; the capti
     "closed_form_inverse": ("inv", "a closed-form inverse or solve"),
     "batch_global": ("batch", "an operation across the batch"),
     "output_error_broadcast": ("e→all", "the output error sent to every layer"),
+    "sign_transport": ("sgn", "the backward pass reads the sign of W (sign transport)"),
 }
 
 
@@ -25,12 +26,17 @@ def describe_rules(assignments: dict[str, Any]) -> list[dict[str, Any]]:
     for name in available_rules():
         mine = {k: v for k, v in assignments.items() if k in rule_fields(name)}
         config = TrainConfig.from_dict({"algorithm": name, **mine})
+        resolved = config.resolved()
         rows.append(
             {
                 "name": name,
                 "summary": get_rule(name).summary,
                 **config.describe(),
+                "lr": resolved.lr,  # the rule's defaults for the common fields it sets
+                "activation": resolved.activation,
                 "params": config.resolved().params.to_dict(),
+                # the allowed values of each fixed-choice field (sign_symmetry's variants, RF's updates, ...)
+                "choices": {field: list(allowed) for field, allowed in get_rule(name).Params.choices.items()},
                 "set": mine,
             }
         )

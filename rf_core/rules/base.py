@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
@@ -97,6 +98,14 @@ class LearningRule(nn.Module, Generic[P]):
     def after_step(self, cache: ForwardCache) -> None:
         """Hook run after the forward weights moved (the parallel rule trains its feedback here)."""
 
+    def total_weight_decay(self, weight_decay: float) -> float:
+        """The decay the step applies to W, given the run's `weight_decay` (Kolen–Pollack adds its own)."""
+        return weight_decay
+
+    def after_update(self, updates: list[LayerUpdate], lr: float, decay: float) -> None:
+        """Hook run with the step's factored updates, its lr and W's decay factor 1 − lr·total_weight_decay
+        (Kolen–Pollack moves its feedback by the same update here). It must not read W."""
+
     def feedback_matrices(self) -> dict[int, Tensor]:
         """Layer index → feedback matrix, for diagnostics (empty for bp)."""
         return {}
@@ -123,18 +132,23 @@ class LearningRule(nn.Module, Generic[P]):
         loss = -log_probs.gather(1, y[:, None]).squeeze(1)
         error = log_probs.exp_()
         error[torch.arange(len(y), device=y.device), y] -= 1.0
-        decay = 1.0 - lr * weight_decay
-        for l, (errors, inputs, db) in enumerate(self.factored_directions(cache, error)):
+        decay = 1.0 - lr * self.total_weight_decay(weight_decay)
+        updates = self.factored_directions(cache, error)
+        for l, (errors, inputs, db) in enumerate(updates):
             net.weights[l].addmm_(errors.T, inputs, beta=decay, alpha=-lr)
             if db is not None and net.biases is not None:
                 net.biases[l].sub_(db, alpha=lr)
+        self.after_update(updates, lr, decay)
         self.after_step(cache)
         self.steps_done += 1
         return logits, loss
 
 
-def backprop_through(cache: ForwardCache, output_error: Tensor, backward: list[Tensor], net: MLP) -> list[LayerUpdate]:
-    """Gradient-style directions with error carried down by `backward[l]` in place of W_l.
+def backprop_through(
+    cache: ForwardCache, output_error: Tensor, backward: Sequence[Tensor | None], net: MLP
+) -> list[LayerUpdate]:
+    """Gradient-style directions with error carried down by `backward[l]` in place of W_l (l ≥ 1; `backward[0]`
+    is never read, since the input's error is not needed, and may be None).
 
     δ_L = e/B; D_l = δ_lᵀ h_{l−1}; δ_{l−1} = (δ_l M_l) ⊙ σ'(a_{l−1}). With M_l = W_l this is backprop;
     with a fixed random M_l it is feedback alignment.
@@ -144,5 +158,7 @@ def backprop_through(cache: ForwardCache, output_error: Tensor, backward: list[T
     for l in range(net.num_layers - 1, -1, -1):
         out[l] = (delta, cache.inputs[l], delta.sum(0) if net.biases is not None else None)
         if l > 0:
-            delta = net.activation.gate(delta @ backward[l], cache.pre[l - 1])
+            carried = backward[l]
+            assert carried is not None
+            delta = net.activation.gate(delta @ carried, cache.pre[l - 1])
     return out

@@ -3,9 +3,10 @@
 Shared by tests/rf_core/test_rule_contract.py (every registered rule, its defaults) and test_ledger.py (the
 settings that change a ledger). Each entry of `observed_ledger` is seen as:
 
-- weight_transport: the backward pass (`factored_directions`) reads a forward weight W.
-- feedback_from_weights: forming, refreshing or training the feedback (`__init__`, `before_step`, `after_step`)
-  reads W other than through a ForwardProbe (y ↦ W y, what the layer itself computes).
+- weight_transport: the backward pass (`factored_directions`) reads a forward weight W (other than its sign).
+- sign_transport: the backward pass reads the sign of a forward weight (`torch.sign(W)`).
+- feedback_from_weights: forming, refreshing or training the feedback (`__init__`, `before_step`, `after_step`,
+  `after_update`) reads W other than through a ForwardProbe (y ↦ W y, what the layer itself computes).
 - closed_form_inverse: any of those calls a matrix inverse, solve or factorisation.
 - batch_global: the batch's direction differs from the mean of its samples' own directions.
 - output_error_broadcast: a hidden layer's direction ignores the layers between it and the output.
@@ -50,15 +51,19 @@ class Watch(TorchFunctionMode):
         super().__init__()
         self.weight_ids = {id(w) for w in weights}
         self.read_weights = False
+        self.read_signs = False
         self.inverses: set[str] = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         descriptor = getattr(getattr(func, "__self__", None), "__name__", "")
         reads_values = descriptor not in METADATA  # a layer may know its own shape, not its weights
-        if reads_values and not probe_active() and any(id(a) in self.weight_ids for a in (*args, *kwargs.values())):
-            self.read_weights = True
         name = getattr(func, "__name__", "")
+        if reads_values and not probe_active() and any(id(a) in self.weight_ids for a in (*args, *kwargs.values())):
+            if name == "sign":
+                self.read_signs = True
+            else:
+                self.read_weights = True
         if name in INVERSE_OPS or (name.startswith("linalg_") and name[7:] in INVERSE_OPS):
             self.inverses.add(name)
         return func(*args, **kwargs)
@@ -91,9 +96,16 @@ def observed_ledger(name: str, params: dict[str, Any]) -> dict[str, bool]:
         if hasattr(rule, "sleep"):
             rule.sleep()  # a periodic sleep, warm-started
         rule.after_step(cache)
-    with backward_watch:
+    updates = rule.factored_directions(cache, e)  # outside the watch: the backward pass is watched below
+    with feedback_watch:
+        rule.after_update(updates, 0.01, 1.0)  # Kolen–Pollack moves its feedback here
+    draws = g.get_state()  # each call below draws the same batchwise randomness (brsf's magnitudes), so only
+    with backward_watch:  # a dependence on the other samples' data can tell the batch from its samples
         batch = rule.directions(cache, e)
-    singles = [rule.directions(net.forward_cached(x[i : i + 1]), e[i : i + 1]) for i in range(len(y))]
+    singles = []
+    for i in range(len(y)):
+        g.set_state(draws)
+        singles.append(rule.directions(net.forward_cached(x[i : i + 1]), e[i : i + 1]))
     mean_of_singles = [sum(s[l][0] for s in singles) / len(singles) for l in range(net.num_layers)]
     batch_global = any(
         not torch.allclose(b[0], m, rtol=1e-4, atol=1e-6) for b, m in zip(batch, mean_of_singles, strict=True)
@@ -102,6 +114,7 @@ def observed_ledger(name: str, params: dict[str, Any]) -> dict[str, bool]:
     shifted = net.forward_cached(x)  # perturb what lies between layer 1 and the output, keep e
     for l in range(1, net.num_layers - 1):
         shifted.pre[l] = shifted.pre[l] + 3.0
+    g.set_state(draws)
     broadcast = torch.allclose(rule.directions(shifted, e)[0][0], batch[0][0])
     return {
         "weight_transport": backward_watch.read_weights,
@@ -109,6 +122,7 @@ def observed_ledger(name: str, params: dict[str, Any]) -> dict[str, bool]:
         "closed_form_inverse": bool(feedback_watch.inverses | backward_watch.inverses),
         "batch_global": batch_global,
         "output_error_broadcast": broadcast,
+        "sign_transport": backward_watch.read_signs,
     }
 
 

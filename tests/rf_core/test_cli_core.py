@@ -78,11 +78,28 @@ def test_rules_json_lists_every_rule_with_update_feedback_and_ledger():
     done = run("rules", "--json")
     assert done.returncode == 0, done.stderr
     rows = {row["name"]: row for row in json.loads(done.stdout)}
-    assert set(rows) == {"bp", "bp_joint", "dfa", "fa", "pseudobackprop", "rf_parallel", "rf_two_phase"}
+    assert set(rows) == {
+        "bp",
+        "bp_joint",
+        "dfa",
+        "fa",
+        "kolen_pollack",
+        "pseudobackprop",
+        "rf_parallel",
+        "rf_two_phase",
+        "sign_symmetry",
+        "weight_mirror",
+    }
     for row in rows.values():
-        assert {"update", "feedback", "ledger"} <= set(row)
-        assert {"weight_transport", "feedback_from_weights", "batch_global"} <= set(row["ledger"])
+        assert {"update", "feedback", "ledger", "choices"} <= set(row)
+        assert {"weight_transport", "feedback_from_weights", "batch_global", "sign_transport"} <= set(row["ledger"])
     assert rows["bp"]["ledger"]["weight_transport"] is True
+    # sign-symmetry: its variants listed, and the sign of W (not W) in its ledger
+    assert rows["sign_symmetry"]["choices"]["variant"] == ["usf", "brsf", "frsf"]
+    assert rows["sign_symmetry"]["ledger"]["sign_transport"] is True
+    assert rows["sign_symmetry"]["ledger"]["weight_transport"] is False
+    assert rows["kolen_pollack"]["params"]["kp_decay"] > 0  # decay is part of Kolen–Pollack's defaults
+    assert not any(any(rows[name]["ledger"].values()) for name in ("kolen_pollack", "weight_mirror"))
     assert rows["rf_two_phase"]["ledger"]["feedback_from_weights"] is False  # the default learns from activity
     oracle = json.loads(run("rules", "--json", "--set", "feedback=oracle_cholesky").stdout)
     assert next(r for r in oracle if r["name"] == "rf_two_phase")["ledger"]["feedback_from_weights"] is True

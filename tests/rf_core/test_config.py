@@ -90,6 +90,7 @@ def test_every_field_has_one_type_across_rules_and_a_label_says_what_runs():
         "closed_form_inverse": True,
         "batch_global": True,
         "output_error_broadcast": False,
+        "sign_transport": False,
     }
     assert (
         TrainConfig.from_dict({"algorithm": "rf_two_phase", "update": "paper"}).describe()["ledger"]["batch_global"]

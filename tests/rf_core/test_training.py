@@ -160,3 +160,21 @@ def test_on_progress_reports_the_batches_of_each_epoch():
     )
     steps = -(-900 // 32)  # 1000 examples, 10 % held out for validation
     assert calls == [(e, d, steps) for e in (1, 2) for d in (*range(25, steps + 1, 25), steps)]
+
+
+def test_drop_last_steps_through_whole_batches_only_and_otherwise_keeps_the_run():
+    """900 training examples in 32s: 28 whole batches and one of 4. drop_last leaves the 4 out (others each
+    epoch, as the order changes) and changes nothing else: the same initial weights and the same order."""
+    config = TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32, diagnostics=False)
+    runs, totals = {}, {False: set(), True: set()}
+    for drop_last in (False, True):
+        runs[drop_last] = train(
+            config.replace(drop_last=drop_last), on_progress=lambda e, d, n, seen=totals[drop_last]: seen.add(n)
+        )
+    assert totals == {False: {29}, True: {28}}
+    assert runs[True].initial_test_accuracy == runs[False].initial_test_accuracy
+    assert runs[True].history[0]["train_loss"] != runs[False].history[0]["train_loss"]
+    one_batch = config.replace(drop_last=True, batch_size=2000)  # fewer examples than a batch: one batch of all
+    totals: set[int] = set()
+    train(one_batch, on_progress=lambda e, d, n: totals.add(n))
+    assert totals == {1}

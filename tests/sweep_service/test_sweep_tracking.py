@@ -42,6 +42,29 @@ def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlfl
     assert all(torch.equal(state[k], v) for k, v in result.model_state.items())
 
 
+@pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror"])
+def test_the_angle_between_feedback_and_w_is_logged_every_epoch(rule, tracking_uri, mlflow_client, unique_name):
+    """Kolen–Pollack's and weight mirror's feedback is meant to come to W: ∠(B_l, W_l) per layer and the largest,
+    each epoch, in the result's history (the JSON) and as MLflow metrics; it falls as B comes to W."""
+    result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=3))
+    angles = [record["feedback_angle_to_w_deg_max"] for record in result.history]
+    assert len(angles) == 3 and 0 < angles[-1] < angles[0] < 90, angles
+    assert "feedback_angle_to_w_deg_layer2" in result.summary()["history"][0]
+    logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
+    assert steps_of(mlflow_client, logged["run_id"], "feedback_angle_to_w_deg_max") == [1, 2, 3]
+    assert steps_of(mlflow_client, logged["run_id"], "feedback_angle_to_w_deg_layer3") == [1, 2, 3]
+
+
+def test_a_sign_symmetry_run_names_its_variant_and_says_it_reads_the_sign_of_w(
+    tracking_uri, mlflow_client, unique_name
+):
+    config = TrainConfig.from_dict({"algorithm": "sign_symmetry", "variant": "brsf", "dataset": "digits", "epochs": 1})
+    logged = log_single_run(train(config), tracking_uri=tracking_uri, experiment=unique_name)
+    tags = mlflow_client.get_run(logged["run_id"]).data.tags
+    assert tags["rfsweep.feedback"] == "sign_brsf"
+    assert tags["rfsweep.ledger.sign_transport"] == "true" and tags["rfsweep.ledger.weight_transport"] == "false"
+
+
 def test_a_single_rf_run_says_what_ran_and_how_its_feedback_held_up(tracking_uri, mlflow_client, unique_name):
     result = train(TrainConfig(algorithm="rf_two_phase", dataset="digits", epochs=3))
     logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
