@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from paper_experiments.rf_screen import run_one
+from rf_core import ResultStatus
 
 VARIANT_FIELD = "variant"  # a rule whose Params offer this choice gets one row per value
 LEDGER_MARKS = {  # the ledger's entries, in `rfsweep rules`' order and short names
@@ -88,7 +89,7 @@ def markdown(rows: list[dict[str, Any]], results: Path, *, common: dict[str, Any
         *LEDGER_MARKS.values(),
         "test at best val, mean ± sd",
         "best val, mean",
-        "diverged",
+        "diverged runs",
         "per seed (test at best val)",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -97,7 +98,7 @@ def markdown(rows: list[dict[str, Any]], results: Path, *, common: dict[str, Any
         got = [r for r in runs if r is not None]
         tests = [r["test_at_best_val"] for r in got if r["test_at_best_val"] is not None]
         vals = [r["best_val"] for r in got if r["best_val"] is not None]
-        diverged = sum(r["status"] == "diverged" for r in got)
+        diverged = sum(r["status"] == ResultStatus.DIVERGED for r in got)
         spread = f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f}" if len(tests) > 1 else "–"
         marks = ["✔" if row["ledger"].get(k) else "·" for k in LEDGER_MARKS]
         per_seed = " / ".join("–" if r is None else f"{r['test_at_best_val']:.4f}" for r in runs)

@@ -24,7 +24,7 @@ def run_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from rf_core import TrainConfig, train
+    from rf_core import ANGLE_METRIC, TrainConfig, train
 
     config = TrainConfig.from_dict({"dataset": "fashion_mnist", "data_dir": data_dir, **flat})
     started = time.time()
@@ -36,6 +36,8 @@ def run_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
         for key in (history[0] if history else {})
         if key.startswith("feedback_roundtrip")
     }
+    largest_angle = f"{ANGLE_METRIC}_max"
+    angles = [round(record[largest_angle], 2) for record in history if largest_angle in record]
     return {
         "cfg": flat,
         "status": result.status,
@@ -47,6 +49,8 @@ def run_one(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
         "final_train": round(history[-1]["train_accuracy"], 4) if history else None,
         "report": result.rule_report,
         "max_roundtrip": roundtrip,
+        # kolen_pollack, weight_mirror: the largest ∠(B_l, W_l) over layers after each epoch (degrees)
+        **({"angle_to_w_deg_max_by_epoch": angles} if angles else {}),
         "sec": round(time.time() - started, 1),
     }
 

@@ -5,11 +5,13 @@ from rf_core.config import ALL_FIELDS, ConfigError, TrainConfig, field_choices, 
 from rf_core.metrics import epochs_to_90
 from rf_core.params import Ledger, RuleParams
 from rf_core.rules import available_rules, get_rule
+from rf_core.rules._feedback_angle import ANGLE_METRIC
 from rf_core.rules.base import RULE_METRIC_PREFIX
 from rf_core.train import METRIC_NAMES, ResultStatus, TrainResult, train, untrained_test_accuracy
 
 __all__ = [
     "ALL_FIELDS",
+    "ANGLE_METRIC",
     "METRIC_NAMES",
     "RULE_METRIC_PREFIX",
     "ConfigError",

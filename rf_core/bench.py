@@ -41,6 +41,11 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
     "rf_two_phase[oracle_cholesky]": {"feedback": "oracle_cholesky"},
     "rf_two_phase[update=paper]": {"update": "paper"},
     "pseudobackprop": {},
+    "sign_symmetry": {},  # usf
+    "sign_symmetry[brsf]": {"variant": "brsf"},
+    "sign_symmetry[frsf]": {"variant": "frsf"},
+    "kolen_pollack": {},
+    "weight_mirror": {},  # a mirror sleep every 10 steps
 }
 
 

@@ -22,6 +22,10 @@ class DirectFeedbackAlignment(LearningRule[FeedbackScaleParams]):
     summary = "direct feedback alignment: the output error sent to every layer by fixed random matrices"
     Params = FeedbackScaleParams
     default_lr = 0.03
+    # Not the paper's leaky ReLU: with it no step size trains both Fashion-MNIST (diverges at λ ≥ 3e-3) and
+    # digits (does not learn at 1e-3); with tanh λ 0.03 does (validation screens, docs/RF_CORE.md). Every table
+    # names each row's activation.
+    default_activation = "tanh"
 
     def __init__(self, model: MLP, params: FeedbackScaleParams, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)

@@ -132,24 +132,27 @@ def test_a_weight_mirror_sleep_is_the_hebbian_mirror_step_on_the_layers_response
     """Linear mirror mode: per layer (2..L, in order) and mirror step, noise X ~ N(0, 1) of sleep_noise_batch
     rows from the run's generator, Y = X W_lᵀ, B_l ← (1 − λ_B)B_l + η_B YᵀX/n — replayed here in float64."""
     net, g = _net(SIZES)
-    params = {"sleep_steps": 2, "sleep_noise_batch": 9, "mirror_rate": 0.3, "mirror_decay": 0.2}
+    params = {"development_steps": 5, "sleep_steps": 2, "sleep_noise_batch": 9, "mirror_rate": 0.3, "mirror_decay": 0.2}
     rule = _rule("weight_mirror", net, g, **params)
     expected = {l: b.clone() for l, b in rule.feedback_matrices().items()}
     replay = torch.Generator().set_state(g.get_state())
-    for l in expected:
-        for _ in range(2):
-            noise = torch.randn(9, SIZES[l], generator=replay)
-            response = noise @ net.weights[l].T
-            expected[l] = (1 - 0.2) * expected[l] + 0.3 * response.T @ noise / 9
-    rule.sleep()
-    for l, b in rule.feedback_matrices().items():
-        torch.testing.assert_close(b, expected[l], rtol=1e-10, atol=1e-12)
+    for steps in (5, 2):  # the first sleep (development) takes development_steps, every later one sleep_steps
+        for l in expected:
+            for _ in range(steps):
+                noise = torch.randn(9, SIZES[l], generator=replay)
+                response = noise @ net.weights[l].T
+                expected[l] = (1 - 0.2) * expected[l] + 0.3 * response.T @ noise / 9
+        rule.sleep()
+        for l, b in rule.feedback_matrices().items():
+            torch.testing.assert_close(b, expected[l], rtol=1e-10, atol=1e-12)
 
 
 def test_weight_mirror_feedback_settles_at_rate_over_decay_times_w():
     """E[YᵀX/n] = W, so with W fixed B → (η_B/λ_B)·W: the angle to W falls from ~90° to a few degrees."""
     net, g = _net(SIZES)
-    rule = _rule("weight_mirror", net, g, mirror_rate=0.1, mirror_decay=0.05, sleep_noise_batch=256)
+    rule = _rule(
+        "weight_mirror", net, g, mirror_rate=0.1, mirror_decay=0.05, sleep_noise_batch=256, development_steps=0
+    )
     assert all(angle > 60 for angle in rule.epoch_report().values())
     for _ in range(300):
         rule.sleep()

@@ -158,7 +158,7 @@ def test_on_progress_reports_the_batches_of_each_epoch():
         TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32),
         on_progress=lambda epoch, done, total: calls.append((epoch, done, total)),
     )
-    steps = -(-900 // 32)  # 1000 examples, 10 % held out for validation
+    steps = 900 // 32  # 1000 examples, 10 % held out for validation; the last partial batch dropped (drop_last)
     assert calls == [(e, d, steps) for e in (1, 2) for d in (*range(25, steps + 1, 25), steps)]
 
 
@@ -166,6 +166,7 @@ def test_drop_last_steps_through_whole_batches_only_and_otherwise_keeps_the_run(
     """900 training examples in 32s: 28 whole batches and one of 4. drop_last leaves the 4 out (others each
     epoch, as the order changes) and changes nothing else: the same initial weights and the same order."""
     config = TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32, diagnostics=False)
+    assert config.drop_last is True  # the default (chosen on validation: docs/RF_CORE.md)
     runs, totals = {}, {False: set(), True: set()}
     for drop_last in (False, True):
         runs[drop_last] = train(

@@ -45,10 +45,13 @@ def test_log_single_run_keeps_params_metrics_plot_and_weights(tracking_uri, mlfl
 @pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror"])
 def test_the_angle_between_feedback_and_w_is_logged_every_epoch(rule, tracking_uri, mlflow_client, unique_name):
     """Kolen–Pollack's and weight mirror's feedback is meant to come to W: ∠(B_l, W_l) per layer and the largest,
-    each epoch, in the result's history (the JSON) and as MLflow metrics; it falls as B comes to W."""
+    each epoch, in the result's history (the JSON) and as MLflow metrics. Kolen–Pollack's falls as B comes to W;
+    weight mirror's B is mirrored before the first step (its development sleep), so it starts well below the ~90°
+    of a random B."""
     result = train(TrainConfig(algorithm=rule, dataset="digits", epochs=3))
     angles = [record["feedback_angle_to_w_deg_max"] for record in result.history]
-    assert len(angles) == 3 and 0 < angles[-1] < angles[0] < 90, angles
+    assert len(angles) == 3 and all(0 < angle < 90 for angle in angles), angles
+    assert angles[-1] < angles[0] if rule == "kolen_pollack" else max(angles) < 60, angles
     assert "feedback_angle_to_w_deg_layer2" in result.summary()["history"][0]
     logged = log_single_run(result, tracking_uri=tracking_uri, experiment=unique_name)
     assert steps_of(mlflow_client, logged["run_id"], "feedback_angle_to_w_deg_max") == [1, 2, 3]
