@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from paper_experiments.rf_screen import run_one
-from rf_core import ResultStatus
+from rf_core import ResultStatus, TrainConfig
 
 VARIANT_FIELD = "variant"  # a rule whose Params offer this choice gets one row per value
 LEDGER_MARKS = {  # the ledger's entries, in `rfsweep rules`' order and short names
@@ -43,13 +43,37 @@ def shipped_rules() -> list[dict[str, Any]]:
     return json.loads(done.stdout)
 
 
+# The common training fields a run's result depends on beyond the rule's own (their defaults, written into every
+# run's config so that a table's runs say what ran, and a change of default is never matched to an older run).
+TRAINING_FIELDS = (
+    "val_fraction",
+    "activation_slope",
+    "bias",
+    "init_gain",
+    "lr_schedule",
+    "weight_decay",
+    "batch_size",
+    "drop_last",
+    "divergence_factor",
+)
+
+
 def table_rows(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per rule, or per variant: its label, the flat config that selects it, activation, lr, ledger."""
+    """One row per rule, or per variant: its label, the whole flat config it runs (the rule's defaults as `rfsweep
+    rules --json` gives them, and the common training fields' defaults), activation, lr, ledger."""
+    common = TrainConfig().to_dict()
     rows = []
     for rule in rules:
         variants = rule.get("choices", {}).get(VARIANT_FIELD)
         for variant in variants or [None]:
-            config = {"algorithm": rule["name"], **({VARIANT_FIELD: variant} if variant else {})}
+            config = {
+                "algorithm": rule["name"],
+                "lr": rule["lr"],
+                "activation": rule["activation"],
+                **{field: common[field] for field in TRAINING_FIELDS},
+                **rule["params"],
+                **({VARIANT_FIELD: variant} if variant else {}),
+            }
             label = f"{rule['name']} ({variant})" if variant else rule["name"]
             rows.append({"label": label, "config": config, "activation": rule["activation"], "lr": rule["lr"], **rule})
     return rows
@@ -96,12 +120,16 @@ def markdown(rows: list[dict[str, Any]], results: Path, *, common: dict[str, Any
     for row in rows:
         runs = [by_config.get(_key({**row["config"], **common, "seed": s})) for s in seeds]
         got = [r for r in runs if r is not None]
+        # a run that diverged after some epochs has a best-validation epoch before it: counted, and flagged
         tests = [r["test_at_best_val"] for r in got if r["test_at_best_val"] is not None]
         vals = [r["best_val"] for r in got if r["best_val"] is not None]
         diverged = sum(r["status"] == ResultStatus.DIVERGED for r in got)
-        spread = f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f}" if len(tests) > 1 else "–"
+        if len(tests) > 1:
+            spread = f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f}"
+        else:
+            spread = f"{tests[0]:.4f} (one run)" if tests else "–"
         marks = ["✔" if row["ledger"].get(k) else "·" for k in LEDGER_MARKS]
-        per_seed = " / ".join("–" if r is None else f"{r['test_at_best_val']:.4f}" for r in runs)
+        per_seed = " / ".join(_cell(r) for r in runs)
         cells = [
             row["label"],
             row["activation"],
@@ -114,6 +142,13 @@ def markdown(rows: list[dict[str, Any]], results: Path, *, common: dict[str, Any
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(run: dict[str, Any] | None) -> str:
+    if run is None or run["test_at_best_val"] is None:
+        return "–" if run is None else f"{run['status']} in epoch 1"
+    flag = f" ({run['status']} after epoch {run['epochs']})" if run["status"] == ResultStatus.DIVERGED else ""
+    return f"{run['test_at_best_val']:.4f}{flag}"
 
 
 def main() -> None:

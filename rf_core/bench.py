@@ -45,7 +45,7 @@ STEP_VARIANTS: dict[str, dict[str, Any]] = {
     "sign_symmetry[brsf]": {"variant": "brsf"},
     "sign_symmetry[frsf]": {"variant": "frsf"},
     "kolen_pollack": {},
-    "weight_mirror": {},  # a mirror sleep every 10 steps
+    "weight_mirror": {},  # a one-step mirror sleep before every training step (its default)
 }
 
 

@@ -66,7 +66,9 @@ class TrainConfig:
     # optimisation (plain SGD, as in the paper)
     lr: float | None = None
     lr_schedule: str = "constant"  # constant (the paper's plain SGD) | cosine: lr·½(1 + cos(π·step/total steps))
-    weight_decay: float = 0.0  # L2 pull on the weights (not biases): W ← W − lr_t·(D + weight_decay·W), every rule
+    # L2 pull on the weights (not biases): W ← W − lr_t·(D + weight_decay·W), every rule (kolen_pollack adds its
+    # own kp_decay, and decays its feedback alike)
+    weight_decay: float = 0.0
     batch_size: int = 32
     # drop each epoch's last, partial batch (Fashion-MNIST's 54,000 training samples in 32s leave one of 16);
     # the samples dropped change every epoch with the order. Chosen on validation (bp, fa, rf_two_phase all
@@ -181,10 +183,11 @@ class TrainConfig:
     @classmethod
     def from_stored(cls, values: dict[str, Any]) -> TrainConfig:
         """A config written by an earlier version (best_configs.json, checkpoints), where every row held every
-        field: fields the rule does not read are dropped; retired ones are translated or refused."""
+        field: fields the rule does not read are dropped; retired ones are translated or refused; a field newer
+        than the writer gets the value that reproduces what the writer ran (NEWER_FIELDS_AS_BEFORE)."""
         algorithm = values.get("algorithm", "bp")
         readable = rule_fields(algorithm) | set(RETIRED_FIELDS) if algorithm in available_rules() else set(values)
-        return cls.from_dict({k: v for k, v in values.items() if k in readable})
+        return cls.from_dict({**NEWER_FIELDS_AS_BEFORE, **{k: v for k, v in values.items() if k in readable}})
 
     def to_dict(self) -> dict[str, Any]:
         """One flat mapping: the common fields, then the rule's (resolved values are `resolved().to_dict()`)."""
@@ -224,6 +227,9 @@ class TrainConfig:
         description = get_rule(self.algorithm).describe(self.params.resolved())
         return {"algorithm": self.algorithm, **description, "ledger": self.ledger.to_dict()}
 
+
+# Fields added after rfsweep 0.2, with the value that behaves as 0.2 did: a stored config without one ran that way.
+NEWER_FIELDS_AS_BEFORE: dict[str, Any] = {"drop_last": False}
 
 COMMON_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(TrainConfig) if f.name != "params")
 

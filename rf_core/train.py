@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-from rf_core.config import TrainConfig
+from rf_core.config import NEWER_FIELDS_AS_BEFORE, TrainConfig
 from rf_core.data import DatasetSplits, load_dataset
 from rf_core.metrics import epochs_to_90, evaluate, rule_diagnostics
 from rf_core.model import MLP
@@ -143,6 +144,10 @@ def train(
     steps_per_epoch)` is called every PROGRESS_EVERY steps within an epoch and at its end (for a progress bar;
     it reads nothing from the device).
     """
+    if resume_state is not None:
+        # A checkpoint from before a field existed continues as it started (the epoch length, the schedule).
+        written = resume_state.get("config", {})
+        config = dataclasses.replace(config, **{k: v for k, v in NEWER_FIELDS_AS_BEFORE.items() if k not in written})
     config, data, generator, net = _untrained(config)
     rule = get_rule(config.algorithm)(net, config.params, generator).to(config.device)
     history: list[dict[str, Any]] = []
@@ -244,8 +249,8 @@ def train(
 
 
 def epoch_samples(n_train: int, batch_size: int, drop_last: bool) -> int:
-    """How many training samples an epoch steps through: all, or (`drop_last`) whole batches only — never
-    fewer than one batch."""
+    """How many training samples an epoch steps through: all, or (`drop_last`) whole batches only — and all of
+    them when there are fewer than one batch (an epoch always takes at least one step)."""
     if not drop_last or n_train <= batch_size:
         return n_train
     return n_train - n_train % batch_size

@@ -123,7 +123,8 @@ class LearningRule(nn.Module, Generic[P]):
     def step(self, x: Tensor, y: Tensor, lr: float, weight_decay: float = 0.0) -> tuple[Tensor, Tensor]:
         """One training step on a batch; returns (logits, per-sample cross-entropy loss) before the update.
 
-        W ← (1 − lr·weight_decay)·W − lr·D in one kernel per layer; biases are not decayed."""
+        W ← (1 − lr·λ)·W − lr·D in one kernel per layer, λ = total_weight_decay(weight_decay) (the run's
+        weight_decay; Kolen–Pollack adds its own); biases are not decayed."""
         self.before_step()
         net = self.net
         cache = net.forward_cached(x)

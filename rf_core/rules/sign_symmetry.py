@@ -10,10 +10,11 @@ D_l = δ_lᵀ h_{l−1}. B_l is formed from the current sign(W_l) at every step,
 - `frsf` (fixed random magnitude): the same with R_l drawn once, at the start, and kept (a buffer).
 
 The scale c_l (`magnitude`): `init` (default) sets c_l = init_gain / (2√fan_in), the mean |entry| of W_l's
-initialisation U(±init_gain/√fan_in), a constant of the layer's shape; `unit` is Liao et al.'s c_l = 1. Here
-without the batch normalisation Liao et al. train with, unit entries are 6–23× W's mean |entry| per layer of
-the paper's 784-400-200-100-50-10 network, so the error grows by that factor at every layer it crosses (the
-first layer's direction ~10⁴× bp's); `init` keeps B's magnitudes at W's initial scale. R_l ~ U(±2c_l), so
+initialisation U(±init_gain/√fan_in), a constant of the layer's shape; `unit` is Liao et al.'s c_l = 1. Here,
+without the batch normalisation Liao et al. train with, unit entries are 5.5–16× W's initial mean |entry| in
+the layers whose feedback is used (2..5) of the paper's 784-400-200-100-50-10 network, so the error grows by
+that factor at every layer it crosses (on one batch of the untrained network the first layer's direction is
+4,400× bp's, at `init` 0.5×); `init` keeps B's magnitudes at W's initial scale. R_l ~ U(±2c_l), so
 E|B_l| = c_l in every variant.
 
 What a neuron would not have: the sign of every forward weight, read by the backward pass at every step
@@ -61,7 +62,7 @@ class SignSymmetry(LearningRule[SignSymmetryParams]):
         self.scales = [self._scale(w, model.init_gain) for w in model.weights]
         if self.params.variant == "frsf":
             for l in range(1, model.num_layers):
-                self.register_buffer(f"magnitude_{l}", self._draw_magnitude(l))
+                self.register_buffer(f"frsf_magnitude_{l}", self._draw_magnitude(l))
         self._last_feedback: dict[int, Tensor] = {}
 
     def _scale(self, w: Tensor, init_gain: float) -> float:
@@ -104,14 +105,16 @@ class SignSymmetry(LearningRule[SignSymmetryParams]):
         if self.params.variant == "usf":
             return signs.mul_(self.scales[l])
         if self.params.variant == "frsf":
-            return signs.mul_(getattr(self, f"magnitude_{l}"))
+            return signs.mul_(getattr(self, f"frsf_magnitude_{l}"))
         return signs.mul_(self._draw_magnitude(l, generator))
 
     def feedback_matrices(self) -> dict[int, Tensor]:
         """The B_l the last step used (brsf: that batch's draw); before any step, B_l formed now (brsf: from a
         generator of its own, so that looking never moves the run's draws)."""
+        if self._last_feedback:
+            return dict(self._last_feedback)
         looking = torch.Generator().manual_seed(int(self.steps_done))
-        return {l: self._last_feedback.get(l, self._feedback(l, looking)) for l in range(1, self.net.num_layers)}
+        return {l: self._feedback(l, looking) for l in range(1, self.net.num_layers)}
 
     def factored_directions(self, cache: ForwardCache, output_error: Tensor) -> list[LayerUpdate]:
         self._last_feedback = {l: self._feedback(l) for l in range(1, self.net.num_layers)}

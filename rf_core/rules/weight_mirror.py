@@ -14,7 +14,8 @@ The first sleep, before the first training step, takes `development_steps` mirro
 starts with B_l ≈ W_l: started from random B (fa's), the backward pass is fa's until the mirror catches up,
 and on Fashion-MNIST that phase exploded at every step size tried (docs/RF_CORE.md).
 This reuses the two-phase RF rule's sleep machinery (rf_core/feedback.py: the white noise and the layer as a
-probe y ↦ W y, the only way the sleep sees W). B_l starts as fa's, uniform on ±feedback_scale/√fan_in; the
+probe y ↦ W y, the only way the sleep sees W). B_l starts random, drawn as fa's is (uniform on
+±feedback_scale/√fan_in); the
 angle between B_l and W_l is reported every epoch. (Akrout et al.'s mirror mode also runs the noise through
 the network's nonlinearity; the linear mode built here drives each layer with its own noise.)
 

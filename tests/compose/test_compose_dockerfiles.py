@@ -168,6 +168,11 @@ def test_the_mlflow_server_runs_the_mlflow_version_of_its_clients():
     assert server["mlflow-tracing"] == server["mlflow-skinny"] == clients
     assert _compose_config()["services"]["mlflow"]["image"].endswith(f":{clients}")
     assert read_env_file()["MLFLOW_IMAGE"].endswith(f":{clients}")
+    deploy = (REPO / "docs" / "DEPLOY.md").read_text()  # the docs name the same version, wherever they do
+    named = set(re.findall(r"rfsweep-mlflow:(\d+\.\d+\.\d+)", deploy)) | set(
+        re.findall(r"mlflow (\d+\.\d+\.\d+)", deploy)
+    )
+    assert named == {clients}, named
 
 
 def test_the_mlflow_server_names_its_postgresql_driver_and_its_image_has_that_driver():

@@ -1,7 +1,7 @@
 """The compose stack on a real Docker engine, checked from outside as a user sees it.
 
 Run by CI's stack stage (.ci/stack-stage.sh) after it has run README's "Run the stack" commands, with
-`--docker-stack`; without that flag this module is not collected (tests/compose/conftest.py). The tests run
+`--docker-stack`; without that flag this module is not collected (tests/conftest.py). The tests run
 in file order and share one stack: each leaves it up and healthy for the next, and the last takes it down.
 Environment: STACK_SWEEP_ID (README's sweep), RFSWEEP_API_TOKEN and RAY_AUTH_TOKEN (from .env), and
 PYTHON_IMAGE / POSTGRES_IMAGE where stand-in base images are used.

@@ -72,3 +72,36 @@ def test_a_readme_edit_the_stage_does_not_follow_is_caught():
     # ...and a substitution the rules do not allow is caught too.
     sneaky = script.replace("docker compose ps -a\n", "docker compose ps -a  # substitutes: anything\n")
     assert any("unknown substitution" in p for p in differences(readme, sneaky))
+
+
+# What each substitution may do: a stage line marked with it must have this shape (so a marker cannot hide a
+# command README does not run).
+_TOKEN = re.escape("""$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')""")
+_ID = re.escape(
+    """SWEEP_ID=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$out/submitted.json")"""
+)
+SUBSTITUTION_SHAPES = {
+    "tokens": r'sed -i "s\|\^(RFSWEEP_API_TOKEN|RAY_AUTH_TOKEN)=\\\$\|\1=' + _TOKEN + r'\|" \.env',
+    "offline datasets": re.escape("sed -i 's|^RFSWEEP_DATASETS=.*|RFSWEEP_DATASETS=|' .env"),
+    "sweep ID": r"curl -sS -X POST http://localhost:8000/sweeps .*|" + _ID,
+}
+
+
+def test_each_substituted_line_only_substitutes_what_its_marker_names():
+    marked = [(command, marker) for command, marker in stage_commands(STAGE.read_text()) if marker]
+    assert {marker for _, marker in marked} == SUBSTITUTABLE
+    for command, marker in marked:
+        assert re.fullmatch(SUBSTITUTION_SHAPES[marker], command), (marker, command)
+    sneaky = 'sed -i "s|^RAY_AUTH_TOKEN=$|RAY_AUTH_TOKEN=x|" .env; rm -rf /'
+    assert not re.fullmatch(SUBSTITUTION_SHAPES["tokens"], sneaky)
+
+
+def test_ci_runs_the_stack_stage_after_the_suite_and_the_stage_fails_without_an_engine():
+    """.ci/run: the suite, then the stage, under `set -e` and never masked; the stage exits 1 when dockerd does
+    not answer (it never skips)."""
+    lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert "set -euo pipefail" in lines
+    assert lines.index("bash scripts/test.sh") < lines.index("bash .ci/stack-stage.sh")
+    stage = STAGE.read_text()
+    assert "set -euo pipefail" in stage.splitlines()
+    assert re.search(r'docker info >/dev/null 2>&1 \|\| \{[^}]*"dockerd did not start" >&2; exit 1; \}', stage)

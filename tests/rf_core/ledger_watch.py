@@ -118,7 +118,8 @@ def observed_ledger(name: str, params: dict[str, Any]) -> dict[str, bool]:
     broadcast = torch.allclose(rule.directions(shifted, e)[0][0], batch[0][0])
     return {
         "weight_transport": backward_watch.read_weights,
-        "feedback_from_weights": feedback_watch.read_weights,
+        # the sign of W is W's information too when it forms feedback outside the backward pass
+        "feedback_from_weights": feedback_watch.read_weights or feedback_watch.read_signs,
         "closed_form_inverse": bool(feedback_watch.inverses | backward_watch.inverses),
         "batch_global": batch_global,
         "output_error_broadcast": broadcast,

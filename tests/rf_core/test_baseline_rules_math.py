@@ -1,6 +1,7 @@
 """The standard feedback baselines (sign-symmetry, Kolen–Pollack, weight mirror), each checked against a
 reference computed another way, in float64: autograd through layers whose backward uses the feedback the rule's
-source defines (formed here from W, not read from the rule), and the feedback's own update written out."""
+source defines (sign-symmetry's formed here from W; Kolen–Pollack's and weight mirror's, which are learned, read
+from the rule), and the feedback's own update written out."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from test_rules_math import _batch, _FeedbackLinear, _net, _rule
 
+from rf_core import feedback
 from rf_core.metrics import output_error
 
 pytestmark = pytest.mark.usefixtures("float64_default")
@@ -63,7 +65,7 @@ def test_frsf_keeps_fixed_random_magnitudes_with_the_current_sign_of_w():
     net, g = _net(SIZES)
     x, y = _batch(7, SIZES[0], SIZES[-1])
     rule = _rule("sign_symmetry", net, g, variant="frsf")
-    magnitudes = {l: getattr(rule, f"magnitude_{l}").clone() for l in (1, 2)}
+    magnitudes = {l: getattr(rule, f"frsf_magnitude_{l}").clone() for l in (1, 2)}
     for l, m in magnitudes.items():  # R ~ U(±2c): |R| within [0, 2c], mean c
         assert m.min() >= 0 and m.max() <= 2 / (2 * math.sqrt(SIZES[l]))
     for _ in range(3):
@@ -71,7 +73,7 @@ def test_frsf_keeps_fixed_random_magnitudes_with_the_current_sign_of_w():
     with torch.no_grad():
         net.weights[1].neg_()
     _assert_directions(rule, net, x, y, {l: m * torch.sign(net.weights[l]) for l, m in magnitudes.items()})
-    assert all(torch.equal(getattr(rule, f"magnitude_{l}"), m) for l, m in magnitudes.items())
+    assert all(torch.equal(getattr(rule, f"frsf_magnitude_{l}"), m) for l, m in magnitudes.items())
 
 
 def test_brsf_draws_new_random_magnitudes_for_every_batch():
@@ -90,9 +92,9 @@ def test_brsf_draws_new_random_magnitudes_for_every_batch():
             for l in (1, 2)
         }
         _assert_directions(rule, net, x, y, feedback)
-        used.append(feedback)
-    assert not torch.equal(used[0][1], used[1][1])  # new magnitudes each batch
-    assert torch.equal(torch.sign(used[0][1]), torch.sign(used[1][1]))  # the same signs: W's
+        used.append(rule.feedback_matrices())  # what the rule itself used for that batch
+    assert not torch.equal(used[0][1].abs(), used[1][1].abs())  # new magnitudes each batch...
+    assert torch.equal(torch.sign(used[1][1]), torch.sign(net.weights[1]))  # ...with W's signs
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
@@ -161,3 +163,24 @@ def test_weight_mirror_feedback_settles_at_rate_over_decay_times_w():
     for l, b in rule.feedback_matrices().items():
         assert float(b.norm() / net.weights[l].norm()) == pytest.approx(2.0, rel=0.05)
     assert rule.run_report()["sleeps"] == 300
+
+
+def test_weight_mirror_sleeps_before_every_sleep_every_th_step_and_develops_only_once(monkeypatch):
+    """A sleep before steps 0, 3, 6 (sleep_every 3); the first takes development_steps mirror steps per layer, each
+    later one sleep_steps: counted as the noise batches drawn, by the step they precede."""
+    net, g = _net(SIZES)
+    x, y = _batch(7, SIZES[0], SIZES[-1])
+    rule = _rule("weight_mirror", net, g, sleep_every=3, development_steps=4, sleep_steps=2)
+    drawn_before_step = []
+    real_noise = feedback.white_noise
+
+    def counted(probe, batch, generator):
+        drawn_before_step.append(int(rule.steps_done))
+        return real_noise(probe, batch, generator)
+
+    monkeypatch.setattr(feedback, "white_noise", counted)
+    for _ in range(7):
+        rule.step(x, y, lr=0.01)
+    assert rule.run_report()["sleeps"] == 3
+    layers = len(SIZES) - 2  # feedback for layers 2..L
+    assert drawn_before_step == [0] * (4 * layers) + [3] * (2 * layers) + [6] * (2 * layers)

@@ -260,6 +260,23 @@ def test_a_rule_whose_ledger_hides_what_it_reads_fails_the_contract(scratch_regi
         check_ledger_is_what_it_does(ClaimsNoWeightTransport.name)
 
 
+def test_a_rule_that_forms_feedback_from_the_sign_of_w_before_its_step_fails_a_ledger_that_hides_it(scratch_registry):
+    """sign(W) read outside the backward pass (here, fa refreshing B_l = sign(W_l)/√fan_in before every step) is
+    feedback formed from W: declaring fa's ledger for it fails."""
+    from rf_core.rules.fa import FeedbackAlignment
+
+    @register
+    class SignRefreshed(FeedbackAlignment):
+        name = "contract_test_sign_refreshed"
+
+        def before_step(self) -> None:
+            for l, w in enumerate(self.net.weights):
+                getattr(self, f"feedback_{l}").copy_(torch.sign(w) / w.shape[1] ** 0.5)
+
+    with pytest.raises(AssertionError, match="declares"):
+        check_ledger_is_what_it_does(SignRefreshed.name)
+
+
 def test_a_rule_with_an_invalid_default_fails_the_contract():
     @dataclasses.dataclass(frozen=True)
     class BadDefault(RuleParams):

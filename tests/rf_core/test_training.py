@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from rf_core import ConfigError, ResultStatus, TrainConfig, available_rules, train
 from rf_core.metrics import epochs_to_90
@@ -162,20 +163,53 @@ def test_on_progress_reports_the_batches_of_each_epoch():
     assert calls == [(e, d, steps) for e in (1, 2) for d in (*range(25, steps + 1, 25), steps)]
 
 
-def test_drop_last_steps_through_whole_batches_only_and_otherwise_keeps_the_run():
-    """900 training examples in 32s: 28 whole batches and one of 4. drop_last leaves the 4 out (others each
-    epoch, as the order changes) and changes nothing else: the same initial weights and the same order."""
+def test_drop_last_steps_through_whole_batches_only_and_otherwise_keeps_the_run(monkeypatch):
+    """900 training examples in 32s: 28 whole batches and one of 4. drop_last leaves the 4 out — others each
+    epoch, as the order changes — and changes nothing else: the same initial weights, the same order, the
+    metrics over the samples stepped through."""
+    from rf_core.rules.base import LearningRule
+
+    seen: list[torch.Tensor] = []
+    real_step = LearningRule.step
+
+    def recorded(rule, x, y, lr, weight_decay=0.0):
+        seen.append(x[:, 0].clone())  # the synthetic inputs' first feature tells the samples apart
+        return real_step(rule, x, y, lr, weight_decay)
+
+    monkeypatch.setattr(LearningRule, "step", recorded)
     config = TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32, diagnostics=False)
     assert config.drop_last is True  # the default (chosen on validation: docs/RF_CORE.md)
-    runs, totals = {}, {False: set(), True: set()}
+    runs, batches = {}, {}
     for drop_last in (False, True):
-        runs[drop_last] = train(
-            config.replace(drop_last=drop_last), on_progress=lambda e, d, n, seen=totals[drop_last]: seen.add(n)
-        )
-    assert totals == {False: {29}, True: {28}}
+        seen.clear()
+        runs[drop_last] = train(config.replace(drop_last=drop_last))
+        batches[drop_last] = list(seen)
+    kept, dropped = batches[False], batches[True]
+    assert [len(b) for b in kept] == ([32] * 28 + [4]) * 2 and [len(b) for b in dropped] == [32] * 56
+    assert torch.equal(kept[0], dropped[0])  # the same order: epoch 1's first batch is the same batch
+    left_out = [set(kept[28].tolist()), set(kept[57].tolist())]  # each epoch's last 4 (the same shuffle)
+    assert left_out[0] != left_out[1]  # other samples are left out in each epoch...
+    everyone = set(torch.cat(kept[:29]).tolist())
+    for epoch in (0, 1):  # ...and drop_last leaves out exactly those
+        assert everyone - set(torch.cat(dropped[28 * epoch : 28 * (epoch + 1)]).tolist()) == left_out[epoch]
     assert runs[True].initial_test_accuracy == runs[False].initial_test_accuracy
-    assert runs[True].history[0]["train_loss"] != runs[False].history[0]["train_loss"]
+    correct = runs[True].history[0]["train_accuracy"] * 28 * 32
+    assert correct == pytest.approx(round(correct))  # accuracy over the 896 samples stepped through
     one_batch = config.replace(drop_last=True, batch_size=2000)  # fewer examples than a batch: one batch of all
+    seen.clear()
+    train(one_batch)
+    assert [len(b) for b in seen] == [900, 900]
+
+
+def test_a_checkpoint_or_stored_config_from_before_drop_last_continues_with_every_batch():
+    """rfsweep 0.2 kept the last partial batch; what it wrote (checkpoints, best_configs.json) has no drop_last.
+    Resumed or reloaded today, it keeps every batch, so a resumed run is the run that started."""
+    config = TrainConfig(dataset="synthetic", epochs=2, train_subset=1000, batch_size=32, diagnostics=False)
+    saved = {}
+    train(config.replace(drop_last=False, epochs=1), on_epoch=lambda record, state: saved.update(state()))
+    del saved["config"]["drop_last"]  # as 0.2 wrote it
     totals: set[int] = set()
-    train(one_batch, on_progress=lambda e, d, n: totals.add(n))
-    assert totals == {1}
+    train(config, resume_state=saved, on_progress=lambda e, d, n: totals.add(n))
+    assert totals == {29}  # 900 samples in 32s, the partial batch kept
+    assert TrainConfig.from_stored({"algorithm": "bp", "dataset": "digits"}).drop_last is False
+    assert TrainConfig.from_stored({"algorithm": "bp", "drop_last": True}).drop_last is True
