@@ -276,7 +276,10 @@ def step_floor(
     # The parts above are those of the default (gated_joint) update and of the feedback; the paper's per-sample
     # update has no timed-parts model here, so it gets no floor rather than one counting its sleep alone
     # (~1.06, which would flatter it).
-    modelled = getattr(params, "update", "gated_joint") == "gated_joint"
+    # The feedback baselines' extra parts (sign-symmetry's feedback formed each step, Kolen–Pollack's feedback update,
+    # weight mirror's sleep) are not timed alone either: no floor for them rather than bp's alone.
+    baseline = name.split("[")[0] in ("sign_symmetry", "kolen_pollack", "weight_mirror")
+    modelled = getattr(params, "update", "gated_joint") == "gated_joint" and not baseline
     return {
         "rule": name,
         "microseconds_median": {part: round(v, 1) for part, v in med.items()},
