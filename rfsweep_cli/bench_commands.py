@@ -54,7 +54,7 @@ def bench_command(
         floor = ""
         if name in floors:
             value = floors[name]
-            floor = f"  (timed floor {value:.2f} ×)" if value is not None else "  (no timed floor for this rule or update)"
+            floor = "  (no timed floor for this rule or update)" if value is None else f"  (timed floor {value:.2f} ×)"
         _say(f"  {name:30s} {steps_report['step_seconds_median'][name] * 1e3:8.3f} ms/step  {ratio:5.2f} × bp{floor}")
 
     recipe: dict = {}

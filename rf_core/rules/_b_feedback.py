@@ -1,22 +1,34 @@
-"""What the rules that carry the error down through a feedback matrix B_l of W_l's shape share (kolen_pollack,
-weight_mirror; fa draws its B the same way): B_l's random start, the backward pass δ_{l−1} = (δ_l B_l) ⊙
-σ'(a_{l−1}) (rules/base.py `backprop_through`), and, for rules whose B is meant to come to W, the angle
-∠(B_l, W_l) reported every epoch (rules/_feedback_angle.py).
+"""What the rules that carry the error down through a feedback matrix B_l of W_l's shape share (fa, and the learned
+B of kolen_pollack and weight_mirror; dfa's direct matrices take the same scale parameter): B_l's random start
+(`FeedbackScaleParams`, `random_feedback`), the backward pass δ_{l−1} = (δ_l B_l) ⊙ σ'(a_{l−1})
+(rules/base.py `backprop_through`), and, for rules whose B is meant to come to W, the angle ∠(B_l, W_l)
+reported every epoch (rules/_feedback_angle.py).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from rf_core.model import MLP, ForwardCache
-from rf_core.params import Ledger
+from rf_core.params import Ledger, Problem, RuleParams, positive
 from rf_core.rules._feedback_angle import feedback_angles
 from rf_core.rules.base import LayerUpdate, LearningRule, backprop_through
-from rf_core.rules.fa import FeedbackScaleParams
+
+
+@dataclass(frozen=True)
+class FeedbackScaleParams(RuleParams):
+    # B ~ U(±feedback_scale/√fan_in); W's own init is U(±init_gain/√fan_in), init_gain 2.45: at 1, B's entries are
+    # 2.45× smaller than W's initial ones
+    feedback_scale: float = 1.0
+
+    def problems(self) -> list[Problem]:
+        return super().problems() + positive(self, "feedback_scale")
+
 
 FP = TypeVar("FP", bound=FeedbackScaleParams)
 

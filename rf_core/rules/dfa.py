@@ -9,8 +9,8 @@ from torch import Tensor
 
 from rf_core.model import MLP, ForwardCache
 from rf_core.params import Ledger
+from rf_core.rules._b_feedback import FeedbackScaleParams
 from rf_core.rules.base import LayerUpdate, LearningRule, register
-from rf_core.rules.fa import FeedbackScaleParams
 
 
 @register

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from rf_core.model import MLP, ForwardCache
-from rf_core.params import Ledger, Problem, RuleParams, positive
+from rf_core.params import Ledger
+from rf_core.rules._b_feedback import FeedbackScaleParams, random_feedback
 from rf_core.rules.base import LayerUpdate, LearningRule, backprop_through, register
-
-
-@dataclass(frozen=True)
-class FeedbackScaleParams(RuleParams):
-    # B ~ U(±feedback_scale/√fan_in); W's own init is U(±init_gain/√fan_in), init_gain 2.45: at 1, B's entries are
-    # 2.45× smaller than W's initial ones
-    feedback_scale: float = 1.0
-
-    def problems(self) -> list[Problem]:
-        return super().problems() + positive(self, "feedback_scale")
 
 
 @register
@@ -38,8 +27,6 @@ class FeedbackAlignment(LearningRule[FeedbackScaleParams]):
 
     def __init__(self, model: MLP, params: FeedbackScaleParams, generator: torch.Generator) -> None:
         super().__init__(model, params, generator)
-        from rf_core.rules._b_feedback import random_feedback  # that module builds on this one's Params
-
         for l, w in enumerate(model.weights):
             self.register_buffer(f"feedback_{l}", random_feedback(w, self.params.feedback_scale, generator))
 

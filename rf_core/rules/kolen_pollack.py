@@ -24,9 +24,8 @@ import math
 from dataclasses import dataclass
 
 from rf_core.params import Problem
-from rf_core.rules._b_feedback import LearnedBFeedbackRule
+from rf_core.rules._b_feedback import FeedbackScaleParams, LearnedBFeedbackRule
 from rf_core.rules.base import LayerUpdate, register
-from rf_core.rules.fa import FeedbackScaleParams
 
 
 @dataclass(frozen=True)

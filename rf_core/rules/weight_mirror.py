@@ -34,9 +34,8 @@ from torch import Tensor
 from rf_core import feedback as fb
 from rf_core.model import MLP
 from rf_core.params import Problem, at_least_one, positive
-from rf_core.rules._b_feedback import LearnedBFeedbackRule
+from rf_core.rules._b_feedback import FeedbackScaleParams, LearnedBFeedbackRule
 from rf_core.rules.base import register
-from rf_core.rules.fa import FeedbackScaleParams
 
 
 @dataclass(frozen=True)
